@@ -1,0 +1,426 @@
+// PtyProcess: a child on a PTY; the master is streamed through uv_poll, the child reaped via a pidfd.
+#include "pty/pty_process.hpp"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// glibc 2.36's <sys/pidfd.h> lacks __BEGIN_DECLS, so C++ would mangle pidfd_open's name.
+extern "C" {
+#include <sys/pidfd.h>
+}
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "core/log.hpp"
+#include "pty/child_exec.hpp"
+
+namespace ptyhub::pty {
+namespace {
+
+SpawnError make_error(SpawnFailure failure, int error_number, const std::string& what) {
+  return SpawnError{failure, error_number, what + ": " + std::strerror(error_number)};
+}
+
+ExitStatus decode_wait_status(int wstatus) {
+  ExitStatus status;
+  if (WIFSIGNALED(wstatus)) {
+    status.signal = WTERMSIG(wstatus);
+  } else if (WIFEXITED(wstatus)) {
+    status.exit_code = WEXITSTATUS(wstatus);
+  }
+  return status;
+}
+
+// Blocks until `pid` (ours, exiting or killed) is reaped.
+void reap_blocking(pid_t pid) {
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+// Kills and reaps a child that will not be handed out, and closes its master.
+void abandon_child(pid_t pid, int master_fd) {
+  signal_session_processes(pid, SIGKILL);
+  kill(pid, SIGKILL);
+  close(master_fd);
+  reap_blocking(pid);
+}
+
+// Forks the child on a new PTY with every signal blocked around the fork (so no handler of the
+// daemon runs in the child). Returns the pid, the master in *master_fd; or -errno.
+pid_t fork_on_pty(const detail::ExecPlan& plan, int report_fd, const SpawnOptions& options, int* master_fd) {
+  struct winsize size {};
+  size.ws_row = options.rows;
+  size.ws_col = options.cols;
+  sigset_t all;
+  sigset_t previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  pid_t pid = forkpty(master_fd, nullptr, nullptr, &size);
+  if (pid == 0) plan.run_in_child(report_fd);
+  int fork_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  return pid < 0 ? -fork_errno : pid;
+}
+
+// Reads the child's report pipe until EOF: 0 when exec succeeded (EOF, nothing written), 1 when a
+// ChildReport arrived, -errno when the pipe failed.
+int read_child_report(int fd, detail::ChildReport* report) {
+  auto* out = reinterpret_cast<char*>(report);
+  size_t got = 0;
+  while (got < sizeof *report) {
+    ssize_t n = read(fd, out + got, sizeof *report - got);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    } else if (n == 0) {
+      return got == 0 ? 0 : -EPROTO;
+    } else if (errno != EINTR) {
+      return -errno;
+    }
+  }
+  return 1;
+}
+
+SpawnError child_report_error(const detail::ChildReport& report, const SpawnOptions& options) {
+  if (report.stage == static_cast<int>(detail::ChildStage::cwd)) {
+    return make_error(SpawnFailure::cwd, report.error_number, "chdir " + options.cwd);
+  }
+  return make_error(SpawnFailure::command, report.error_number, "exec " + options.argv.front());
+}
+
+// O_NONBLOCK | FD_CLOEXEC on the master; 0 or -errno.
+int configure_master(int fd) {
+  int status_flags = fcntl(fd, F_GETFL);
+  if (status_flags < 0 || fcntl(fd, F_SETFL, status_flags | O_NONBLOCK) < 0) return -errno;
+  int fd_flags = fcntl(fd, F_GETFD);
+  if (fd_flags < 0 || fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC) < 0) return -errno;
+  return 0;
+}
+
+}  // namespace
+
+std::unique_ptr<PtyProcess> PtyProcess::spawn(uv_loop_t* loop, const SpawnOptions& options, Callbacks callbacks,
+                                              SpawnError* error) {
+  SpawnError unused;
+  SpawnError& err = error != nullptr ? *error : unused;
+  err = SpawnError{};
+  if (options.argv.empty()) {
+    err = make_error(SpawnFailure::command, EINVAL, "exec (no command)");
+    return nullptr;
+  }
+  detail::ExecPlan plan(options.argv, options.env, options.cwd);
+  int report_pipe[2];
+  if (pipe2(report_pipe, O_CLOEXEC) != 0) {
+    err = make_error(SpawnFailure::system, errno, "pipe2");
+    return nullptr;
+  }
+  int master_fd = -1;
+  pid_t pid = fork_on_pty(plan, report_pipe[1], options, &master_fd);
+  close(report_pipe[1]);
+  if (pid < 0) {
+    close(report_pipe[0]);
+    err = make_error(SpawnFailure::system, -pid, "forkpty");
+    return nullptr;
+  }
+  detail::ChildReport report;
+  int reported = read_child_report(report_pipe[0], &report);
+  close(report_pipe[0]);
+  if (reported != 0) {
+    abandon_child(pid, master_fd);
+    err = reported > 0 ? child_report_error(report, options)
+                       : make_error(SpawnFailure::system, -reported, "read exec status");
+    return nullptr;
+  }
+  if (int rc = configure_master(master_fd); rc < 0) {
+    abandon_child(pid, master_fd);
+    err = make_error(SpawnFailure::system, -rc, "fcntl pty master");
+    return nullptr;
+  }
+  int pidfd = pidfd_open(pid, 0);
+  if (pidfd < 0) {
+    err = make_error(SpawnFailure::system, errno, "pidfd_open");
+    abandon_child(pid, master_fd);
+    return nullptr;
+  }
+  std::unique_ptr<PtyProcess> process(new PtyProcess(loop, pid, master_fd, pidfd, options, std::move(callbacks)));
+  if (int rc = process->start(); rc < 0) {
+    err = make_error(SpawnFailure::system, -rc, "uv poll");
+    return nullptr;  // the destructor kills and reaps the child
+  }
+  return process;
+}
+
+PtyProcess::PtyProcess(uv_loop_t* loop, pid_t pid, int master_fd, int pidfd, const SpawnOptions& options,
+                       Callbacks callbacks)
+    : loop_(loop),
+      pid_(pid),
+      master_fd_(master_fd),
+      pidfd_(pidfd),
+      drain_grace_ms_(options.drain_grace_ms),
+      callbacks_(std::make_shared<Callbacks>(std::move(callbacks))),
+      alive_(std::make_shared<bool>(true)) {}
+
+int PtyProcess::start() {
+  int rc = uv_poll_init(loop_, master_poll_.get(), master_fd_);
+  if (rc < 0) return rc;
+  master_poll_.mark_initialised();
+  master_poll_.get()->data = this;
+  rc = uv_poll_init(loop_, pidfd_poll_.get(), pidfd_);
+  if (rc < 0) return rc;
+  pidfd_poll_.mark_initialised();
+  pidfd_poll_.get()->data = this;
+  uv_timer_init(loop_, drain_timer_.get());
+  drain_timer_.mark_initialised();
+  drain_timer_.get()->data = this;
+  uv_timer_init(loop_, kill_timer_.get());
+  kill_timer_.mark_initialised();
+  kill_timer_.get()->data = this;
+  rc = uv_poll_start(pidfd_poll_.get(), UV_READABLE, [](uv_poll_t* handle, int, int) {
+    if (auto* self = static_cast<PtyProcess*>(handle->data)) self->on_pidfd_readable();
+  });
+  if (rc < 0) return rc;
+  update_master_poll();
+  return 0;
+}
+
+PtyProcess::~PtyProcess() {
+  *alive_ = false;
+  bool kill_pending = kill_timer_.initialised() && uv_is_active(kill_timer_.as_handle());
+  if (!reaped_) {
+    signal_session_processes(pid_, SIGKILL);
+    kill(pid_, SIGKILL);
+    reap_blocking(pid_);
+  } else if (kill_pending) {
+    signal_session_processes(pid_, SIGKILL);
+  }
+  close_master();
+  pidfd_poll_.close();
+  if (pidfd_ >= 0) close(pidfd_);
+}
+
+void PtyProcess::close_master() {
+  master_poll_.close();  // uv_close stops the poll (removes the fd from epoll) before the fd closes
+  if (master_fd_ >= 0) close(master_fd_);
+  master_fd_ = -1;
+  master_poll_events_ = 0;
+}
+
+// ---- output -------------------------------------------------------------------------------------
+
+void PtyProcess::update_master_poll() {
+  if (master_fd_ < 0) return;
+  int events = 0;
+  if (!output_paused_ && !master_eof_) events |= UV_READABLE;
+  if (!input_queue_.empty()) events |= UV_WRITABLE;
+  if (events == master_poll_events_) return;
+  master_poll_events_ = events;
+  if (events == 0) {
+    uv_poll_stop(master_poll_.get());
+    return;
+  }
+  int rc = uv_poll_start(master_poll_.get(), events, [](uv_poll_t* handle, int status, int ready) {
+    if (auto* self = static_cast<PtyProcess*>(handle->data)) self->on_master_event(status, ready);
+  });
+  if (rc < 0) log::error(std::string("pty: uv_poll_start on master: ") + uv_strerror(rc));
+}
+
+void PtyProcess::on_master_event(int status, int events) {
+  if (status < 0) {
+    // libuv gave up on the fd (POLLERR) and stopped the poll: take what is left, then end.
+    master_poll_events_ = -1;
+    if (!read_master(kReadsPerWakeup, true)) return;
+    if (!master_eof_) on_master_eof();
+    return;
+  }
+  if ((events & UV_WRITABLE) != 0 && !flush_input()) return;
+  if ((events & (UV_READABLE | UV_DISCONNECT)) != 0) read_master(kReadsPerWakeup, false);
+}
+
+bool PtyProcess::read_master(int max_reads, bool ignore_pause) {
+  auto alive = alive_;
+  char buffer[kReadChunk];
+  for (int i = 0; i < max_reads; ++i) {
+    if (master_fd_ < 0 || master_eof_ || (output_paused_ && !ignore_pause)) return true;
+    ssize_t n = ::read(master_fd_, buffer, sizeof buffer);
+    if (n > 0) {
+      auto callbacks = callbacks_;
+      if (callbacks->on_output) callbacks->on_output(std::string_view(buffer, static_cast<size_t>(n)));
+      if (!*alive) return false;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n < 0 && errno != EIO) log::warn(std::string("pty: read master: ") + std::strerror(errno));
+    return on_master_eof();  // EIO (slave side gone) or 0: end of output
+  }
+  return true;
+}
+
+bool PtyProcess::on_master_eof() {
+  master_eof_ = true;
+  discard_input();
+  update_master_poll();
+  if (!notify_if_input_drained()) return false;
+  return maybe_report_exit();
+}
+
+void PtyProcess::pause_output() {
+  output_paused_ = true;
+  update_master_poll();
+}
+
+void PtyProcess::resume_output() {
+  output_paused_ = false;
+  update_master_poll();
+}
+
+// ---- input --------------------------------------------------------------------------------------
+
+int PtyProcess::write(std::string_view bytes) {
+  if (exit_reported_ || input_closed_ || master_fd_ < 0) return -EPIPE;
+  if (bytes.empty()) return 0;
+  if (input_queue_.empty()) {
+    while (!bytes.empty()) {
+      ssize_t n = write_now(bytes.data(), bytes.size());
+      if (n < 0) {
+        discard_input();
+        update_master_poll();
+        return -EPIPE;
+      }
+      if (n == 0) break;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    if (bytes.empty()) return 0;
+  }
+  input_queue_.emplace_back(bytes);
+  pending_input_bytes_ += bytes.size();
+  if (pending_input_bytes_ > kInputHighWater) input_was_high_ = true;
+  update_master_poll();
+  return 0;
+}
+
+ssize_t PtyProcess::write_now(const char* data, size_t size) {
+  while (true) {
+    ssize_t n = ::write(master_fd_, data, size);
+    if (n >= 0) return n;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return -errno;
+  }
+}
+
+bool PtyProcess::flush_input() {
+  while (!input_queue_.empty()) {
+    const std::string& head = input_queue_.front();
+    ssize_t n = write_now(head.data() + input_head_offset_, head.size() - input_head_offset_);
+    if (n < 0) {
+      discard_input();  // EIO: the slave side is gone, nothing can be delivered any more
+      break;
+    }
+    if (n == 0) break;
+    input_head_offset_ += static_cast<size_t>(n);
+    pending_input_bytes_ -= static_cast<size_t>(n);
+    if (input_head_offset_ == head.size()) {
+      input_queue_.pop_front();
+      input_head_offset_ = 0;
+    }
+  }
+  update_master_poll();
+  return notify_if_input_drained();
+}
+
+void PtyProcess::discard_input() {
+  input_queue_.clear();
+  input_head_offset_ = 0;
+  pending_input_bytes_ = 0;
+  input_closed_ = true;
+}
+
+bool PtyProcess::notify_if_input_drained() {
+  if (!input_was_high_ || pending_input_bytes_ > kInputLowWater) return true;
+  input_was_high_ = false;
+  auto callbacks = callbacks_;
+  auto alive = alive_;
+  if (callbacks->on_input_drained) callbacks->on_input_drained();
+  return *alive;
+}
+
+int PtyProcess::resize(uint16_t cols, uint16_t rows) {
+  if (master_fd_ < 0) return -EPIPE;
+  struct winsize size {};
+  size.ws_col = cols;
+  size.ws_row = rows;
+  if (ioctl(master_fd_, TIOCSWINSZ, &size) != 0) return -errno;
+  return 0;
+}
+
+// ---- exit ---------------------------------------------------------------------------------------
+
+void PtyProcess::on_pidfd_readable() {
+  int wstatus = 0;
+  pid_t reaped;
+  do {
+    reaped = waitpid(pid_, &wstatus, WNOHANG);
+  } while (reaped < 0 && errno == EINTR);
+  if (reaped == 0) return;  // not exited yet
+  if (reaped < 0) {
+    log::warn("pty: child " + std::to_string(pid_) + " was reaped elsewhere; exit status lost");
+    status_ = ExitStatus{-1, 0};
+  } else {
+    status_ = decode_wait_status(wstatus);
+  }
+  reaped_ = true;
+  pidfd_poll_.close();
+  close(pidfd_);
+  pidfd_ = -1;
+  if (master_eof_) {
+    maybe_report_exit();
+    return;
+  }
+  uv_timer_start(drain_timer_.get(), [](uv_timer_t* timer) {
+    if (auto* self = static_cast<PtyProcess*>(timer->data)) self->on_drain_timeout();
+  }, drain_grace_ms_, 0);
+}
+
+void PtyProcess::on_drain_timeout() {
+  if (exit_reported_ || master_eof_) return;
+  // No EOF within the grace: take what the PTY holds now (even while paused), then report.
+  if (!read_master(kReadsPerWakeup, true)) return;
+  if (!master_eof_) on_master_eof();
+}
+
+bool PtyProcess::maybe_report_exit() {
+  if (exit_reported_ || !reaped_ || !master_eof_) return true;
+  exit_reported_ = true;
+  uv_timer_stop(drain_timer_.get());
+  close_master();
+  auto callbacks = callbacks_;
+  auto alive = alive_;
+  if (callbacks->on_exit) callbacks->on_exit(status_);
+  return *alive;
+}
+
+// ---- signals ------------------------------------------------------------------------------------
+
+int PtyProcess::signal_session(int signal, uint64_t escalate_after_ms) {
+  if (signal <= 0 || signal >= NSIG) return -EINVAL;
+  if (signal_session_processes(pid_, signal) == 0) return -ESRCH;
+  if (escalate_after_ms > 0) {
+    uv_timer_start(kill_timer_.get(), [](uv_timer_t* timer) {
+      if (auto* self = static_cast<PtyProcess*>(timer->data)) self->on_kill_timeout();
+    }, escalate_after_ms, 0);
+  }
+  return 0;
+}
+
+void PtyProcess::on_kill_timeout() {
+  if (session_has_processes(pid_)) signal_session_processes(pid_, SIGKILL);
+}
+
+}  // namespace ptyhub::pty

@@ -1,0 +1,165 @@
+// PtyProcess: one child process on a pseudo-terminal, driven by a libuv loop.
+//
+// Ownership: the PtyProcess owns the PTY master fd, a uv_poll on it, a pidfd with its uv_poll, and
+// the timers it uses (drain grace, kill escalation). All of it is released by the destructor; uv handle
+// memory is freed in close callbacks (UvHandle). Thread: the loop thread only.
+//
+// Lifecycle (like tmux's jobs): running -> reaped (waitpid on our own pid, via pidfd) and drained
+// (master read to EOF/EIO, or the drain grace expired after the reap) -> exited. on_exit fires exactly
+// once, after both, and no on_output follows it. If the object is destroyed while the child runs, the
+// child's session gets SIGKILL and the child is reaped before the destructor returns (never a zombie);
+// a kill escalation still pending at destruction is carried out at once.
+//
+// Knows nothing of WebSockets or JSON.
+#pragma once
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/uv_handle.hpp"
+
+namespace ptyhub::pty {
+
+struct SpawnOptions {
+  std::vector<std::string> argv;  // argv[0] is looked up in PATH from `env` when it has no '/'
+  std::string cwd;                // must be an existing directory
+  std::vector<std::string> env;   // the complete environment, "KEY=VALUE"
+  uint16_t cols = 80;
+  uint16_t rows = 24;
+  uint64_t drain_grace_ms = 2000;  // after the reap, how long to wait for master EOF before reporting exit
+};
+
+// Why a spawn failed; the errno is reported beside it.
+enum class SpawnFailure { none, cwd, command, system };
+
+struct SpawnError {
+  SpawnFailure failure = SpawnFailure::none;
+  int error_number = 0;   // errno of the failing step
+  std::string message;    // human readable, e.g. "chdir /nope: No such file or directory"
+};
+
+struct ExitStatus {
+  int exit_code = 0;  // valid when signal == 0
+  int signal = 0;     // the terminating signal number, or 0
+};
+
+class PtyProcess {
+ public:
+  struct Callbacks {
+    // Bytes read from the master, in order. May be called several times per loop wake-up.
+    std::function<void(std::string_view bytes)> on_output;
+    // After reap and drain; called once. The PtyProcess may be destroyed inside this callback.
+    std::function<void(ExitStatus status)> on_exit;
+    // Pending input fell to or below kInputLowWater after having been above kInputHighWater.
+    std::function<void()> on_input_drained;
+  };
+
+  static constexpr size_t kInputHighWater = 256 * 1024;
+  static constexpr size_t kInputLowWater = 16 * 1024;
+  static constexpr size_t kReadChunk = 64 * 1024;       // one read() at most this much
+  static constexpr int kReadsPerWakeup = 4;             // bounded reads per poll callback
+
+  // Forks a child on a new PTY (forkpty: new session, controlling terminal), chdir(cwd), execve.
+  // A chdir or exec failure in the child is reported back synchronously (CLOEXEC pipe) as `error`
+  // and nullptr is returned; the failed child is reaped before returning.
+  static std::unique_ptr<PtyProcess> spawn(uv_loop_t* loop, const SpawnOptions& options, Callbacks callbacks,
+                                           SpawnError* error);
+
+  ~PtyProcess();
+  PtyProcess(const PtyProcess&) = delete;
+  PtyProcess& operator=(const PtyProcess&) = delete;
+
+  // Queues bytes for the master and writes what the master takes without blocking. Never drops input.
+  // Returns 0, or -EPIPE once the process has exited / master is closed (nothing queued then).
+  int write(std::string_view bytes);
+  // Bytes queued but not yet written to the master.
+  size_t pending_input() const { return pending_input_bytes_; }
+  bool input_above_high_water() const { return pending_input_bytes_ > kInputHighWater; }
+
+  // TIOCSWINSZ (the kernel sends SIGWINCH to the foreground process group). Returns 0 or -errno.
+  int resize(uint16_t cols, uint16_t rows);
+
+  // Sends `signal` to every process of the child's session (its session id), not only the child.
+  // When escalate_after_ms > 0, SIGKILL follows after that delay if the session still has processes.
+  // Returns 0 or -errno (-ESRCH once nothing of the session is left).
+  int signal_session(int signal, uint64_t escalate_after_ms);
+
+  // Stop / restart reading the master (flow control). While paused, the child blocks when the PTY
+  // buffer fills; nothing is lost. Once the child is reaped and the drain grace expires, what the
+  // PTY still holds (bounded by its buffer) is delivered even while paused, then on_exit.
+  void pause_output();
+  void resume_output();
+  bool output_paused() const { return output_paused_; }
+
+  pid_t pid() const { return pid_; }
+  bool exited() const { return exit_reported_; }
+
+ private:
+  PtyProcess(uv_loop_t* loop, pid_t pid, int master_fd, int pidfd, const SpawnOptions& options,
+             Callbacks callbacks);
+
+  // Initialises and starts the handles; 0 or a negative uv error (spawn then destroys the object).
+  int start();
+  void update_master_poll();
+  void on_master_event(int status, int events);
+  void on_pidfd_readable();
+  void on_drain_timeout();
+  void on_kill_timeout();
+  // The helpers below may run user callbacks: each returns false when this object was destroyed
+  // meanwhile, and the caller must then return without touching any member.
+  bool read_master(int max_reads, bool ignore_pause);
+  bool flush_input();
+  bool on_master_eof();
+  bool maybe_report_exit();
+  bool notify_if_input_drained();
+  // Writes what the master takes now: bytes written (0 on EAGAIN), or -errno when input is dead.
+  ssize_t write_now(const char* data, size_t size);
+  void discard_input();
+  void close_master();
+
+  uv_loop_t* loop_;
+  pid_t pid_;
+  int master_fd_;
+  int pidfd_;
+  uint64_t drain_grace_ms_;
+  std::shared_ptr<Callbacks> callbacks_;  // shared so a running callback outlives a delete of this
+  UvHandle<uv_poll_t> master_poll_;
+  UvHandle<uv_poll_t> pidfd_poll_;
+  UvHandle<uv_timer_t> drain_timer_;
+  UvHandle<uv_timer_t> kill_timer_;
+  std::deque<std::string> input_queue_;
+  size_t input_head_offset_ = 0;  // bytes of input_queue_.front() already written
+  size_t pending_input_bytes_ = 0;
+  int master_poll_events_ = 0;     // UV_READABLE / UV_WRITABLE currently requested
+  bool input_was_high_ = false;
+  bool input_closed_ = false;      // the master refused a write (EIO): input can no longer arrive
+  bool output_paused_ = false;
+  bool reaped_ = false;
+  bool master_eof_ = false;
+  bool exit_reported_ = false;
+  ExitStatus status_{};
+  std::shared_ptr<bool> alive_;  // lets callbacks notice destruction during user callbacks
+};
+
+// Signal helpers shared with the daemon (session_signal.cpp).
+// Sends `signal` to every live process whose session id is `sid` (scanning /proc; zombies are not
+// counted), then to the process group `sid` when any was found. Returns how many were signalled.
+int signal_session_processes(pid_t sid, int signal);
+// True while any live (non-zombie) process still has session id `sid`.
+bool session_has_processes(pid_t sid);
+
+// "SIGSEGV" for every standard signal (exit reports); nullptr when unknown.
+const char* signal_name(int signal);
+// Only the signals the protocol lets clients send: SIGHUP, SIGINT, SIGTERM, SIGKILL; 0 otherwise.
+int signal_from_name(std::string_view name);
+
+}  // namespace ptyhub::pty

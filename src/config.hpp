@@ -1,0 +1,80 @@
+// Config: every setting of ptyhubd (../docs/configuration.md), from flags and a TOML file.
+//
+// One name per setting: the long flag `--name-with-dashes` and the TOML key `name_with_underscores`.
+// Flags override the file. Durations are seconds (decimals allowed), sizes are bytes with optional
+// `KiB`/`MiB` suffixes. Unknown keys and bad values are errors naming the key. Pure: no libuv, no lws.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/log.hpp"
+
+namespace ptyhub {
+
+struct ListenAddress {
+  bool unix_socket = false;
+  std::string host;  // for TCP
+  uint16_t port = 0; // 0 = any free port
+  std::string path;  // for unix:/path
+};
+
+struct Config {
+  std::vector<ListenAddress> listen;  // default: 127.0.0.1:7700
+  std::string config_file;            // the TOML file that was read, if any
+  log::Level log_level = log::Level::info;
+  std::string shell;                  // default: user's login shell, else /bin/sh
+  std::string home;                   // default: the daemon user's home
+  std::string jwt_secret_file;
+  std::vector<std::string> jwt_public_key;
+  std::string jwt_issuer;
+  std::string jwt_audience;
+  double jwt_leeway = 30;
+  double auth_timeout = 10;
+  std::vector<std::string> allowed_origin;
+  std::string tls_cert, tls_key, tls_client_ca;
+  uint64_t max_message = 1024 * 1024;
+  uint64_t max_connections = 10000;
+  uint64_t max_terminals = 1000;
+  uint64_t max_terminals_per_user = 50;
+  uint64_t ring_buffer_bytes = 1024 * 1024;
+  uint64_t client_queue_limit = 4 * 1024 * 1024;
+  double exited_retention = 300;
+  double detached_timeout = 0;
+  double kill_grace = 5;
+  double ping_interval = 30;
+  std::string repos_root;
+  std::vector<std::string> git_allowed_protocols{"https", "ssh", "git", "file"};
+  double git_timeout = 1800;
+  uint64_t max_git_operations = 16;
+  uint64_t max_git_operations_per_user = 4;
+};
+
+struct ConfigResult {
+  bool ok = false;
+  bool show_help = false;
+  bool show_version = false;
+  Config config;
+  std::string error;  // when !ok: one line naming the flag or key, e.g. "max_message: not a size: \"12 parsecs\""
+};
+
+// Parses argv (without the program name / subcommand) and the TOML file named by --config, or
+// /etc/ptyhub/ptyhub.toml when it exists and no --config was given. Fills defaults for shell and home.
+ConfigResult load_config(const std::vector<std::string>& args);
+
+inline constexpr const char* kDefaultConfigFile = "/etc/ptyhub/ptyhub.toml";
+
+// As above, with the file read when no --config is given (kDefaultConfigFile above); for tests.
+ConfigResult load_config(const std::vector<std::string>& args, const std::string& default_config_file);
+
+// The --help text: usage, subcommands, every setting with its default.
+std::string config_help_text();
+
+// Parsing helpers, exposed for tests.
+bool parse_size(const std::string& text, uint64_t* out);        // "1MiB", "512KiB", "1024"
+bool parse_duration(const std::string& text, double* out);      // "30", "0.5"
+bool parse_listen(const std::string& text, ListenAddress* out); // "127.0.0.1:7700", "[::1]:0", "unix:/p"
+
+}  // namespace ptyhub

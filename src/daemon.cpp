@@ -1,0 +1,174 @@
+// Daemon: start, signals and shutdown order.
+#include "src/daemon.hpp"
+
+#include <cmath>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include "core/log.hpp"
+#include "src/protocol/envelope.hpp"
+
+namespace ptyhub {
+namespace {
+
+uint64_t millis(double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1000.0)); }
+
+// How long terminals get to drain after SIGKILL, and sockets to flush their close frames.
+constexpr uint64_t kExitDrainMs = 3000;
+constexpr uint64_t kCloseFlushMs = 2000;
+
+template <typename T>
+void init_timer(uv_loop_t* loop, UvHandle<T>& timer, void* data) {
+  uv_timer_init(loop, timer.get());
+  timer.mark_initialised();
+  timer.get()->data = data;
+}
+
+}  // namespace
+
+bool read_secret_file(const std::string& path, std::string* secret, std::string* error) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    *error = "jwt_secret_file: cannot read " + path;
+    return false;
+  }
+  std::ostringstream content;
+  content << file.rdbuf();
+  *secret = content.str();
+  if (!secret->empty() && secret->back() == '\n') secret->pop_back();
+  if (!secret->empty() && secret->back() == '\r') secret->pop_back();
+  if (secret->empty()) {
+    *error = "jwt_secret_file: " + path + " is empty";
+    return false;
+  }
+  return true;
+}
+
+Daemon::Daemon(Config config) : config_(std::move(config)) {}
+
+Daemon::~Daemon() { release_everything(); }
+
+bool Daemon::start(std::string* error) {
+  if (config_.jwt_secret_file.empty()) {
+    *error = "jwt_secret_file is required (a file holding the HS256 secret)";
+    return false;
+  }
+  auth::VerifierOptions options;
+  if (!read_secret_file(config_.jwt_secret_file, &options.hmac_secret, error)) return false;
+  options.leeway_seconds = static_cast<int64_t>(config_.jwt_leeway);
+  verifier_ = std::make_unique<auth::JwtVerifier>(std::move(options));
+
+  if (uv_loop_init(&loop_) != 0) {
+    *error = "cannot create the event loop";
+    return false;
+  }
+  loop_initialised_ = true;
+  watch_signal(sigterm_, SIGTERM);
+  watch_signal(sigint_, SIGINT);
+  watch_signal(sighup_, SIGHUP);
+  init_timer(&loop_, shutdown_deadline_, this);
+  init_timer(&loop_, teardown_timer_, this);
+  hub_ = std::make_unique<hub::Hub>(&loop_, config_, metrics_);
+  server_ = std::make_unique<server::WsServer>(&loop_, config_, *hub_, *verifier_, metrics_);
+  return server_->start(error);
+}
+
+void Daemon::watch_signal(UvHandle<uv_signal_t>& handle, int signal) {
+  uv_signal_init(&loop_, handle.get());
+  handle.mark_initialised();
+  handle.get()->data = this;
+  uv_signal_start(
+      handle.get(),
+      [](uv_signal_t* h, int signum) {
+        if (auto* self = static_cast<Daemon*>(h->data)) self->on_signal(signum);
+      },
+      signal);
+}
+
+int Daemon::run() {
+  std::string error;
+  if (!start(&error)) {
+    log::error(error);
+    teardown();
+    release_everything();
+    return 1;
+  }
+  log::info("ptyhubd ready");
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  release_everything();
+  log::info("ptyhubd stopped");
+  return 0;
+}
+
+void Daemon::on_signal(int signal) {
+  if (signal == SIGHUP) {
+    log::info("SIGHUP: nothing to reload");
+    return;
+  }
+  begin_shutdown();
+}
+
+void Daemon::begin_shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  log::info("shutting down: " + std::to_string(hub_->running_count()) + " terminals, " +
+            std::to_string(server_->connection_count()) + " connections");
+  server_->stop_accepting();
+  uv_timer_start(
+      shutdown_deadline_.get(),
+      [](uv_timer_t* h) {
+        if (auto* self = static_cast<Daemon*>(h->data)) self->close_connections();
+      },
+      millis(config_.kill_grace) + kExitDrainMs, 0);
+  hub_->hang_up_all([this] { close_connections(); });
+}
+
+void Daemon::close_connections() {
+  if (closing_connections_) return;
+  closing_connections_ = true;
+  server_->close_all(protocol::close_code::kGoingAway, "server shutting down");
+  uv_timer_start(
+      shutdown_deadline_.get(),
+      [](uv_timer_t* h) {
+        if (auto* self = static_cast<Daemon*>(h->data)) self->schedule_teardown();
+      },
+      kCloseFlushMs, 0);
+  server_->when_no_connections([this] { schedule_teardown(); });
+}
+
+void Daemon::schedule_teardown() {
+  // Never destroy lws from inside one of its callbacks: continue on a fresh loop turn.
+  uv_timer_start(
+      teardown_timer_.get(),
+      [](uv_timer_t* h) {
+        if (auto* self = static_cast<Daemon*>(h->data)) self->teardown();
+      },
+      0, 0);
+}
+
+void Daemon::teardown() {
+  if (torn_down_) return;
+  torn_down_ = true;
+  if (server_) server_->destroy_context();
+  sigterm_.close();
+  sigint_.close();
+  sighup_.close();
+  shutdown_deadline_.close();
+  teardown_timer_.close();
+}
+
+void Daemon::release_everything() {
+  if (!loop_initialised_) return;
+  teardown();
+  uv_run(&loop_, UV_RUN_DEFAULT);  // lws closes its handles; running terminals finish draining
+  if (server_) server_->finish();
+  server_.reset();
+  hub_.reset();                    // kills and reaps whatever still runs; closes terminal handles
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  const int rc = uv_loop_close(&loop_);
+  if (rc != 0) log::error(std::string("event loop closed with handles still open: ") + uv_strerror(rc));
+  loop_initialised_ = false;
+}
+
+}  // namespace ptyhub

@@ -1,0 +1,64 @@
+// Daemon: the process — its libuv loop, signals, the hub, the server edge — and the ordered start and
+// shutdown of PROTOCOL.md §8.
+//
+// Owns the loop and everything on it. Shutdown: stop accepting, SIGHUP every terminal (SIGKILL after
+// kill_grace), once all exited close every WebSocket with 1001, then tear lws down outside its
+// callbacks, close every handle and prove the loop empty (uv_loop_close() == 0). Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+
+#include "auth/jwt.hpp"
+#include "core/uv_handle.hpp"
+#include "src/config.hpp"
+#include "src/hub/hub.hpp"
+#include "src/hub/metrics.hpp"
+#include "src/server/ws_server.hpp"
+
+namespace ptyhub {
+
+class Daemon {
+ public:
+  explicit Daemon(Config config);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Runs until shutdown; returns the process exit code.
+  int run();
+
+ private:
+  bool start(std::string* error);
+  void watch_signal(UvHandle<uv_signal_t>& handle, int signal);
+  void on_signal(int signal);
+  void begin_shutdown();
+  void close_connections();
+  void schedule_teardown();
+  void teardown();
+  void release_everything();
+
+  Config config_;
+  uv_loop_t loop_{};
+  bool loop_initialised_ = false;
+  hub::Metrics metrics_;
+  std::unique_ptr<auth::JwtVerifier> verifier_;
+  std::unique_ptr<hub::Hub> hub_;
+  std::unique_ptr<server::WsServer> server_;
+  UvHandle<uv_signal_t> sigterm_;
+  UvHandle<uv_signal_t> sigint_;
+  UvHandle<uv_signal_t> sighup_;
+  UvHandle<uv_timer_t> shutdown_deadline_;
+  UvHandle<uv_timer_t> teardown_timer_;
+  bool shutting_down_ = false;
+  bool closing_connections_ = false;
+  bool torn_down_ = false;
+};
+
+// Reads a secret file: the whole file, one trailing newline ignored. False with `error` when unreadable
+// or empty.
+bool read_secret_file(const std::string& path, std::string* secret, std::string* error);
+
+}  // namespace ptyhub

@@ -1,0 +1,214 @@
+// Hub: terminals, lifecycle channel, limits.
+#include "src/hub/hub.hpp"
+
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+#include "auth/base64url.hpp"
+#include "src/protocol/envelope.hpp"
+
+extern char** environ;
+
+namespace ptyhub::hub {
+namespace {
+
+using nlohmann::json;
+
+// Variables of the daemon's own environment that describe the daemon, not the terminal.
+bool daemon_only_variable(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "JOURNAL_STREAM", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC",
+      "WATCHDOG_PID", "CREDENTIALS_DIRECTORY", "INVOCATION_ID", "SYSTEMD_EXEC_PID"};
+  return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
+}
+
+uint64_t millis(double seconds) { return static_cast<uint64_t>(seconds * 1000.0); }
+
+}  // namespace
+
+std::string new_terminal_id() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    const ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  return auth::base64url_encode(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
+}
+
+Hub::Hub(uv_loop_t* loop, const Config& config, Metrics& metrics)
+    : loop_(loop), config_(config), metrics_(metrics) {}
+
+Hub::~Hub() {
+  // Timers first (their callbacks point at this), then terminals: a running PtyProcess kills and
+  // reaps its session when destroyed.
+  removal_timers_.clear();
+  terminals_.clear();
+}
+
+std::vector<std::string> Hub::child_environment(const std::map<std::string, std::string>& extra) const {
+  std::map<std::string, std::string> vars;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    std::string_view text(*entry);
+    const size_t eq = text.find('=');
+    if (eq == std::string_view::npos || daemon_only_variable(text.substr(0, eq))) continue;
+    vars[std::string(text.substr(0, eq))] = std::string(text.substr(eq + 1));
+  }
+  vars["TERM"] = "xterm-256color";
+  vars["COLORTERM"] = "truecolor";
+  for (const auto& [name, value] : extra) vars[name] = value;
+  std::vector<std::string> env;
+  env.reserve(vars.size());
+  for (const auto& [name, value] : vars) env.push_back(name + "=" + value);
+  return env;
+}
+
+size_t Hub::count_owned_by(const std::string& user) const {
+  return static_cast<size_t>(std::count_if(terminals_.begin(), terminals_.end(),
+                                           [&](const auto& entry) { return entry.second->owner() == user; }));
+}
+
+CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& options, Subscriber* subscriber,
+                         Encoding encoding) {
+  CreateResult result;
+  if (terminals_.size() >= config_.max_terminals) {
+    result.failure = CreateFailure::limit_total;
+    result.message = "the daemon has max_terminals (" + std::to_string(config_.max_terminals) + ") terminals";
+    return result;
+  }
+  if (count_owned_by(owner.user) >= config_.max_terminals_per_user) {
+    result.failure = CreateFailure::limit_user;
+    result.message = "you have max_terminals_per_user (" + std::to_string(config_.max_terminals_per_user) +
+                     ") terminals";
+    return result;
+  }
+  TerminalSpec spec;
+  spec.id = new_terminal_id();
+  spec.owner = owner.user;
+  spec.name = options.name;
+  spec.command = options.command.empty() ? std::vector<std::string>{config_.shell} : options.command;
+  spec.cwd = options.cwd.empty() ? config_.home : options.cwd;
+  spec.cols = options.cols;
+  spec.rows = options.rows;
+  auto terminal = std::make_unique<Terminal>(std::move(spec), metrics_, [this](Terminal& t) { on_terminal_exit(t); });
+  if (subscriber != nullptr) terminal->subscribe(subscriber, encoding);
+  pty::SpawnError error;
+  if (!terminal->start(loop_, child_environment(options.env), 2000, &error)) {
+    result.failure = error.failure == pty::SpawnFailure::cwd       ? CreateFailure::cwd
+                     : error.failure == pty::SpawnFailure::command ? CreateFailure::command
+                                                                   : CreateFailure::system;
+    result.message = error.message;
+    return result;
+  }
+  Terminal* created = terminal.get();
+  terminals_.emplace(created->id(), std::move(terminal));
+  publish_lifecycle(*created, protocol::event_frame("shell.created", "shell:terminals", {{"terminal", created->to_json()}}));
+  result.terminal = created;
+  return result;
+}
+
+Terminal* Hub::find_readable(const auth::Principal& principal, std::string_view id) {
+  auto it = terminals_.find(id);
+  if (it == terminals_.end()) return nullptr;
+  if (it->second->access_for(principal) == auth::Access::none) return nullptr;
+  return it->second.get();
+}
+
+std::vector<Terminal*> Hub::list_readable(const auth::Principal& principal) {
+  std::vector<Terminal*> out;
+  for (auto& [id, terminal] : terminals_) {
+    if (terminal->access_for(principal) != auth::Access::none) out.push_back(terminal.get());
+  }
+  return out;
+}
+
+void Hub::subscribe_lifecycle(Subscriber* subscriber) {
+  if (std::find(lifecycle_subscribers_.begin(), lifecycle_subscribers_.end(), subscriber) ==
+      lifecycle_subscribers_.end()) {
+    lifecycle_subscribers_.push_back(subscriber);
+  }
+}
+
+void Hub::unsubscribe_lifecycle(Subscriber* subscriber) { std::erase(lifecycle_subscribers_, subscriber); }
+
+void Hub::detach(Subscriber* subscriber) {
+  unsubscribe_lifecycle(subscriber);
+  for (auto& [id, terminal] : terminals_) {
+    terminal->unsubscribe(subscriber);
+    terminal->forget_writer(subscriber);
+  }
+}
+
+void Hub::publish_lifecycle(const Terminal& terminal, const protocol::SharedFrame& frame) {
+  for (Subscriber* subscriber : lifecycle_subscribers_) {
+    if (terminal.access_for(subscriber->principal()) != auth::Access::none) subscriber->deliver(frame);
+  }
+}
+
+void Hub::on_terminal_exit(Terminal& terminal) {
+  json data = terminal.to_json();
+  publish_lifecycle(terminal, protocol::event_frame("shell.exit", "shell:terminals",
+                                                    {{"terminalId", terminal.id()},
+                                                     {"exitCode", data["exitCode"]},
+                                                     {"signal", data["signal"]},
+                                                     {"outputBytes", data["outputBytes"]}}));
+  schedule_removal(terminal);
+  if (on_all_exited_ && running_count() == 0) {
+    auto callback = std::move(on_all_exited_);
+    on_all_exited_ = nullptr;
+    callback();
+  }
+}
+
+void Hub::schedule_removal(Terminal& terminal) {
+  auto timer = std::make_unique<UvHandle<uv_timer_t>>();
+  uv_timer_init(loop_, timer->get());
+  timer->mark_initialised();
+  timer->get()->data = this;
+  uv_unref(timer->as_handle());  // a pending removal never keeps the loop alive
+  uv_timer_start(
+      timer->get(),
+      [](uv_timer_t* handle) {
+        auto* hub = static_cast<Hub*>(handle->data);
+        if (hub == nullptr) return;
+        for (auto& [id, t] : hub->removal_timers_) {
+          if (t->get() == handle) {
+            hub->remove(std::string(id));
+            return;
+          }
+        }
+      },
+      millis(config_.exited_retention), 0);
+  removal_timers_[terminal.id()] = std::move(timer);
+}
+
+void Hub::remove(const std::string& id) {
+  auto it = terminals_.find(id);
+  if (it == terminals_.end()) return;
+  publish_lifecycle(*it->second, protocol::event_frame("shell.removed", "shell:terminals", {{"terminalId", id}}));
+  terminals_.erase(it);
+  removal_timers_.erase(id);
+}
+
+void Hub::hang_up_all(std::function<void()> on_all_exited) {
+  on_all_exited_ = std::move(on_all_exited);
+  for (auto& [id, terminal] : terminals_) {
+    if (terminal->running()) terminal->kill(SIGHUP, millis(config_.kill_grace));
+  }
+  if (on_all_exited_ && running_count() == 0) {
+    auto callback = std::move(on_all_exited_);
+    on_all_exited_ = nullptr;
+    callback();
+  }
+}
+
+size_t Hub::running_count() const {
+  return static_cast<size_t>(std::count_if(terminals_.begin(), terminals_.end(),
+                                           [](const auto& entry) { return entry.second->running(); }));
+}
+
+}  // namespace ptyhub::hub

@@ -1,0 +1,89 @@
+// Hub: every terminal of the daemon, the `shell:terminals` lifecycle channel, and limits.
+//
+// Owns the Terminals (by id). Sessions reach terminals only through the hub, which hides those a
+// principal may not read (reported as not found). Exited terminals stay listed for
+// `exited_retention`, then are removed with `shell.removed`. Knows pty/ and auth/; nothing of sockets.
+// Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/uv_handle.hpp"
+#include "src/config.hpp"
+#include "src/hub/metrics.hpp"
+#include "src/hub/subscriber.hpp"
+#include "src/hub/terminal.hpp"
+
+namespace ptyhub::hub {
+
+struct CreateOptions {
+  std::vector<std::string> command;  // empty = configured shell
+  std::string cwd;                   // empty = configured home
+  std::map<std::string, std::string> env;
+  uint16_t cols = 80;
+  uint16_t rows = 24;
+  std::string name;
+};
+
+enum class CreateFailure { none, limit_total, limit_user, cwd, command, system };
+
+struct CreateResult {
+  Terminal* terminal = nullptr;
+  CreateFailure failure = CreateFailure::none;
+  std::string message;
+};
+
+class Hub {
+ public:
+  Hub(uv_loop_t* loop, const Config& config, Metrics& metrics);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  // Creates and starts a terminal owned by `owner`. When `subscriber` is given it is subscribed
+  // before the process starts.
+  CreateResult create(const auth::Principal& owner, const CreateOptions& options, Subscriber* subscriber,
+                      Encoding encoding);
+  // The terminal when `principal` may read it; nullptr when it does not exist or may not be read.
+  Terminal* find_readable(const auth::Principal& principal, std::string_view id);
+  std::vector<Terminal*> list_readable(const auth::Principal& principal);
+
+  // `shell:terminals`: lifecycle events for the terminals each subscriber may read.
+  void subscribe_lifecycle(Subscriber* subscriber);
+  void unsubscribe_lifecycle(Subscriber* subscriber);
+
+  // Removes every reference to `subscriber` (before it is destroyed).
+  void detach(Subscriber* subscriber);
+
+  // Shutdown: SIGHUP every running terminal's session, SIGKILL after kill_grace. `on_all_exited`
+  // runs once no terminal runs any more (at once when none does).
+  void hang_up_all(std::function<void()> on_all_exited);
+  size_t running_count() const;
+
+ private:
+  void on_terminal_exit(Terminal& terminal);
+  void publish_lifecycle(const Terminal& terminal, const protocol::SharedFrame& frame);
+  void schedule_removal(Terminal& terminal);
+  void remove(const std::string& id);
+  std::vector<std::string> child_environment(const std::map<std::string, std::string>& extra) const;
+  size_t count_owned_by(const std::string& user) const;
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  Metrics& metrics_;
+  std::map<std::string, std::unique_ptr<Terminal>, std::less<>> terminals_;
+  std::map<std::string, std::unique_ptr<UvHandle<uv_timer_t>>> removal_timers_;
+  std::vector<Subscriber*> lifecycle_subscribers_;
+  std::function<void()> on_all_exited_;
+};
+
+// A fresh terminal id: 128 random bits, base64url (22 characters).
+std::string new_terminal_id();
+
+}  // namespace ptyhub::hub

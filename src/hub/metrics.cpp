@@ -1,0 +1,43 @@
+// Prometheus text exposition format, version 0.0.4.
+#include "src/hub/metrics.hpp"
+
+namespace ptyhub::hub {
+namespace {
+
+void add(std::string& out, const char* name, const char* type, const char* help, uint64_t value) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+  out += name;
+  out += ' ';
+  out += std::to_string(value);
+  out += '\n';
+}
+
+}  // namespace
+
+std::string render_prometheus(const Metrics& m) {
+  std::string out;
+  add(out, "ptyhub_connections", "gauge", "Open WebSocket connections.", m.connections_open);
+  add(out, "ptyhub_connections_total", "counter", "WebSocket connections accepted.", m.connections_total);
+  add(out, "ptyhub_terminals", "gauge", "Terminals whose process runs.", m.terminals_running);
+  add(out, "ptyhub_terminals_exited", "gauge", "Exited terminals still listed.", m.terminals_exited);
+  add(out, "ptyhub_terminals_created_total", "counter", "Terminals created.", m.terminals_created_total);
+  add(out, "ptyhub_pty_output_bytes_total", "counter", "Bytes read from PTYs.", m.pty_bytes_out);
+  add(out, "ptyhub_pty_input_bytes_total", "counter", "Bytes written to PTYs.", m.pty_bytes_in);
+  add(out, "ptyhub_ws_messages_received_total", "counter", "WebSocket messages received.", m.ws_messages_in);
+  add(out, "ptyhub_ws_sent_bytes_total", "counter", "WebSocket payload bytes sent.", m.ws_bytes_out);
+  add(out, "ptyhub_outbound_queue_bytes", "gauge", "Bytes queued for sending, all connections.",
+      m.outbound_queue_bytes);
+  add(out, "ptyhub_auth_failures_total", "counter", "Rejected tokens.", m.auth_failures_total);
+  add(out, "ptyhub_request_errors_total", "counter", "Requests answered with an error.", m.request_errors_total);
+  return out;
+}
+
+}  // namespace ptyhub::hub

@@ -1,0 +1,27 @@
+// Metrics: the daemon's counters and gauges, rendered as Prometheus text (GET /metrics).
+// Plain integers updated on the loop thread; no locking.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ptyhub::hub {
+
+struct Metrics {
+  uint64_t connections_open = 0;
+  uint64_t connections_total = 0;
+  uint64_t terminals_created_total = 0;
+  uint64_t terminals_running = 0;
+  uint64_t terminals_exited = 0;   // exited but still listed
+  uint64_t pty_bytes_out = 0;      // bytes read from PTYs
+  uint64_t pty_bytes_in = 0;       // bytes written to PTYs
+  uint64_t ws_messages_in = 0;
+  uint64_t ws_bytes_out = 0;       // payload bytes sent on WebSockets
+  uint64_t outbound_queue_bytes = 0;  // sum of every connection's queued bytes
+  uint64_t auth_failures_total = 0;
+  uint64_t request_errors_total = 0;
+};
+
+std::string render_prometheus(const Metrics& metrics);
+
+}  // namespace ptyhub::hub

@@ -1,0 +1,25 @@
+// Subscriber: what the hub knows of a client (a connection's session). The hub holds raw pointers;
+// a Subscriber detaches itself (Hub::detach) before it is destroyed. Loop thread only.
+#pragma once
+
+#include <string_view>
+
+#include "auth/permissions.hpp"
+#include "src/protocol/frame.hpp"
+
+namespace ptyhub::hub {
+
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  // Queues one frame for the client. Must not call back into the hub.
+  virtual void deliver(const protocol::SharedFrame& frame) = 0;
+  // Terminal `terminal_id`, whose input queue was full when this subscriber wrote to it, has taken its
+  // pending input (or exited).
+  virtual void on_input_drained(std::string_view terminal_id) = 0;
+  virtual const auth::Principal& principal() const = 0;
+};
+
+enum class Encoding { utf8, base64 };
+
+}  // namespace ptyhub::hub

@@ -1,0 +1,23 @@
+// UTF-8 framing of PTY output: where a chunk may end, and how invalid bytes are replaced.
+// Pure functions, no state, no I/O.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace ptyhub::protocol {
+
+// Length of the longest prefix of `bytes` that does not end inside a UTF-8 sequence more bytes could
+// still complete. Invalid bytes count as complete (they are replaced, not waited for). The rest (at most
+// 3 bytes) is carried to the next read.
+size_t utf8_complete_prefix(std::string_view bytes);
+
+// `bytes` as valid UTF-8: each maximal invalid subpart (Unicode §3.9, "substitution of maximal subparts")
+// becomes U+FFFD, as do incomplete sequences at the end.
+std::string utf8_sanitize(std::string_view bytes);
+
+// True when `bytes` is entirely valid UTF-8.
+bool utf8_valid(std::string_view bytes);
+
+}  // namespace ptyhub::protocol

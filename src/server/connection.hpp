@@ -1,0 +1,62 @@
+// Connection: one upgraded WebSocket (`ptyhub.v1`) — its outbound queue, inbound message assembly and
+// close handshake — and the ClientSession that speaks the protocol over it.
+//
+// Created by the WsServer at LWS_CALLBACK_ESTABLISHED and deleted at LWS_CALLBACK_CLOSED; the lws wsi
+// outlives it. Frames are shared with other connections and sent without copying (Frame headroom).
+// Loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "src/protocol/frame.hpp"
+#include "src/session/client_session.hpp"
+#include "src/session/outbox.hpp"
+
+struct lws;
+
+namespace ptyhub::server {
+
+class Connection final : public session::Outbox {
+ public:
+  struct Limits {
+    uint64_t max_message;       // inbound; larger closes with 1009
+    uint64_t max_queued_bytes;  // outbound; beyond it the client is too slow and is closed with 1008
+  };
+
+  Connection(struct lws* wsi, session::SessionContext context, Limits limits);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void start(const std::optional<std::string>& upgrade_token) { session_.start(upgrade_token); }
+  // LWS_CALLBACK_RECEIVE.
+  void on_receive(const char* bytes, size_t length);
+  // LWS_CALLBACK_SERVER_WRITEABLE; returns -1 when lws should close the connection.
+  int on_writeable();
+
+  // session::Outbox
+  void send(const protocol::SharedFrame& frame) override;
+  void close(int code, std::string_view reason) override;
+  void pause_reading() override;
+  void resume_reading() override;
+
+ private:
+  int write_close_frame();
+
+  struct lws* wsi_;
+  hub::Metrics& metrics_;
+  Limits limits_;
+  std::deque<protocol::SharedFrame> queue_;
+  uint64_t queued_bytes_ = 0;
+  std::string inbound_;
+  bool inbound_binary_ = false;
+  bool closing_ = false;
+  int close_code_ = 1000;
+  std::string close_reason_;
+  session::ClientSession session_;  // last: destroyed first, while the outbox is still whole
+};
+
+}  // namespace ptyhub::server

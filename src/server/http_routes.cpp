@@ -1,0 +1,39 @@
+// The HTTP routes.
+#include "src/server/http_routes.hpp"
+
+namespace ptyhub::server {
+namespace {
+
+constexpr std::string_view kIndexPage = R"(<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>ptyhub</title>
+<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;line-height:1.5}
+code{background:#8882;padding:0 .2em}</style></head>
+<body>
+<h1>ptyhub</h1>
+<p>ptyhubd is running. Connect a WebSocket client to <code>/ws</code> with the subprotocol
+<code>ptyhub.v1</code> and a token (see <code>docs/protocol.md</code>).</p>
+<p>Health: <a href="/healthz">/healthz</a> · Readiness: <a href="/readyz">/readyz</a> ·
+Metrics: <a href="/metrics">/metrics</a></p>
+</body>
+</html>
+)";
+
+}  // namespace
+
+HttpResponse route_http(std::string_view path, const HttpState& state) {
+  const size_t query = path.find('?');
+  if (query != std::string_view::npos) path = path.substr(0, query);
+  if (path == "/healthz") return {200, "application/json", R"({"status":"ok"})"};
+  if (path == "/readyz") {
+    if (state.ready) return {200, "application/json", R"({"status":"ready"})"};
+    return {503, "application/json", R"({"status":"unavailable"})"};
+  }
+  if (path == "/metrics" && state.metrics != nullptr) {
+    return {200, "text/plain; version=0.0.4; charset=utf-8", hub::render_prometheus(*state.metrics)};
+  }
+  if (path == "/" || path == "/index.html") return {200, "text/html; charset=utf-8", std::string(kIndexPage)};
+  return {404, "application/json", R"({"error":"not_found"})"};
+}
+
+}  // namespace ptyhub::server

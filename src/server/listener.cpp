@@ -1,0 +1,171 @@
+// Listener: accept, read the request head, hand the socket on.
+#include "src/server/listener.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.hpp"
+#include "src/server/request_head.hpp"
+
+namespace ptyhub::server {
+namespace {
+
+constexpr int kAcceptsPerWakeup = 64;
+constexpr std::string_view kTooLarge =
+    "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+std::string describe(const sockaddr_storage& address) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (address.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&address);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&address);
+  inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+  port = ntohs(in6->sin6_port);
+  return "[" + std::string(host) + "]:" + std::to_string(port);
+}
+
+}  // namespace
+
+Listener::Listener(uv_loop_t* loop, ReadyCallback on_ready) : loop_(loop), on_ready_(std::move(on_ready)) {}
+
+Listener::~Listener() {
+  stop();
+  for (auto& [raw, pending] : pending_) close(pending->fd);
+  pending_.clear();
+}
+
+bool Listener::listen(const ListenAddress& address, std::string* error) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(address.port);
+  const int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &found);
+  if (rc != 0) {
+    *error = "listen: cannot resolve " + address.host + ": " + gai_strerror(rc);
+    return false;
+  }
+  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(found, freeaddrinfo);
+  fd_ = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  if (fd_ < 0 || setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      bind(fd_, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd_, SOMAXCONN) != 0) {
+    *error = "cannot listen on " + address.host + ":" + port + ": " + std::strerror(errno);
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    return false;
+  }
+  sockaddr_storage bound{};
+  socklen_t length = sizeof bound;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &length);
+  bound_ = describe(bound);
+  uv_poll_init(loop_, poll_.get(), fd_);
+  poll_.mark_initialised();
+  poll_.get()->data = this;
+  uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* handle, int, int) {
+    if (auto* self = static_cast<Listener*>(handle->data)) self->on_acceptable();
+  });
+  return true;
+}
+
+void Listener::stop() {
+  poll_.close();
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+
+void Listener::on_acceptable() {
+  for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+    const int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+        log::warn(std::string("accept: ") + std::strerror(errno));
+      }
+      return;
+    }
+    if (pending_.size() >= kMaxPending) {
+      close(fd);
+      continue;
+    }
+    start_reading(fd);
+  }
+}
+
+void Listener::start_reading(int fd) {
+  auto pending = std::make_unique<Pending>();
+  Pending* raw = pending.get();
+  raw->fd = fd;
+  uv_poll_init(loop_, raw->poll.get(), fd);
+  raw->poll.mark_initialised();
+  uv_timer_init(loop_, raw->timer.get());
+  raw->timer.mark_initialised();
+  raw->poll.get()->data = this;
+  raw->timer.get()->data = this;
+  pending_.emplace(raw, std::move(pending));
+  // The handles' data point at the listener; each callback finds its Pending by handle.
+  uv_poll_start(raw->poll.get(), UV_READABLE, [](uv_poll_t* handle, int, int) {
+    auto* self = static_cast<Listener*>(handle->data);
+    if (self == nullptr) return;
+    for (auto& [p, owned] : self->pending_) {
+      if (owned->poll.get() == handle) return self->on_pending_readable(p);
+    }
+  });
+  uv_timer_start(
+      raw->timer.get(),
+      [](uv_timer_t* handle) {
+        auto* self = static_cast<Listener*>(handle->data);
+        if (self == nullptr) return;
+        for (auto& [p, owned] : self->pending_) {
+          if (owned->timer.get() == handle) return self->drop(p, {});
+        }
+      },
+      kHeadTimeoutMs, 0);
+}
+
+void Listener::on_pending_readable(Pending* pending) {
+  char buffer[8192];
+  for (;;) {
+    const ssize_t n = read(pending->fd, buffer, sizeof buffer);
+    if (n > 0) {
+      pending->bytes.append(buffer, static_cast<size_t>(n));
+      if (pending->bytes.size() > kMaxHead + sizeof buffer) break;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0 && errno == EINTR) continue;
+    return drop(pending, {});  // closed or failed before a whole head arrived
+  }
+  const std::optional<size_t> head = request_head_length(pending->bytes);
+  if (!head) {
+    if (pending->bytes.size() > kMaxHead) drop(pending, kTooLarge);
+    return;
+  }
+  if (*head > kMaxHead) return drop(pending, kTooLarge);
+  std::string bytes = move_bearer_subprotocol(std::string_view(pending->bytes).substr(0, *head));
+  bytes.append(pending->bytes, *head, std::string::npos);
+  const int fd = pending->fd;
+  pending_.erase(pending);  // closes the poll (synchronously unregistered) and the timer
+  on_ready_(fd, std::move(bytes));
+}
+
+void Listener::drop(Pending* pending, std::string_view response) {
+  if (!response.empty()) {
+    const ssize_t ignored = write(pending->fd, response.data(), response.size());
+    (void)ignored;
+  }
+  close(pending->fd);
+  pending_.erase(pending);
+}
+
+}  // namespace ptyhub::server

@@ -1,0 +1,62 @@
+// Listener: a listening TCP socket on the loop. Each accepted connection's request head is read by the
+// daemon (bounded in size and time), rewritten by move_bearer_subprotocol, and handed over, with any
+// bytes that followed it, to `on_ready` — which gives the socket to libwebsockets.
+//
+// Owns the listening fd, its uv_poll, and every connection still being read (fd, uv_poll, timer).
+// The fd passed to on_ready belongs to the callee. Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/uv_handle.hpp"
+#include "src/config.hpp"
+
+namespace ptyhub::server {
+
+class Listener {
+ public:
+  using ReadyCallback = std::function<void(int fd, std::string first_bytes)>;
+
+  static constexpr size_t kMaxHead = 24 * 1024;
+  static constexpr uint64_t kHeadTimeoutMs = 10000;
+  static constexpr size_t kMaxPending = 1024;
+
+  Listener(uv_loop_t* loop, ReadyCallback on_ready);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // socket, bind, listen. The bound address is then available from address().
+  bool listen(const ListenAddress& address, std::string* error);
+  std::string address() const { return bound_; }
+  // Closes the listening socket: no new connection is accepted. Pending heads are still read.
+  void stop();
+
+ private:
+  struct Pending {
+    int fd = -1;
+    std::string bytes;
+    UvHandle<uv_poll_t> poll;
+    UvHandle<uv_timer_t> timer;
+  };
+
+  void on_acceptable();
+  void start_reading(int fd);
+  void on_pending_readable(Pending* pending);
+  void drop(Pending* pending, std::string_view response);
+
+  uv_loop_t* loop_;
+  ReadyCallback on_ready_;
+  int fd_ = -1;
+  std::string bound_;
+  UvHandle<uv_poll_t> poll_;
+  std::map<Pending*, std::unique_ptr<Pending>> pending_;
+};
+
+}  // namespace ptyhub::server

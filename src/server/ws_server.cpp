@@ -1,0 +1,278 @@
+// WsServer: libwebsockets context, vhosts, protocol callbacks.
+#include <uv.h>  // before libwebsockets.h (its libuv prototypes need UV_ERRNO_MAP)
+
+#include "src/server/ws_server.hpp"
+
+#include <libwebsockets.h>
+
+#include <cstring>
+
+#include "core/log.hpp"
+#include "src/server/connection.hpp"
+#include "src/server/http_routes.hpp"
+#include "src/server/listener.hpp"
+
+namespace ptyhub::server {
+namespace {
+
+constexpr const char* kSubprotocol = "ptyhub.v1";
+constexpr std::string_view kWebSocketPath = "/ws";
+constexpr size_t kMaxHeader = Listener::kMaxHead + 1024;  // the token may move into Authorization
+
+WsServer* server_of(struct lws* wsi) {
+  return static_cast<WsServer*>(lws_context_user(lws_get_context(wsi)));
+}
+
+std::string header(struct lws* wsi, enum lws_token_indexes token) {
+  const int length = lws_hdr_total_length(wsi, token);
+  if (length <= 0) return {};
+  std::string value(static_cast<size_t>(length) + 1, '\0');
+  const int copied = lws_hdr_copy(wsi, value.data(), length + 1, token);
+  value.resize(copied > 0 ? static_cast<size_t>(copied) : 0);
+  return value;
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+// The entries of a comma-separated header such as Sec-WebSocket-Protocol.
+std::vector<std::string_view> comma_list(std::string_view text) {
+  std::vector<std::string_view> items;
+  while (!text.empty()) {
+    const size_t comma = text.find(',');
+    items.push_back(trim(text.substr(0, comma)));
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+  }
+  return items;
+}
+
+// The token of the upgrade request: `Authorization: Bearer` first, else a `bearer.<jwt>` subprotocol.
+std::optional<std::string> upgrade_token(struct lws* wsi) {
+  const std::string authorization = header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  if (!authorization.empty()) {
+    std::string_view value = trim(authorization);
+    if (value.size() >= 7 && strncasecmp(value.data(), "Bearer ", 7) == 0) return std::string(trim(value.substr(7)));
+    return std::string();  // present but not a bearer token: fails verification
+  }
+  const std::string protocols = header(wsi, WSI_TOKEN_PROTOCOL);
+  for (std::string_view item : comma_list(protocols)) {
+    if (item.starts_with("bearer.")) return std::string(item.substr(7));
+  }
+  return std::nullopt;
+}
+
+int http_callback(struct lws* wsi, enum lws_callback_reasons reason, void* user, void* in, size_t len) {
+  switch (reason) {
+    case LWS_CALLBACK_HTTP:
+      return server_of(wsi)->on_http(wsi, static_cast<const char*>(in));
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+      return server_of(wsi)->on_confirm_upgrade(wsi);
+    default:
+      return lws_callback_http_dummy(wsi, reason, user, in, len);
+  }
+}
+
+int ws_callback(struct lws* wsi, enum lws_callback_reasons reason, void* user, void* in, size_t len) {
+  auto** slot = static_cast<Connection**>(user);
+  switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+      return server_of(wsi)->on_established(wsi, user);
+    case LWS_CALLBACK_RECEIVE:
+      if (slot != nullptr && *slot != nullptr) (*slot)->on_receive(static_cast<const char*>(in), len);
+      return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+      return (slot != nullptr && *slot != nullptr) ? (*slot)->on_writeable() : 0;
+    case LWS_CALLBACK_CLOSED:
+      server_of(wsi)->on_closed(wsi, user);
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+const struct lws_protocols kProtocols[] = {
+    {"http", http_callback, 0, 0, 0, nullptr, 0},
+    {kSubprotocol, ws_callback, sizeof(Connection*), 64 * 1024, 0, nullptr, 0},
+    {nullptr, nullptr, 0, 0, 0, nullptr, 0},
+};
+
+void log_from_lws(int level, const char* line) {
+  std::string_view text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  const std::string message = "lws: " + std::string(text);
+  if (level & LLL_ERR) log::error(message);
+  else if (level & LLL_WARN) log::warn(message);
+  else log::debug(message);
+}
+
+}  // namespace
+
+WsServer::WsServer(uv_loop_t* loop, const Config& config, hub::Hub& hub, const auth::JwtVerifier& verifier,
+                   hub::Metrics& metrics)
+    : loop_(loop), config_(config), hub_(hub), verifier_(verifier), metrics_(metrics) {}
+
+WsServer::~WsServer() {
+  // Connections are deleted in LWS_CALLBACK_CLOSED during context destruction; any left are freed here.
+  for (Connection* connection : connections_) delete connection;
+  connections_.clear();
+}
+
+bool WsServer::start(std::string* error) {
+  int levels = LLL_ERR | LLL_WARN;
+  if (log::level() == log::Level::debug) levels |= LLL_NOTICE;
+  lws_set_log_level(levels, log_from_lws);
+
+  lws_context_creation_info info;
+  std::memset(&info, 0, sizeof info);
+  void* foreign_loops[] = {loop_};
+  info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  info.foreign_loops = foreign_loops;
+  info.pcontext = &context_;
+  info.user = this;
+  info.port = CONTEXT_PORT_NO_LISTEN;
+  info.max_http_header_data = kMaxHeader;
+  info.max_http_header_pool = 16;
+  context_ = lws_create_context(&info);
+  if (context_ == nullptr) {
+    *error = "cannot create the WebSocket context (is the package libwebsockets-evlib-uv installed?)";
+    return false;
+  }
+  if (!create_vhosts(error)) return false;
+  accepting_ = true;
+  return true;
+}
+
+bool WsServer::create_vhosts(std::string* error) {
+  static lws_retry_bo_t retry{};
+  retry.secs_since_valid_ping = static_cast<uint16_t>(std::max(1.0, config_.ping_interval));
+  retry.secs_since_valid_hangup = static_cast<uint16_t>(std::max(2.0, 2 * config_.ping_interval));
+  // One vhost without a listen socket of its own: the Listeners accept and adopt sockets into it.
+  lws_context_creation_info info;
+  std::memset(&info, 0, sizeof info);
+  info.vhost_name = "ptyhub";
+  info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+  info.protocols = kProtocols;
+  info.retry_and_idle_policy = &retry;
+  info.alpn = "http/1.1";
+  vhost_ = lws_create_vhost(context_, &info);
+  if (vhost_ == nullptr) {
+    *error = "cannot create the WebSocket vhost";
+    return false;
+  }
+  for (const ListenAddress& address : config_.listen) {
+    if (address.unix_socket) {
+      *error = "listen: unix sockets are not supported yet (unix:" + address.path + ")";
+      return false;
+    }
+    auto listener = std::make_unique<Listener>(loop_, [this](int fd, std::string bytes) {
+      // lws closes the fd itself when adoption fails.
+      if (lws_adopt_socket_vhost_readbuf(vhost_, fd, bytes.data(), bytes.size()) == nullptr) {
+        log::warn("could not hand a connection to the WebSocket server");
+      }
+    });
+    if (!listener->listen(address, error)) return false;
+    log::info("listening on " + listener->address());
+    listeners_.push_back(std::move(listener));
+  }
+  return true;
+}
+
+int WsServer::on_http(struct lws* wsi, const char* path) {
+  const HttpResponse response = route_http(path != nullptr ? path : "/", {accepting_, &metrics_});
+  unsigned char buffer[LWS_PRE + 1024];
+  unsigned char* start = buffer + LWS_PRE;
+  unsigned char* p = start;
+  unsigned char* end = buffer + sizeof buffer - 1;
+  if (lws_add_http_common_headers(wsi, response.status, response.content_type.c_str(), response.body.size(), &p,
+                                  end) != 0 ||
+      lws_finalize_write_http_header(wsi, start, &p, end) != 0) {
+    return 1;
+  }
+  std::string body(LWS_PRE, '\0');
+  body += response.body;
+  auto* payload = reinterpret_cast<unsigned char*>(body.data()) + LWS_PRE;
+  if (lws_write(wsi, payload, response.body.size(), LWS_WRITE_HTTP_FINAL) < static_cast<int>(response.body.size())) {
+    return -1;
+  }
+  return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+int WsServer::on_confirm_upgrade(struct lws* wsi) {
+  const std::string path = header(wsi, WSI_TOKEN_GET_URI);
+  if (std::string_view(path).substr(0, path.find('?')) != kWebSocketPath) {
+    lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, nullptr);
+    return 1;
+  }
+  bool offers_subprotocol = false;
+  const std::string protocols = header(wsi, WSI_TOKEN_PROTOCOL);
+  for (std::string_view item : comma_list(protocols)) {
+    if (item == kSubprotocol) offers_subprotocol = true;
+  }
+  if (!offers_subprotocol) {
+    lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "the subprotocol ptyhub.v1 is required");
+    return 1;
+  }
+  if (!accepting_) {
+    lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
+    return 1;
+  }
+  return 0;
+}
+
+int WsServer::on_established(struct lws* wsi, void* user) {
+  auto** slot = static_cast<Connection**>(user);
+  session::SessionContext context{loop_, hub_, verifier_, config_, metrics_};
+  const Connection::Limits limits{config_.max_message, 4 * config_.client_queue_limit};
+  auto* connection = new Connection(wsi, context, limits);
+  *slot = connection;
+  connections_.insert(connection);
+  connection->start(upgrade_token(wsi));
+  return 0;
+}
+
+void WsServer::on_closed(struct lws* /*wsi*/, void* user) {
+  auto** slot = static_cast<Connection**>(user);
+  if (slot == nullptr || *slot == nullptr) return;
+  Connection* connection = *slot;
+  *slot = nullptr;
+  connections_.erase(connection);
+  delete connection;
+  check_no_connections();
+}
+
+void WsServer::stop_accepting() {
+  accepting_ = false;
+  for (auto& listener : listeners_) listener->stop();
+}
+
+void WsServer::close_all(int code, std::string_view reason) {
+  for (Connection* connection : connections_) connection->close(code, reason);
+}
+
+void WsServer::when_no_connections(std::function<void()> callback) {
+  on_no_connections_ = std::move(callback);
+  check_no_connections();
+}
+
+void WsServer::check_no_connections() {
+  if (!on_no_connections_ || !connections_.empty()) return;
+  auto callback = std::move(on_no_connections_);
+  on_no_connections_ = nullptr;
+  callback();
+}
+
+void WsServer::destroy_context() {
+  stop_accepting();
+  listeners_.clear();
+  if (context_ != nullptr) lws_context_destroy(context_);
+}
+
+void WsServer::finish() {
+  if (context_ != nullptr) lws_context_destroy(context_);
+}
+
+}  // namespace ptyhub::server

@@ -1,0 +1,77 @@
+// WsServer: the server edge — the libwebsockets context on the daemon's libuv loop (a foreign loop),
+// one vhost served by the daemon's own Listeners, the HTTP routes, the `ptyhub.v1` WebSocket protocol and its
+// Connections. The only code in the daemon that includes libwebsockets.h or touches a socket.
+//
+// Owns the lws context and every Connection. Shutdown is two-phase because lws must not be destroyed
+// from inside its own callbacks and, with a foreign loop, frees the context only on a second destroy
+// after the loop drained: destroy_context(), run the loop, then finish(). Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "auth/jwt.hpp"
+#include "src/config.hpp"
+#include "src/hub/hub.hpp"
+#include "src/hub/metrics.hpp"
+
+struct lws;
+struct lws_context;
+struct lws_vhost;
+
+namespace ptyhub::server {
+
+class Connection;
+class Listener;
+
+class WsServer {
+ public:
+  WsServer(uv_loop_t* loop, const Config& config, hub::Hub& hub, const auth::JwtVerifier& verifier,
+           hub::Metrics& metrics);
+  ~WsServer();
+  WsServer(const WsServer&) = delete;
+  WsServer& operator=(const WsServer&) = delete;
+
+  // Creates the context and binds every listen address; logs "listening on HOST:PORT" for each.
+  bool start(std::string* error);
+  // New upgrades are refused (503) and /readyz answers 503.
+  void stop_accepting();
+  // Flushes each connection's queue, then closes it with `code`.
+  void close_all(int code, std::string_view reason);
+  size_t connection_count() const { return connections_.size(); }
+  // Runs `callback` once no connection is left (at once if none is).
+  void when_no_connections(std::function<void()> callback);
+  // First lws_context_destroy; must not be called from an lws callback.
+  void destroy_context();
+  // Second lws_context_destroy after the loop drained (frees the context).
+  void finish();
+
+  // Called by the lws callbacks.
+  int on_http(struct lws* wsi, const char* path);
+  int on_confirm_upgrade(struct lws* wsi);
+  int on_established(struct lws* wsi, void* user);
+  void on_closed(struct lws* wsi, void* user);
+
+ private:
+  bool create_vhosts(std::string* error);
+  void check_no_connections();
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  hub::Hub& hub_;
+  const auth::JwtVerifier& verifier_;
+  hub::Metrics& metrics_;
+  struct lws_context* context_ = nullptr;
+  struct lws_vhost* vhost_ = nullptr;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::set<Connection*> connections_;
+  bool accepting_ = false;
+  std::function<void()> on_no_connections_;
+};
+
+}  // namespace ptyhub::server

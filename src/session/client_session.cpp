@@ -1,0 +1,414 @@
+// ClientSession: authentication and request handling for one client.
+#include "src/session/client_session.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/log.hpp"
+#include "core/time_format.hpp"
+#include "src/protocol/fields.hpp"
+
+namespace ptyhub::session {
+namespace {
+
+using nlohmann::json;
+using protocol::DataReader;
+namespace code = protocol::code;
+
+constexpr std::string_view kTerminalChannelPrefix = "shell:terminal:";
+constexpr std::string_view kLifecycleChannel = "shell:terminals";
+constexpr int64_t kMaxOffset = (int64_t{1} << 53);  // largest integer a JSON client reads exactly
+
+uint64_t millis(double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1000.0)); }
+
+bool has_nul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
+
+}  // namespace
+
+ClientSession::ClientSession(SessionContext context, Outbox& outbox) : context_(context), outbox_(outbox) {
+  uv_timer_init(context_.loop, auth_timer_.get());
+  auth_timer_.mark_initialised();
+  auth_timer_.get()->data = this;
+  uv_timer_init(context_.loop, expiry_timer_.get());
+  expiry_timer_.mark_initialised();
+  expiry_timer_.get()->data = this;
+}
+
+ClientSession::~ClientSession() { context_.hub.detach(this); }
+
+void ClientSession::start(const std::optional<std::string>& upgrade_token) {
+  if (upgrade_token) {
+    authenticate(*upgrade_token, nullptr);
+    return;
+  }
+  uv_timer_start(
+      auth_timer_.get(),
+      [](uv_timer_t* handle) {
+        auto* self = static_cast<ClientSession*>(handle->data);
+        if (self != nullptr && !self->authenticated_) self->close(protocol::close_code::kAuthTimeout, "authentication timeout");
+      },
+      millis(context_.config.auth_timeout), 0);
+}
+
+void ClientSession::close(int code, std::string_view reason) {
+  if (closing_) return;
+  closing_ = true;
+  uv_timer_stop(auth_timer_.get());
+  uv_timer_stop(expiry_timer_.get());
+  context_.hub.detach(this);
+  outbox_.close(code, reason);
+}
+
+ClientSession::Handler ClientSession::handler_for(std::string_view type) {
+  static constexpr std::pair<std::string_view, Handler> kRoutes[] = {
+      {"auth", &ClientSession::handle_auth},
+      {"ping", &ClientSession::handle_ping},
+      {"subscribe", &ClientSession::handle_subscribe},
+      {"unsubscribe", &ClientSession::handle_unsubscribe},
+      {"shell.create", &ClientSession::handle_shell_create},
+      {"shell.input", &ClientSession::handle_shell_input},
+      {"shell.resize", &ClientSession::handle_shell_resize},
+      {"shell.kill", &ClientSession::handle_shell_kill},
+      {"shell.list", &ClientSession::handle_shell_list},
+      {"shell.pause", &ClientSession::handle_not_available},
+      {"shell.resume", &ClientSession::handle_not_available},
+      {"shell.share", &ClientSession::handle_not_available},
+      {"git.operation.start", &ClientSession::handle_not_available},
+      {"git.operation.cancel", &ClientSession::handle_not_available},
+  };
+  for (const auto& [name, handler] : kRoutes) {
+    if (name == type) return handler;
+  }
+  return nullptr;
+}
+
+void ClientSession::on_message(std::string_view text) {
+  if (closing_) return;
+  ++context_.metrics.ws_messages_in;
+  protocol::ParsedRequest parsed = protocol::parse_request(text);
+  if (!parsed.ok) {
+    ++context_.metrics.request_errors_total;
+    outbox_.send(protocol::error_frame(parsed.id, parsed.error));
+    return;
+  }
+  const Request& request = parsed.request;
+  const Handler handler = handler_for(request.type);
+  if (handler == nullptr) {
+    reply_error(request, code::kUnknownType, "unknown message type \"" + request.type + "\"", "type");
+    return;
+  }
+  if (!authenticated_ && handler != &ClientSession::handle_auth && handler != &ClientSession::handle_ping) {
+    reply_error(request, code::kUnauthenticated, "authenticate first: only auth and ping are accepted");
+    return;
+  }
+  (this->*handler)(request);
+}
+
+void ClientSession::deliver(const protocol::SharedFrame& frame) {
+  if (!closing_) outbox_.send(frame);
+}
+
+void ClientSession::on_input_drained(std::string_view terminal_id) {
+  auto it = input_blocked_on_.find(terminal_id);
+  if (it == input_blocked_on_.end()) return;
+  input_blocked_on_.erase(it);
+  if (input_blocked_on_.empty()) outbox_.resume_reading();
+}
+
+// --- replies -------------------------------------------------------------------------------------
+
+void ClientSession::reply_error(const Request& request, std::string error_code, std::string message, std::string field) {
+  ++context_.metrics.request_errors_total;
+  outbox_.send(protocol::error_frame(request.id, {std::move(error_code), std::move(message), std::move(field)}));
+}
+
+void ClientSession::reply(const Request& request, std::string_view type, json data) {
+  outbox_.send(protocol::reply_frame(type, request.id, std::move(data)));
+}
+
+void ClientSession::ack(const Request& request) {
+  if (!request.id.is_null()) outbox_.send(protocol::ack_frame(request.id));
+}
+
+bool ClientSession::require_scope(const Request& request, auth::Scope scope) {
+  if (principal_.scopes.allows(scope)) return true;
+  static constexpr std::pair<auth::Scope, std::string_view> kNames[] = {
+      {auth::Scope::terminal_create, "terminal:create"}, {auth::Scope::terminal_read, "terminal:read"},
+      {auth::Scope::terminal_write, "terminal:write"},   {auth::Scope::git_run, "git:run"}};
+  std::string name = "admin";
+  for (const auto& [s, n] : kNames) {
+    if (s == scope) name = n;
+  }
+  reply_error(request, code::kForbidden, request.type + " needs the scope " + name);
+  return false;
+}
+
+hub::Terminal* ClientSession::readable_terminal(const Request& request, const std::string& id) {
+  hub::Terminal* terminal = context_.hub.find_readable(principal_, id);
+  if (terminal == nullptr) reply_error(request, code::kNotFound, "no such terminal", "data.terminalId");
+  return terminal;
+}
+
+bool ClientSession::writable_and_running(const Request& request, hub::Terminal& terminal) {
+  if (terminal.access_for(principal_) != auth::Access::write) {
+    reply_error(request, code::kForbidden, "this terminal is shared with you read-only", "data.terminalId");
+    return false;
+  }
+  if (!terminal.running()) {
+    reply_error(request, code::kConflict, "the terminal has exited", "data.terminalId");
+    return false;
+  }
+  return true;
+}
+
+// --- authentication ------------------------------------------------------------------------------
+
+void ClientSession::handle_auth(const Request& request) {
+  DataReader reader(request.data);
+  auto token = reader.string("token", true, true);
+  if (!reader.ok()) {
+    ++context_.metrics.request_errors_total;
+    outbox_.send(protocol::error_frame(request.id, reader.error()));
+    return;
+  }
+  authenticate(*token, &request);
+}
+
+void ClientSession::fail_authentication(const std::string& reason, const json& id) {
+  ++context_.metrics.auth_failures_total;
+  log::info("authentication failed: " + reason);
+  ++context_.metrics.request_errors_total;
+  outbox_.send(protocol::error_frame(id, {code::kUnauthenticated, "authentication failed: " + reason, ""}));
+  close(protocol::close_code::kAuthFailed, "authentication failed");
+}
+
+void ClientSession::authenticate(const std::string& token, const Request* request) {
+  const json id = request != nullptr ? request->id : json();
+  const int64_t now = unix_millis_now() / 1000;
+  auth::VerifyResult result = context_.verifier.verify(token, now);
+  if (!result.ok) {
+    fail_authentication(result.reason, id);
+    return;
+  }
+  if (authenticated_ && result.claims.sub != principal_.user) {
+    reply_error(*request, code::kForbidden, "a refreshed token must be for the same user", "data.token");
+    return;
+  }
+  const bool first = !authenticated_;
+  authenticated_ = true;
+  principal_.user = result.claims.sub;
+  principal_.scopes = auth::ScopeSet::from_names(result.claims.scopes);
+  uv_timer_stop(auth_timer_.get());
+  arm_expiry_timer(result.claims.exp);
+  if (first) log::debug("authenticated " + principal_.user);
+  const int64_t exp_ms = result.claims.exp * 1000;
+  outbox_.send(protocol::reply_frame(
+      "auth.ok", id,
+      {{"user", principal_.user}, {"scopes", principal_.scopes.names()}, {"expiresAt", iso8601_utc(exp_ms)}}));
+}
+
+void ClientSession::arm_expiry_timer(int64_t exp_seconds) {
+  const int64_t deadline_ms = (exp_seconds + static_cast<int64_t>(context_.config.jwt_leeway)) * 1000;
+  const int64_t delay = std::max<int64_t>(0, deadline_ms - unix_millis_now());
+  uv_timer_start(
+      expiry_timer_.get(),
+      [](uv_timer_t* handle) {
+        auto* self = static_cast<ClientSession*>(handle->data);
+        if (self == nullptr) return;
+        ++self->context_.metrics.auth_failures_total;
+        self->outbox_.send(protocol::error_frame(json(), {code::kUnauthenticated, "token expired", ""}));
+        self->close(protocol::close_code::kAuthFailed, "token expired");
+      },
+      static_cast<uint64_t>(delay), 0);
+}
+
+void ClientSession::handle_ping(const Request& request) { reply(request, "pong", json::object()); }
+
+// --- channels ------------------------------------------------------------------------------------
+
+void ClientSession::handle_subscribe(const Request& request) {
+  DataReader reader(request.data);
+  auto channel = reader.string("channel", true, true);
+  auto since = reader.integer("since", false, 0, kMaxOffset);
+  auto encoding = reader.one_of("encoding", false, {"utf8", "base64"});
+  if (!reader.ok()) {
+    ++context_.metrics.request_errors_total;
+    outbox_.send(protocol::error_frame(request.id, reader.error()));
+    return;
+  }
+  if (!require_scope(request, auth::Scope::terminal_read)) return;
+  if (*channel == kLifecycleChannel) {
+    json terminals = json::array();
+    for (hub::Terminal* t : context_.hub.list_readable(principal_)) terminals.push_back(t->to_json());
+    context_.hub.subscribe_lifecycle(this);
+    reply(request, "subscribed", {{"channel", *channel}, {"terminals", std::move(terminals)}});
+    return;
+  }
+  hub::Terminal* terminal = nullptr;
+  if (channel->starts_with(kTerminalChannelPrefix)) {
+    terminal = context_.hub.find_readable(principal_, channel->substr(kTerminalChannelPrefix.size()));
+  }
+  if (terminal == nullptr) {
+    reply_error(request, code::kNotFound, "no such channel", "data.channel");
+    return;
+  }
+  const auto published = static_cast<int64_t>(terminal->published_offset());
+  if (since && *since > published) {
+    reply_error(request, code::kBadMessage,
+                "since is beyond the terminal's output (" + std::to_string(published) + ")", "data.since");
+    return;
+  }
+  const auto chosen = encoding && *encoding == "base64" ? hub::Encoding::base64 : hub::Encoding::utf8;
+  terminal->subscribe(this, chosen);
+  reply(request, "subscribed",
+        {{"channel", *channel}, {"terminal", terminal->to_json()}, {"replay", {{"from", published}, {"to", published}}}});
+  if (since && *since < published) {
+    // Output before the subscription is not retained yet: announce exactly what will not arrive.
+    outbox_.send(protocol::event_frame("shell.gap", *channel,
+                                       {{"terminalId", terminal->id()}, {"from", *since}, {"to", published}}));
+  }
+}
+
+void ClientSession::handle_unsubscribe(const Request& request) {
+  DataReader reader(request.data);
+  auto channel = reader.string("channel", true, true);
+  if (!reader.ok()) {
+    ++context_.metrics.request_errors_total;
+    outbox_.send(protocol::error_frame(request.id, reader.error()));
+    return;
+  }
+  if (*channel == kLifecycleChannel) {
+    context_.hub.unsubscribe_lifecycle(this);
+  } else if (channel->starts_with(kTerminalChannelPrefix)) {
+    if (hub::Terminal* t = context_.hub.find_readable(principal_, channel->substr(kTerminalChannelPrefix.size()))) {
+      t->unsubscribe(this);
+    }
+  }
+  reply(request, "unsubscribed", {{"channel", *channel}});
+}
+
+// --- shells --------------------------------------------------------------------------------------
+
+void ClientSession::handle_shell_create(const Request& request) {
+  DataReader reader(request.data);
+  auto command = reader.string_array("command", false);
+  auto cwd = reader.string("cwd", false, true);
+  auto env = reader.string_map("env", false);
+  auto cols = reader.integer("cols", false, 1, 1000);
+  auto rows = reader.integer("rows", false, 1, 1000);
+  auto name = reader.string("name", false);
+  auto subscribe = reader.boolean("subscribe", false);
+  if (command) {
+    for (size_t i = 0; i < command->size(); ++i) {
+      if (has_nul((*command)[i])) reader.fail("command." + std::to_string(i), "command must not contain NUL");
+    }
+  }
+  if (cwd && has_nul(*cwd)) reader.fail("cwd", "cwd must not contain NUL");
+  if (env) {
+    for (const auto& [key, value] : *env) {
+      if (key.empty() || key.find('=') != std::string::npos || has_nul(key) || has_nul(value)) {
+        reader.fail("env." + key, "environment names must be non-empty without '=' or NUL; values without NUL");
+      }
+    }
+  }
+  if (name && name->size() > 256) reader.fail("name", "name is longer than 256 bytes");
+  if (!reader.ok()) {
+    ++context_.metrics.request_errors_total;
+    outbox_.send(protocol::error_frame(request.id, reader.error()));
+    return;
+  }
+  if (!require_scope(request, auth::Scope::terminal_create)) return;
+  const bool subscribe_creator = subscribe.value_or(true);
+  if (subscribe_creator && !require_scope(request, auth::Scope::terminal_read)) return;
+
+  hub::CreateOptions options;
+  if (command) options.command = std::move(*command);
+  if (cwd) options.cwd = std::move(*cwd);
+  if (env) options.env = std::move(*env);
+  options.cols = static_cast<uint16_t>(cols.value_or(80));
+  options.rows = static_cast<uint16_t>(rows.value_or(24));
+  if (name) options.name = std::move(*name);
+  hub::CreateResult created =
+      context_.hub.create(principal_, options, subscribe_creator ? this : nullptr, hub::Encoding::utf8);
+  switch (created.failure) {
+    case hub::CreateFailure::none:
+      break;
+    case hub::CreateFailure::limit_total:
+    case hub::CreateFailure::limit_user:
+      return reply_error(request, code::kLimitExceeded, created.message);
+    case hub::CreateFailure::cwd:
+      return reply_error(request, code::kBadMessage, created.message, "data.cwd");
+    case hub::CreateFailure::command:
+      return reply_error(request, code::kBadMessage, created.message, "data.command");
+    case hub::CreateFailure::system:
+      return reply_error(request, code::kInternal, created.message);
+  }
+  log::info("terminal " + created.terminal->id() + " created by " + principal_.user);
+  reply(request, "shell.created", {{"terminal", created.terminal->to_json()}});
+}
+
+void ClientSession::handle_shell_input(const Request& request) {
+  DataReader reader(request.data);
+  auto id = reader.string("terminalId", true, true);
+  auto data = reader.string("data", true);
+  if (!reader.ok()) {
+    ++context_.metrics.request_errors_total;
+    outbox_.send(protocol::error_frame(request.id, reader.error()));
+    return;
+  }
+  if (!require_scope(request, auth::Scope::terminal_write)) return;
+  hub::Terminal* terminal = readable_terminal(request, *id);
+  if (terminal == nullptr || !writable_and_running(request, *terminal)) return;
+  if (terminal->write_input(*data, this) && input_blocked_on_.insert(terminal->id()).second &&
+      input_blocked_on_.size() == 1) {
+    outbox_.pause_reading();
+  }
+  ack(request);
+}
+
+void ClientSession::handle_shell_resize(const Request& request) {
+  DataReader reader(request.data);
+  auto id = reader.string("terminalId", true, true);
+  auto cols = reader.integer("cols", true, 1, 1000);
+  auto rows = reader.integer("rows", true, 1, 1000);
+  if (!reader.ok()) {
+    ++context_.metrics.request_errors_total;
+    outbox_.send(protocol::error_frame(request.id, reader.error()));
+    return;
+  }
+  if (!require_scope(request, auth::Scope::terminal_write)) return;
+  hub::Terminal* terminal = readable_terminal(request, *id);
+  if (terminal == nullptr || !writable_and_running(request, *terminal)) return;
+  ack(request);
+  terminal->resize(static_cast<uint16_t>(*cols), static_cast<uint16_t>(*rows));
+}
+
+void ClientSession::handle_shell_kill(const Request& request) {
+  DataReader reader(request.data);
+  auto id = reader.string("terminalId", true, true);
+  auto signal = reader.one_of("signal", false, {"SIGHUP", "SIGINT", "SIGTERM", "SIGKILL"});
+  if (!reader.ok()) {
+    ++context_.metrics.request_errors_total;
+    outbox_.send(protocol::error_frame(request.id, reader.error()));
+    return;
+  }
+  if (!require_scope(request, auth::Scope::terminal_write)) return;
+  hub::Terminal* terminal = readable_terminal(request, *id);
+  if (terminal == nullptr || !writable_and_running(request, *terminal)) return;
+  ack(request);
+  log::info("terminal " + terminal->id() + " sent " + signal.value_or("SIGHUP") + " by " + principal_.user);
+  terminal->kill(pty::signal_from_name(signal.value_or("SIGHUP")), millis(context_.config.kill_grace));
+}
+
+void ClientSession::handle_shell_list(const Request& request) {
+  if (!require_scope(request, auth::Scope::terminal_read)) return;
+  json terminals = json::array();
+  for (hub::Terminal* t : context_.hub.list_readable(principal_)) terminals.push_back(t->to_json());
+  reply(request, "shell.list", {{"terminals", std::move(terminals)}});
+}
+
+void ClientSession::handle_not_available(const Request& request) {
+  reply_error(request, code::kUnavailable, request.type + " is not available in this version", "type");
+}
+
+}  // namespace ptyhub::session

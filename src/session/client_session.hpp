@@ -1,0 +1,90 @@
+// ClientSession: one WebSocket client's protocol state — authentication, subscriptions — and the
+// handling of its requests (PROTOCOL.md §2–§6).
+//
+// Owned by the edge's connection object, which outlives none of its callbacks: the destructor detaches
+// the session from the hub and closes its timers. Talks to the client only through its Outbox.
+// Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "auth/jwt.hpp"
+#include "core/uv_handle.hpp"
+#include "src/config.hpp"
+#include "src/hub/hub.hpp"
+#include "src/protocol/envelope.hpp"
+#include "src/session/outbox.hpp"
+
+namespace ptyhub::session {
+
+struct SessionContext {
+  uv_loop_t* loop;
+  hub::Hub& hub;
+  const auth::JwtVerifier& verifier;
+  const Config& config;
+  hub::Metrics& metrics;
+};
+
+class ClientSession final : public hub::Subscriber {
+ public:
+  ClientSession(SessionContext context, Outbox& outbox);
+  ~ClientSession() override;
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+
+  // Called once the WebSocket is open, with the token the upgrade carried (header or subprotocol).
+  void start(const std::optional<std::string>& upgrade_token);
+  // One complete inbound text message.
+  void on_message(std::string_view text);
+
+  // hub::Subscriber
+  void deliver(const protocol::SharedFrame& frame) override;
+  void on_input_drained(std::string_view terminal_id) override;
+  const auth::Principal& principal() const override { return principal_; }
+
+ private:
+  using Request = protocol::Request;
+  using Handler = void (ClientSession::*)(const Request&);
+
+  static Handler handler_for(std::string_view type);
+  void authenticate(const std::string& token, const Request* request);
+  void fail_authentication(const std::string& reason, const nlohmann::json& id);
+  void arm_expiry_timer(int64_t exp_seconds);
+  void close(int code, std::string_view reason);
+
+  void reply_error(const Request& request, std::string code, std::string message, std::string field = "");
+  void reply(const Request& request, std::string_view type, nlohmann::json data);
+  void ack(const Request& request);
+  bool require_scope(const Request& request, auth::Scope scope);
+  // The terminal named by data.terminalId when readable; else replies not_found and returns nullptr.
+  hub::Terminal* readable_terminal(const Request& request, const std::string& id);
+  // Checks write access and a running process; replies forbidden / conflict and returns false otherwise.
+  bool writable_and_running(const Request& request, hub::Terminal& terminal);
+
+  void handle_auth(const Request& request);
+  void handle_ping(const Request& request);
+  void handle_subscribe(const Request& request);
+  void handle_unsubscribe(const Request& request);
+  void handle_shell_create(const Request& request);
+  void handle_shell_input(const Request& request);
+  void handle_shell_resize(const Request& request);
+  void handle_shell_kill(const Request& request);
+  void handle_shell_list(const Request& request);
+  void handle_not_available(const Request& request);
+
+  SessionContext context_;
+  Outbox& outbox_;
+  auth::Principal principal_;
+  bool authenticated_ = false;
+  bool closing_ = false;
+  UvHandle<uv_timer_t> auth_timer_;
+  UvHandle<uv_timer_t> expiry_timer_;
+  std::set<std::string, std::less<>> input_blocked_on_;  // terminals whose input queue paused our reading
+};
+
+}  // namespace ptyhub::session

@@ -1,0 +1,23 @@
+// Outbox: what a session needs from its connection. Implemented by the server edge, so the session
+// never touches a socket. Loop thread only.
+#pragma once
+
+#include <string_view>
+
+#include "src/protocol/frame.hpp"
+
+namespace ptyhub::session {
+
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  // Queues a frame; ignored once the connection is closing.
+  virtual void send(const protocol::SharedFrame& frame) = 0;
+  // Sends what is queued, then a close frame with `code`; no more messages are delivered after it.
+  virtual void close(int code, std::string_view reason) = 0;
+  // Stop / restart reading the client's socket (input flow control).
+  virtual void pause_reading() = 0;
+  virtual void resume_reading() = 0;
+};
+
+}  // namespace ptyhub::session
