@@ -114,8 +114,7 @@ const Setting kSettings[] = {
 constexpr std::pair<std::string_view, std::string_view> kNotYetInEffect[] = {
     {"listen", "(unix: addresses accepted; not yet in effect)"},
     {"jwt_public_key", "(accepted; not yet in effect)"},
-    {"jwt_issuer", "(accepted; not yet in effect)"},
-    {"jwt_audience", "(accepted; not yet in effect)"},
+    {"ring_buffer_bytes", "(accepted; not yet in effect)"},
     {"allowed_origin", "(accepted; not yet in effect)"},
     {"tls_cert", "(accepted; not yet in effect)"},
     {"tls_key", "(accepted; not yet in effect)"},

@@ -57,6 +57,8 @@ bool Daemon::start(std::string* error) {
   auth::VerifierOptions options;
   if (!read_secret_file(config_.jwt_secret_file, &options.hmac_secret, error)) return false;
   options.leeway_seconds = static_cast<int64_t>(config_.jwt_leeway);
+  if (!config_.jwt_issuer.empty()) options.issuer = config_.jwt_issuer;
+  if (!config_.jwt_audience.empty()) options.audience = config_.jwt_audience;
   verifier_ = std::make_unique<auth::JwtVerifier>(std::move(options));
 
   if (uv_loop_init(&loop_) != 0) {

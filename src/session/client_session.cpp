@@ -130,6 +130,13 @@ void ClientSession::ack(const Request& request) {
   if (!request.id.is_null()) outbox_.send(protocol::ack_frame(request.id));
 }
 
+bool ClientSession::rejected(const Request& request, const protocol::DataReader& reader) {
+  if (reader.ok()) return false;
+  ++context_.metrics.request_errors_total;
+  outbox_.send(protocol::error_frame(request.id, reader.error()));
+  return true;
+}
+
 bool ClientSession::require_scope(const Request& request, auth::Scope scope) {
   if (principal_.scopes.allows(scope)) return true;
   static constexpr std::pair<auth::Scope, std::string_view> kNames[] = {
@@ -166,11 +173,7 @@ bool ClientSession::writable_and_running(const Request& request, hub::Terminal& 
 void ClientSession::handle_auth(const Request& request) {
   DataReader reader(request.data);
   auto token = reader.string("token", true, true);
-  if (!reader.ok()) {
-    ++context_.metrics.request_errors_total;
-    outbox_.send(protocol::error_frame(request.id, reader.error()));
-    return;
-  }
+  if (rejected(request, reader)) return;
   authenticate(*token, &request);
 }
 
@@ -231,11 +234,7 @@ void ClientSession::handle_subscribe(const Request& request) {
   auto channel = reader.string("channel", true, true);
   auto since = reader.integer("since", false, 0, kMaxOffset);
   auto encoding = reader.one_of("encoding", false, {"utf8", "base64"});
-  if (!reader.ok()) {
-    ++context_.metrics.request_errors_total;
-    outbox_.send(protocol::error_frame(request.id, reader.error()));
-    return;
-  }
+  if (rejected(request, reader)) return;
   if (!require_scope(request, auth::Scope::terminal_read)) return;
   if (*channel == kLifecycleChannel) {
     json terminals = json::array();
@@ -272,11 +271,7 @@ void ClientSession::handle_subscribe(const Request& request) {
 void ClientSession::handle_unsubscribe(const Request& request) {
   DataReader reader(request.data);
   auto channel = reader.string("channel", true, true);
-  if (!reader.ok()) {
-    ++context_.metrics.request_errors_total;
-    outbox_.send(protocol::error_frame(request.id, reader.error()));
-    return;
-  }
+  if (rejected(request, reader)) return;
   if (*channel == kLifecycleChannel) {
     context_.hub.unsubscribe_lifecycle(this);
   } else if (channel->starts_with(kTerminalChannelPrefix)) {
@@ -312,11 +307,7 @@ void ClientSession::handle_shell_create(const Request& request) {
     }
   }
   if (name && name->size() > 256) reader.fail("name", "name is longer than 256 bytes");
-  if (!reader.ok()) {
-    ++context_.metrics.request_errors_total;
-    outbox_.send(protocol::error_frame(request.id, reader.error()));
-    return;
-  }
+  if (rejected(request, reader)) return;
   if (!require_scope(request, auth::Scope::terminal_create)) return;
   const bool subscribe_creator = subscribe.value_or(true);
   if (subscribe_creator && !require_scope(request, auth::Scope::terminal_read)) return;
@@ -351,11 +342,7 @@ void ClientSession::handle_shell_input(const Request& request) {
   DataReader reader(request.data);
   auto id = reader.string("terminalId", true, true);
   auto data = reader.string("data", true);
-  if (!reader.ok()) {
-    ++context_.metrics.request_errors_total;
-    outbox_.send(protocol::error_frame(request.id, reader.error()));
-    return;
-  }
+  if (rejected(request, reader)) return;
   if (!require_scope(request, auth::Scope::terminal_write)) return;
   hub::Terminal* terminal = readable_terminal(request, *id);
   if (terminal == nullptr || !writable_and_running(request, *terminal)) return;
@@ -371,11 +358,7 @@ void ClientSession::handle_shell_resize(const Request& request) {
   auto id = reader.string("terminalId", true, true);
   auto cols = reader.integer("cols", true, 1, 1000);
   auto rows = reader.integer("rows", true, 1, 1000);
-  if (!reader.ok()) {
-    ++context_.metrics.request_errors_total;
-    outbox_.send(protocol::error_frame(request.id, reader.error()));
-    return;
-  }
+  if (rejected(request, reader)) return;
   if (!require_scope(request, auth::Scope::terminal_write)) return;
   hub::Terminal* terminal = readable_terminal(request, *id);
   if (terminal == nullptr || !writable_and_running(request, *terminal)) return;
@@ -387,11 +370,7 @@ void ClientSession::handle_shell_kill(const Request& request) {
   DataReader reader(request.data);
   auto id = reader.string("terminalId", true, true);
   auto signal = reader.one_of("signal", false, {"SIGHUP", "SIGINT", "SIGTERM", "SIGKILL"});
-  if (!reader.ok()) {
-    ++context_.metrics.request_errors_total;
-    outbox_.send(protocol::error_frame(request.id, reader.error()));
-    return;
-  }
+  if (rejected(request, reader)) return;
   if (!require_scope(request, auth::Scope::terminal_write)) return;
   hub::Terminal* terminal = readable_terminal(request, *id);
   if (terminal == nullptr || !writable_and_running(request, *terminal)) return;

@@ -18,6 +18,7 @@
 #include "src/config.hpp"
 #include "src/hub/hub.hpp"
 #include "src/protocol/envelope.hpp"
+#include "src/protocol/fields.hpp"
 #include "src/session/outbox.hpp"
 
 namespace ptyhub::session {
@@ -60,6 +61,8 @@ class ClientSession final : public hub::Subscriber {
   void reply_error(const Request& request, std::string code, std::string message, std::string field = "");
   void reply(const Request& request, std::string_view type, nlohmann::json data);
   void ack(const Request& request);
+  // Replies the reader's bad_message error when it has one.
+  bool rejected(const Request& request, const protocol::DataReader& reader);
   bool require_scope(const Request& request, auth::Scope scope);
   // The terminal named by data.terminalId when readable; else replies not_found and returns nullptr.
   hub::Terminal* readable_terminal(const Request& request, const std::string& id);

@@ -63,6 +63,11 @@ void TestClient::record(Json message) {
     TerminalOutput& output = outputs_[terminal];
     output.gaps.push_back(message["data"]);
     output.next = message["data"].value("to", output.next);
+  } else if (type == "subscribed" && message.contains("data") && message["data"].is_object()) {
+    // A (re)subscription starts a new stream for this client: offsets restart at the replay point.
+    const std::string channel = message["data"].value("channel", "");
+    static constexpr std::string_view kPrefix = "shell:terminal:";
+    if (channel.rfind(kPrefix, 0) == 0) outputs_[channel.substr(kPrefix.size())] = TerminalOutput{};
   } else if (type == "shell.exit" && !terminal.empty()) {
     TerminalOutput& output = outputs_[terminal];
     if (output.exit) output.problems.push_back("second shell.exit");

@@ -1,0 +1,211 @@
+// Lifecycle (PROTOCOL.md §5, §8, §9 "Processes"): terminals outlive their WebSockets, kills reach every
+// process of a terminal's session, and SIGTERM shuts everything down with nothing left behind.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <algorithm>
+
+#include "tests/support/daemon_process.hpp"
+#include "tests/support/test_client.hpp"
+
+namespace ptyhub::test {
+namespace {
+
+Json sh(const std::string& script) { return Json{"/bin/sh", "-c", script}; }
+
+// A shell whose background job has its own process group and ignores SIGHUP, so only SIGKILL ends it.
+const Json kStubbornSession = sh("set -m; (trap '' HUP; exec sleep 1000) & echo ready; exec sleep 1000");
+
+std::size_t live_count(const std::vector<ProcessInfo>& processes) {
+  return static_cast<std::size_t>(
+      std::count_if(processes.begin(), processes.end(), [](const ProcessInfo& p) { return p.state != 'Z'; }));
+}
+
+std::string describe(const std::vector<ProcessInfo>& processes) {
+  std::string text;
+  for (const auto& p : processes) {
+    text += std::to_string(p.pid) + "(" + p.command + "," + p.state + ",ppid " + std::to_string(p.parent) + ") ";
+  }
+  return text;
+}
+
+// Waits until the session of `leader` holds at least `count` live processes.
+bool session_has(pid_t leader, std::size_t count) {
+  return eventually([&] { return live_count(processes_in_session(leader)) >= count; }, 5s);
+}
+
+// Waits until no process of the session of `leader` is left, reaping orphans adopted by this test process.
+// Reports a terminal's own process that this process had to reap: the daemon did not reap its child.
+bool session_gone(pid_t leader, std::vector<pid_t>& reaped_here) {
+  return eventually(
+      [&] {
+        auto members = processes_in_session(leader);
+        for (pid_t pid : reap_adopted_zombies(members)) reaped_here.push_back(pid);
+        return processes_in_session(leader).empty() && !process_exists(leader);
+      },
+      10s);
+}
+
+TEST_CASE("closing the WebSocket does not kill a terminal; the same user attaches again") {
+  DaemonProcess daemon;
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  std::string id;
+  {
+    auto first = connect_user(daemon, "alice");
+    Json terminal = first->create_terminal();
+    id = terminal.value("id", "");
+    REQUIRE(first->request("shell.input", {{"terminalId", id}, {"data", "echo first-$((1+1))\n"}}));
+    REQUIRE(first->wait_output(id, "first-2"));
+    first->ws().close(1000, "bye");
+    CHECK(first->ws().wait_closed(5s));
+  }
+  auto second = connect_user(daemon, "alice");
+  auto list = second->request("shell.list");
+  REQUIRE(list);
+  REQUIRE((*list)["type"] == "shell.list");
+  bool running = false;
+  for (const Json& terminal : (*list)["data"]["terminals"]) {
+    if (terminal["id"] == id) running = terminal["state"] == "running";
+  }
+  CHECK(running);
+
+  auto subscribed = second->request("subscribe", {{"channel", "shell:terminal:" + id}});
+  REQUIRE(subscribed);
+  REQUIRE((*subscribed)["type"] == "subscribed");
+  CHECK(second->wait_output(id, "first-2"));  // the history is replayed
+  REQUIRE(second->request("shell.input", {{"terminalId", id}, {"data", "echo second-$((2+1))\n"}}));
+  CHECK(second->wait_output(id, "second-3"));
+
+  // A connection dropped without a closing handshake does not kill it either.
+  {
+    auto third = connect_user(daemon, "alice");
+    REQUIRE(third->request("subscribe", {{"channel", "shell:terminal:" + id}}));
+  }  // destroyed without a close frame
+  REQUIRE(second->request("shell.input", {{"terminalId", id}, {"data", "echo third-$((3+1))\n"}}));
+  CHECK(second->wait_output(id, "third-4"));
+}
+
+TEST_CASE("an exited terminal stays listed as exited") {
+  DaemonProcess daemon;
+  REQUIRE(daemon.started());
+  auto client = connect_user(daemon, "alice");
+  Json terminal = client->create_terminal({{"command", sh("exit 7")}});
+  const std::string id = terminal.value("id", "");
+  REQUIRE(client->wait_exit(id, 10s));
+  auto other = connect_user(daemon, "alice");
+  auto list = other->request("shell.list");
+  REQUIRE(list);
+  bool found = false;
+  for (const Json& listed : (*list)["data"]["terminals"]) {
+    if (listed["id"] != id) continue;
+    found = true;
+    CHECK(listed["state"] == "exited");
+    CHECK(listed["exitCode"] == 7);
+    CHECK(listed["signal"].is_null());
+  }
+  CHECK(found);
+}
+
+TEST_CASE("shell.kill signals the whole session and escalates to SIGKILL after kill_grace") {
+  become_subreaper();
+  DaemonProcess daemon({"--kill-grace", "0.5"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto client = connect_user(daemon, "alice");
+
+  SUBCASE("background job in its own process group") {
+    Json terminal = client->create_terminal({{"command", kStubbornSession}});
+    const std::string id = terminal.value("id", "");
+    const pid_t leader = terminal.value("pid", 0);
+    REQUIRE(leader > 0);
+    REQUIRE(client->wait_output(id, "ready"));
+    REQUIRE(session_has(leader, 2));
+    REQUIRE(client->request("shell.kill", {{"terminalId", id}}));
+    auto exit = client->wait_exit(id, 10s);
+    REQUIRE(exit);
+    CHECK((*exit)["signal"] == "SIGHUP");  // the shell itself ended by SIGHUP
+    std::vector<pid_t> reaped_here;
+    CHECK_MESSAGE(session_gone(leader, reaped_here), describe(processes_in_session(leader)));
+    CHECK(std::find(reaped_here.begin(), reaped_here.end(), leader) == reaped_here.end());
+  }
+  SUBCASE("a shell that ignores SIGHUP") {
+    Json terminal = client->create_terminal({{"command", sh("trap '' HUP; echo ready; exec sleep 1000")}});
+    const std::string id = terminal.value("id", "");
+    REQUIRE(client->wait_output(id, "ready"));
+    REQUIRE(client->request("shell.kill", {{"terminalId", id}, {"signal", "SIGHUP"}}));
+    auto exit = client->wait_exit(id, 10s);
+    REQUIRE(exit);
+    CHECK((*exit)["signal"] == "SIGKILL");
+    CHECK((*exit)["exitCode"].is_null());
+  }
+}
+
+TEST_CASE("SIGTERM: every client sees its terminals exit and a 1001 close; exit 0; nothing left behind") {
+  become_subreaper();
+  DaemonProcess daemon({"--kill-grace", "1"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+
+  constexpr int kClients = 4;
+  constexpr int kShellsPerClient = 5;
+  std::vector<std::unique_ptr<TestClient>> clients;
+  std::vector<std::vector<std::string>> ids(kClients);
+  std::vector<pid_t> leaders;
+  for (int c = 0; c < kClients; ++c) {
+    clients.push_back(connect_user(daemon, c % 2 == 0 ? "alice" : "bob"));
+    for (int s = 0; s < kShellsPerClient; ++s) {
+      // Half the shells have a SIGHUP-proof background job, the others a plain one.
+      Json command = s % 2 == 0 ? kStubbornSession : sh("set -m; sleep 1000 & echo ready; exec sleep 1000");
+      Json terminal = clients[c]->create_terminal({{"command", command}});
+      ids[c].push_back(terminal.value("id", ""));
+      leaders.push_back(terminal.value("pid", 0));
+    }
+  }
+  REQUIRE(leaders.size() == kClients * kShellsPerClient);
+  for (int c = 0; c < kClients; ++c) {
+    for (const auto& id : ids[c]) REQUIRE(clients[c]->wait_output(id, "ready"));
+  }
+  for (pid_t leader : leaders) {
+    REQUIRE(leader > 0);
+    REQUIRE_MESSAGE(session_has(leader, 2), describe(processes_in_session(leader)));
+  }
+
+  REQUIRE(daemon.send_signal(SIGTERM));
+  for (int c = 0; c < kClients; ++c) {
+    CAPTURE(c);
+    for (const auto& id : ids[c]) {
+      CAPTURE(id);
+      CHECK(clients[c]->wait_exit(id, 10s));
+    }
+    CHECK(clients[c]->ws().wait_closed(10s));
+    CHECK(clients[c]->ws().close_code() == 1001);
+  }
+  auto status = daemon.wait_exit(15s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+
+  for (pid_t leader : leaders) {
+    CAPTURE(leader);
+    std::vector<pid_t> reaped_here;
+    CHECK_MESSAGE(session_gone(leader, reaped_here), describe(processes_in_session(leader)));
+    CHECK_MESSAGE(std::find(reaped_here.begin(), reaped_here.end(), leader) == reaped_here.end(),
+                  "the daemon exited without reaping its child");
+  }
+  CHECK_FALSE(http_get(daemon.port(), "/healthz", 1s).has_value());  // the listener is gone
+}
+
+TEST_CASE("SIGTERM with no clients and no terminals exits 0 promptly") {
+  DaemonProcess daemon;
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto status = daemon.stop(SIGTERM, 10s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+}
+
+}  // namespace
+}  // namespace ptyhub::test
