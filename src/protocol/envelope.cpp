@@ -60,7 +60,11 @@ SharedFrame reply_frame(std::string_view type, const json& id, json data) {
   return dump_frame(message);
 }
 
-SharedFrame ack_frame(const json& id) { return dump_frame({{"type", "ack"}, {"id", id}}); }
+SharedFrame ack_frame(const json& id) {
+  json message = {{"type", "ack"}};
+  if (!id.is_null()) message["id"] = id;
+  return dump_frame(message);
+}
 
 SharedFrame error_frame(const json& id, const RequestError& error) {
   json data = {{"code", error.code}, {"message", error.message}};

@@ -531,22 +531,77 @@ TEST_CASE("a process ignoring SIGHUP gets SIGKILL after escalate_after_ms") {
   resources.verify();
 }
 
-TEST_CASE("escalation also ends a job that outlives the shell") {
+TEST_CASE("escalation also ends a job that outlives the shell; exit waits for the PTY to close") {
   ResourceCheck resources;
   {
     TestLoop loop;
     Recorder rec;
-    auto process = spawn_ok(
-        loop, options_for({"/bin/sh", "-c", "(trap '' HUP; echo ready; exec sleep 1000) & wait"}), rec);
+    SpawnOptions options = options_for(
+        {"/bin/sh", "-c", "(trap '' HUP; exec sh -c 'echo job=$$.; exec sleep 1000') & wait"});
+    options.drain_grace_ms = 5000;
+    auto process = spawn_ok(loop, options, rec);
     pid_t sid = process->pid();
-    CHECK(loop.run_until([&] { return rec.saw("ready"); }));
+    CHECK(loop.run_until([&] { return rec.saw("."); }));
+    pid_t job = number_after(rec.output, "job=");
+    REQUIRE(job > 0);
     Clock::time_point start = Clock::now();
     CHECK(process->signal_session(SIGHUP, 300) == 0);
+    CHECK(loop.run_until([&] { return !process_is_live(sid); }));
+    CHECK(process_is_live(job));  // it ignores SIGHUP and still holds the PTY open
+    CHECK(rec.exits == 0);        // so no EOF and no exit yet
     CHECK(loop.run_until([&] { return rec.exits == 1; }));
-    CHECK(rec.status.signal == SIGHUP);
-    CHECK(session_has_processes(sid));  // the job ignored SIGHUP
-    CHECK(loop.run_until([&] { return !session_has_processes(sid); }));
     CHECK(ms_since(start) >= 250);
+    CHECK(ms_since(start) < 5000);  // EOF came from the SIGKILL, not from the drain grace
+    CHECK(rec.status.signal == SIGHUP);
+    CHECK(loop.run_until([&] { return !session_has_processes(sid); }));
+    process.reset();
+    CHECK(loop.close() == 0);
+  }
+  resources.verify();
+}
+
+TEST_CASE("without EOF, exit is reported drain_grace_ms after the reap, with the output before it") {
+  ResourceCheck resources;
+  {
+    TestLoop loop;
+    Recorder rec;
+    // The job keeps the PTY open after the shell exits, so the master never reaches EOF.
+    SpawnOptions options = options_for(
+        {"/bin/sh", "-c", "(trap '' HUP; echo job-ready; exec sleep 1000) & read go; echo last-words; exit 3"});
+    options.drain_grace_ms = 300;
+    auto process = spawn_ok(loop, options, rec);
+    pid_t sid = process->pid();
+    CHECK(loop.run_until([&] { return rec.saw("job-ready"); }));
+    Clock::time_point start = Clock::now();
+    REQUIRE(process->write("go\n") == 0);
+    CHECK(loop.run_until([&] { return !process_is_live(sid); }));
+    CHECK(loop.run_until([&] { return rec.exits == 1; }));
+    CHECK(ms_since(start) >= 250);
+    CHECK(rec.status.exit_code == 3);
+    CHECK(rec.saw("last-words"));
+    CHECK(process->write("x") == -EPIPE);
+    CHECK(session_has_processes(sid));  // the job is still there; no kill was asked for
+    CHECK(process->signal_session(SIGKILL, 0) == 0);
+    CHECK(loop.run_until([&] { return !session_has_processes(sid); }));
+    process.reset();
+    CHECK(loop.close() == 0);
+  }
+  resources.verify();
+}
+
+TEST_CASE("output still held while paused is delivered when the drain grace expires") {
+  ResourceCheck resources;
+  {
+    TestLoop loop;
+    Recorder rec;
+    SpawnOptions options = options_for({"/bin/sh", "-c", "echo tail-bytes; exit 4"});
+    options.drain_grace_ms = 200;
+    auto process = spawn_ok(loop, options, rec);
+    process->pause_output();
+    CHECK(loop.run_until([&] { return rec.exits == 1; }));
+    CHECK(rec.saw("tail-bytes"));
+    CHECK(rec.status.exit_code == 4);
+    CHECK_FALSE(rec.output_after_exit);
     process.reset();
     CHECK(loop.close() == 0);
   }
@@ -697,7 +752,9 @@ TEST_CASE("the owner may destroy the process inside each callback") {
     process = PtyProcess::spawn(loop.get(), options_for({"/bin/sh", "-c", "stty -echo; cat >/dev/null"}),
                                 std::move(callbacks), nullptr);
     REQUIRE(process != nullptr);
-    REQUIRE(process->write(std::string(kMiB, '\n')) == 0);
+    std::string payload;
+    while (payload.size() < kMiB) payload += std::string(63, 'b') + "\n";
+    REQUIRE(process->write(payload) == 0);
     CHECK(process->input_above_high_water());
     CHECK(loop.run_until([&] { return process == nullptr; }));
     CHECK(drained == 1);
