@@ -103,6 +103,32 @@ int configure_master(int fd) {
   return 0;
 }
 
+// Forks the child and waits until it has exec'd (EOF on the CLOEXEC report pipe). Returns the pid,
+// the PTY master in *master_fd; or -1 with *err filled in and nothing left behind.
+pid_t start_child(const SpawnOptions& options, int* master_fd, SpawnError* err) {
+  detail::ExecPlan plan(options.argv, options.env, options.cwd);
+  int report_pipe[2];
+  if (pipe2(report_pipe, O_CLOEXEC) != 0) {
+    *err = make_error(SpawnFailure::system, errno, "pipe2");
+    return -1;
+  }
+  pid_t pid = fork_on_pty(plan, report_pipe[1], options, master_fd);
+  close(report_pipe[1]);
+  if (pid < 0) {
+    close(report_pipe[0]);
+    *err = make_error(SpawnFailure::system, -pid, "forkpty");
+    return -1;
+  }
+  detail::ChildReport report;
+  int reported = read_child_report(report_pipe[0], &report);
+  close(report_pipe[0]);
+  if (reported == 0) return pid;
+  abandon_child(pid, *master_fd);
+  *err = reported > 0 ? child_report_error(report, options)
+                      : make_error(SpawnFailure::system, -reported, "read exec status");
+  return -1;
+}
+
 }  // namespace
 
 std::unique_ptr<PtyProcess> PtyProcess::spawn(uv_loop_t* loop, const SpawnOptions& options, Callbacks callbacks,
@@ -114,29 +140,9 @@ std::unique_ptr<PtyProcess> PtyProcess::spawn(uv_loop_t* loop, const SpawnOption
     err = make_error(SpawnFailure::command, EINVAL, "exec (no command)");
     return nullptr;
   }
-  detail::ExecPlan plan(options.argv, options.env, options.cwd);
-  int report_pipe[2];
-  if (pipe2(report_pipe, O_CLOEXEC) != 0) {
-    err = make_error(SpawnFailure::system, errno, "pipe2");
-    return nullptr;
-  }
   int master_fd = -1;
-  pid_t pid = fork_on_pty(plan, report_pipe[1], options, &master_fd);
-  close(report_pipe[1]);
-  if (pid < 0) {
-    close(report_pipe[0]);
-    err = make_error(SpawnFailure::system, -pid, "forkpty");
-    return nullptr;
-  }
-  detail::ChildReport report;
-  int reported = read_child_report(report_pipe[0], &report);
-  close(report_pipe[0]);
-  if (reported != 0) {
-    abandon_child(pid, master_fd);
-    err = reported > 0 ? child_report_error(report, options)
-                       : make_error(SpawnFailure::system, -reported, "read exec status");
-    return nullptr;
-  }
+  pid_t pid = start_child(options, &master_fd, &err);
+  if (pid < 0) return nullptr;
   if (int rc = configure_master(master_fd); rc < 0) {
     abandon_child(pid, master_fd);
     err = make_error(SpawnFailure::system, -rc, "fcntl pty master");

@@ -59,7 +59,8 @@ class PtyProcess {
     std::function<void(std::string_view bytes)> on_output;
     // After reap and drain; called once. The PtyProcess may be destroyed inside this callback.
     std::function<void(ExitStatus status)> on_exit;
-    // Pending input fell to or below kInputLowWater after having been above kInputHighWater.
+    // Pending input fell to or below kInputLowWater after having been above kInputHighWater (also
+    // when the master closed and the pending input was discarded).
     std::function<void()> on_input_drained;
   };
 
@@ -157,7 +158,8 @@ int signal_session_processes(pid_t sid, int signal);
 // True while any live (non-zombie) process still has session id `sid`.
 bool session_has_processes(pid_t sid);
 
-// "SIGSEGV" for every standard signal (exit reports); nullptr when unknown.
+// "SIGSEGV" for every signal (exit reports); real-time ones as "SIGRTMIN+n". nullptr only outside
+// 1..NSIG-1.
 const char* signal_name(int signal);
 // Only the signals the protocol lets clients send: SIGHUP, SIGINT, SIGTERM, SIGKILL; 0 otherwise.
 int signal_from_name(std::string_view name);

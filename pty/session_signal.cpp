@@ -118,7 +118,20 @@ const char* signal_name(int signal) {
   for (const SignalName& entry : kSignalNames) {
     if (entry.number == signal) return entry.name;
   }
-  return nullptr;
+  if (signal <= 0 || signal >= NSIG) return nullptr;
+  // Real-time and libc-reserved signals: "SIGRTMIN+3", "SIG32". Built once, kept for the process.
+  static const std::vector<std::string> kOtherNames = [] {
+    std::vector<std::string> names(NSIG);
+    for (int n = 1; n < NSIG; ++n) {
+      if (n >= SIGRTMIN && n <= SIGRTMAX) {
+        names[n] = n == SIGRTMIN ? "SIGRTMIN" : "SIGRTMIN+" + std::to_string(n - SIGRTMIN);
+      } else {
+        names[n] = "SIG" + std::to_string(n);
+      }
+    }
+    return names;
+  }();
+  return kOtherNames[static_cast<size_t>(signal)].c_str();
 }
 
 int signal_from_name(std::string_view name) {

@@ -467,8 +467,9 @@ TEST_CASE("the child starts with default signal dispositions, an empty mask and 
     status.reset();
 
     Recorder pipe_rec;
-    auto pipe = spawn_ok(loop, options_for({"/bin/bash", "-c", "yes | head -c1 >/dev/null; echo status=${PIPESTATUS[0]}"}),
-                         pipe_rec);
+    SpawnOptions pipe_options =
+        options_for({"/bin/bash", "-c", "yes | head -c1 >/dev/null; echo status=${PIPESTATUS[0]}"});
+    auto pipe = spawn_ok(loop, pipe_options, pipe_rec);
     CHECK(loop.run_until([&] { return pipe_rec.exits == 1; }));
     CHECK(pipe_rec.saw("status=141"));
     pipe.reset();
@@ -658,7 +659,14 @@ TEST_CASE("pause_output stops reading, the child blocks, resume delivers everyth
     auto process = spawn_ok(loop, options_for({"/bin/sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' y"}), rec);
     process->pause_output();
     CHECK(process->output_paused());
+    uv_prepare_t counter;  // counts loop iterations: a paused PTY must not keep waking the loop
+    int iterations = 0;
+    uv_prepare_init(loop.get(), &counter);
+    counter.data = &iterations;
+    uv_prepare_start(&counter, [](uv_prepare_t* p) { ++*static_cast<int*>(p->data); });
     loop.run_for(300);
+    uv_close(reinterpret_cast<uv_handle_t*>(&counter), nullptr);
+    CHECK(iterations < 150);  // ~60 turns of the 5 ms condition timer; a busy poll makes thousands
     CHECK(rec.output_bytes == 0);
     CHECK(rec.exits == 0);
     CHECK(session_has_processes(process->pid()));  // blocked on the full PTY, not finished
@@ -668,6 +676,30 @@ TEST_CASE("pause_output stops reading, the child blocks, resume delivers everyth
     CHECK(loop.run_until([&] { return rec.exits == 1; }));
     CHECK(rec.output_bytes == kMiB);
     CHECK(rec.unexpected_bytes == 0);
+    process.reset();
+    CHECK(loop.close() == 0);
+  }
+  resources.verify();
+}
+
+TEST_CASE("exit waits for the output still held in the PTY, even long after the reap") {
+  ResourceCheck resources;
+  {
+    TestLoop loop;
+    Recorder rec;
+    SpawnOptions options = options_for({"/bin/sh", "-c", "echo pending-tail; exit 5"});
+    options.drain_grace_ms = 60000;
+    auto process = spawn_ok(loop, options, rec);
+    process->pause_output();
+    CHECK(loop.run_until([&] { return !process_is_live(process->pid()); }));
+    loop.run_for(200);  // the pidfd reports the exit meanwhile; the reap happens
+    CHECK(has_no_children());
+    CHECK(rec.exits == 0);  // but the output is not drained yet
+    process->resume_output();
+    CHECK(loop.run_until([&] { return rec.exits == 1; }));
+    CHECK(rec.saw("pending-tail"));
+    CHECK(rec.status.exit_code == 5);
+    CHECK_FALSE(rec.output_after_exit);
     process.reset();
     CHECK(loop.close() == 0);
   }
@@ -793,8 +825,11 @@ TEST_CASE("signal names") {
   CHECK(std::string(signal_name(SIGABRT)) == "SIGABRT");
   CHECK(std::string(signal_name(SIGUSR1)) == "SIGUSR1");
   CHECK(std::string(signal_name(SIGUSR2)) == "SIGUSR2");
+  CHECK(std::string(signal_name(SIGRTMIN)) == "SIGRTMIN");
+  CHECK(std::string(signal_name(SIGRTMIN + 2)) == "SIGRTMIN+2");
+  for (int n = 1; n < NSIG; ++n) CHECK(signal_name(n) != nullptr);
   CHECK(signal_name(0) == nullptr);
-  CHECK(signal_name(200) == nullptr);
+  CHECK(signal_name(NSIG) == nullptr);
   CHECK(signal_from_name("SIGHUP") == SIGHUP);
   CHECK(signal_from_name("SIGINT") == SIGINT);
   CHECK(signal_from_name("SIGTERM") == SIGTERM);
