@@ -249,23 +249,30 @@ void PtyProcess::on_master_event(int status, int events) {
 }
 
 bool PtyProcess::read_master(int max_reads, bool ignore_pause) {
-  auto alive = alive_;
-  char buffer[kReadChunk];
-  for (int i = 0; i < max_reads; ++i) {
-    if (master_fd_ < 0 || master_eof_ || (output_paused_ && !ignore_pause)) return true;
-    ssize_t n = ::read(master_fd_, buffer, sizeof buffer);
+  // One buffer for every PTY: reads are delivered before this returns, on the loop thread.
+  static char buffer[kReadBudget];
+  size_t used = 0;
+  bool eof = false;
+  for (int i = 0; i < max_reads && used < sizeof buffer; ++i) {
+    if (master_fd_ < 0 || master_eof_ || (output_paused_ && !ignore_pause)) break;
+    ssize_t n = ::read(master_fd_, buffer + used, sizeof buffer - used);
     if (n > 0) {
-      auto callbacks = callbacks_;
-      if (callbacks->on_output) callbacks->on_output(std::string_view(buffer, static_cast<size_t>(n)));
-      if (!*alive) return false;
+      used += static_cast<size_t>(n);
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n < 0 && errno != EIO) log::warn(std::string("pty: read master: ") + std::strerror(errno));
-    return on_master_eof();  // EIO (slave side gone) or 0: end of output
+    eof = true;  // EIO (slave side gone) or 0: end of output
+    break;
   }
-  return true;
+  if (used > 0) {
+    auto alive = alive_;
+    auto callbacks = callbacks_;
+    if (callbacks->on_output) callbacks->on_output(std::string_view(buffer, used));
+    if (!*alive) return false;
+  }
+  return eof ? on_master_eof() : true;
 }
 
 bool PtyProcess::on_master_eof() {

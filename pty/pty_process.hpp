@@ -55,7 +55,7 @@ struct ExitStatus {
 class PtyProcess {
  public:
   struct Callbacks {
-    // Bytes read from the master, in order. May be called several times per loop wake-up.
+    // Bytes read from the master, in order; what one wake-up read, coalesced.
     std::function<void(std::string_view bytes)> on_output;
     // After reap and drain; called once. The PtyProcess may be destroyed inside this callback.
     std::function<void(ExitStatus status)> on_exit;
@@ -66,8 +66,10 @@ class PtyProcess {
 
   static constexpr size_t kInputHighWater = 256 * 1024;
   static constexpr size_t kInputLowWater = 16 * 1024;
-  static constexpr size_t kReadChunk = 64 * 1024;       // one read() at most this much
-  static constexpr int kReadsPerWakeup = 4;             // bounded reads per poll callback
+  // Reads per wake-up are bounded so one busy PTY cannot starve the loop; what they return is
+  // coalesced and handed to on_output once (a PTY read rarely returns more than 4 KiB).
+  static constexpr size_t kReadBudget = 256 * 1024;  // at most this much per wake-up
+  static constexpr int kReadsPerWakeup = 64;         // and at most this many read() calls
 
   // Forks a child on a new PTY (forkpty: new session, controlling terminal), chdir(cwd), execve.
   // A chdir or exec failure in the child is reported back synchronously (CLOEXEC pipe) as `error`

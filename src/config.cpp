@@ -114,12 +114,10 @@ const Setting kSettings[] = {
 constexpr std::pair<std::string_view, std::string_view> kNotYetInEffect[] = {
     {"listen", "(unix: addresses accepted; not yet in effect)"},
     {"jwt_public_key", "(accepted; not yet in effect)"},
-    {"ring_buffer_bytes", "(accepted; not yet in effect)"},
     {"allowed_origin", "(accepted; not yet in effect)"},
     {"tls_cert", "(accepted; not yet in effect)"},
     {"tls_key", "(accepted; not yet in effect)"},
     {"tls_client_ca", "(accepted; not yet in effect)"},
-    {"detached_timeout", "(accepted; not yet in effect)"},
     {"repos_root", "(accepted; not yet in effect)"},
     {"git_allowed_protocols", "(accepted; not yet in effect)"},
     {"git_timeout", "(accepted; not yet in effect)"},

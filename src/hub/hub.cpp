@@ -94,8 +94,13 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   spec.cwd = options.cwd.empty() ? config_.home : options.cwd;
   spec.cols = options.cols;
   spec.rows = options.rows;
-  auto terminal = std::make_unique<Terminal>(std::move(spec), metrics_, [this](Terminal& t) { on_terminal_exit(t); });
-  if (subscriber != nullptr) terminal->subscribe(subscriber, encoding);
+  TerminalLimits limits;
+  limits.ring_bytes = config_.ring_buffer_bytes;
+  limits.detached_timeout_ms = millis(config_.detached_timeout);
+  limits.kill_grace_ms = millis(config_.kill_grace);
+  auto terminal =
+      std::make_unique<Terminal>(std::move(spec), limits, metrics_, [this](Terminal& t) { on_terminal_exit(t); });
+  if (subscriber != nullptr) terminal->subscribe(subscriber, encoding, 0);
   pty::SpawnError error;
   if (!terminal->start(loop_, child_environment(options.env), 2000, &error)) {
     result.failure = error.failure == pty::SpawnFailure::cwd       ? CreateFailure::cwd
@@ -134,6 +139,13 @@ void Hub::subscribe_lifecycle(Subscriber* subscriber) {
 }
 
 void Hub::unsubscribe_lifecycle(Subscriber* subscriber) { std::erase(lifecycle_subscribers_, subscriber); }
+
+void Hub::on_room(Subscriber* subscriber) {
+  for (auto& [id, terminal] : terminals_) {
+    if (!subscriber->has_room()) return;
+    if (terminal->subscribed(subscriber)) terminal->catch_up(subscriber);
+  }
+}
 
 void Hub::detach(Subscriber* subscriber) {
   unsubscribe_lifecycle(subscriber);

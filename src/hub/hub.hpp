@@ -58,6 +58,9 @@ class Hub {
   void subscribe_lifecycle(Subscriber* subscriber);
   void unsubscribe_lifecycle(Subscriber* subscriber);
 
+  // `subscriber` has room in its outbound queue again: catch it up on every terminal it lags on.
+  void on_room(Subscriber* subscriber);
+
   // Removes every reference to `subscriber` (before it is destroyed).
   void detach(Subscriber* subscriber);
 

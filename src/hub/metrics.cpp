@@ -35,6 +35,11 @@ std::string render_prometheus(const Metrics& m) {
   add(out, "ptyhub_ws_sent_bytes_total", "counter", "WebSocket payload bytes sent.", m.ws_bytes_out);
   add(out, "ptyhub_outbound_queue_bytes", "gauge", "Bytes queued for sending, all connections.",
       m.outbound_queue_bytes);
+  add(out, "ptyhub_ring_bytes", "gauge", "Memory held by output rings.", m.ring_bytes);
+  add(out, "ptyhub_replays_total", "counter", "Subscriptions that replayed retained output.", m.replays_total);
+  add(out, "ptyhub_gaps_total", "counter", "shell.gap events sent.", m.gaps_total);
+  add(out, "ptyhub_pty_read_pauses_total", "counter", "Times a PTY was paused because no subscriber took output.",
+      m.pty_read_pauses_total);
   add(out, "ptyhub_auth_failures_total", "counter", "Rejected tokens.", m.auth_failures_total);
   add(out, "ptyhub_request_errors_total", "counter", "Requests answered with an error.", m.request_errors_total);
   return out;

@@ -18,6 +18,10 @@ struct Metrics {
   uint64_t ws_messages_in = 0;
   uint64_t ws_bytes_out = 0;       // payload bytes sent on WebSockets
   uint64_t outbound_queue_bytes = 0;  // sum of every connection's queued bytes
+  uint64_t ring_bytes = 0;            // memory held by output rings
+  uint64_t replays_total = 0;         // subscriptions that started behind the live edge
+  uint64_t gaps_total = 0;            // shell.gap events sent
+  uint64_t pty_read_pauses_total = 0; // times a PTY stopped being read because no subscriber took output
   uint64_t auth_failures_total = 0;
   uint64_t request_errors_total = 0;
 };

@@ -18,6 +18,8 @@ class Subscriber {
   // pending input (or exited).
   virtual void on_input_drained(std::string_view terminal_id) = 0;
   virtual const auth::Principal& principal() const = 0;
+  // True while the client's outbound queue is below client_queue_limit (it can take more output).
+  virtual bool has_room() const = 0;
 };
 
 enum class Encoding { utf8, base64 };

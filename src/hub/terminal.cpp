@@ -1,4 +1,4 @@
-// Terminal: process, channel and subscribers of one PTY.
+// Terminal: process, retained output, subscriptions and flow control of one PTY.
 #include "src/hub/terminal.hpp"
 
 #include <openssl/evp.h>
@@ -25,16 +25,30 @@ std::string base64(std::string_view raw) {
   return out;
 }
 
+// One shell.output frame for raw bytes [offset, offset + raw.size()).
+protocol::SharedFrame output_frame(const std::string& id, const std::string& channel, uint64_t offset,
+                                   std::string_view raw, Encoding encoding) {
+  json data = {{"terminalId", id}, {"offset", offset}, {"next", offset + raw.size()}};
+  if (encoding == Encoding::base64) {
+    data["data"] = base64(raw);
+    data["encoding"] = "base64";
+  } else {
+    data["data"] = protocol::utf8_sanitize(raw);
+  }
+  return protocol::event_frame("shell.output", channel, std::move(data));
+}
+
 }  // namespace
 
-Terminal::Terminal(TerminalSpec spec, Metrics& metrics, ExitHook on_exit)
-    : spec_(std::move(spec)), channel_("shell:terminal:" + spec_.id), metrics_(metrics),
-      exit_hook_(std::move(on_exit)), created_at_ms_(unix_millis_now()) {}
+Terminal::Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit)
+    : spec_(std::move(spec)), limits_(limits), channel_("shell:terminal:" + spec_.id), metrics_(metrics),
+      exit_hook_(std::move(on_exit)), ring_(limits.ring_bytes), created_at_ms_(unix_millis_now()) {}
 
 Terminal::~Terminal() {
   if (pid_ == 0) return;  // never started
   if (!exited_) --metrics_.terminals_running;
   else --metrics_.terminals_exited;
+  metrics_.ring_bytes -= ring_.allocated();
 }
 
 bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t drain_grace_ms,
@@ -56,6 +70,10 @@ bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t dra
   started_steady_ms_ = steady_millis();
   ++metrics_.terminals_running;
   ++metrics_.terminals_created_total;
+  uv_timer_init(loop, detached_timer_.get());
+  detached_timer_.mark_initialised();
+  detached_timer_.get()->data = this;
+  update_detached_timer();
   return true;
 }
 
@@ -88,24 +106,114 @@ json Terminal::to_json() const {
   return t;
 }
 
-void Terminal::subscribe(Subscriber* subscriber, Encoding encoding) {
-  for (auto& entry : subscribers_) {
-    if (entry.first == subscriber) {
-      entry.second = encoding;
-      return;
-    }
+// --- subscriptions -------------------------------------------------------------------------------
+
+Terminal::Subscription* Terminal::find(const Subscriber* subscriber) {
+  for (auto& subscription : subscriptions_) {
+    if (subscription.subscriber == subscriber) return &subscription;
   }
-  subscribers_.emplace_back(subscriber, encoding);
+  return nullptr;
+}
+
+ReplayRange Terminal::subscribe(Subscriber* subscriber, Encoding encoding, std::optional<uint64_t> since) {
+  const uint64_t cursor = since.value_or(ring_.start());
+  if (Subscription* existing = find(subscriber)) {
+    *existing = Subscription{subscriber, encoding, cursor};
+  } else {
+    subscriptions_.push_back(Subscription{subscriber, encoding, cursor});
+  }
+  if (cursor < ring_.end()) ++metrics_.replays_total;
+  update_detached_timer();
+  return {std::max(cursor, ring_.start()), ring_.end()};
 }
 
 void Terminal::unsubscribe(Subscriber* subscriber) {
-  std::erase_if(subscribers_, [&](const auto& entry) { return entry.first == subscriber; });
+  const size_t before = subscriptions_.size();
+  std::erase_if(subscriptions_, [&](const Subscription& s) { return s.subscriber == subscriber; });
+  if (subscriptions_.size() == before) return;
+  update_reading();
+  update_detached_timer();
 }
 
 bool Terminal::subscribed(const Subscriber* subscriber) const {
-  return std::any_of(subscribers_.begin(), subscribers_.end(),
-                     [&](const auto& entry) { return entry.first == subscriber; });
+  return std::any_of(subscriptions_.begin(), subscriptions_.end(),
+                     [&](const Subscription& s) { return s.subscriber == subscriber; });
 }
+
+bool Terminal::set_paused(Subscriber* subscriber, bool paused) {
+  Subscription* subscription = find(subscriber);
+  if (subscription == nullptr) return false;
+  subscription->paused = paused;
+  if (!paused) catch_up(*subscription);
+  update_reading();
+  return true;
+}
+
+void Terminal::catch_up(Subscriber* subscriber) {
+  if (Subscription* subscription = find(subscriber)) catch_up(*subscription);
+  update_reading();
+}
+
+bool Terminal::live(const Subscription& s) const {
+  return !s.paused && s.cursor == ring_.end() && s.subscriber->has_room();
+}
+
+void Terminal::catch_up(Subscription& s) {
+  std::string raw;
+  while (!s.paused && s.subscriber->has_room() && s.cursor < ring_.end()) {
+    if (s.cursor < ring_.start()) {
+      ++metrics_.gaps_total;
+      s.subscriber->deliver(protocol::event_frame(
+          "shell.gap", channel_, {{"terminalId", spec_.id}, {"from", s.cursor}, {"to", ring_.start()}}));
+      s.cursor = ring_.start();
+      continue;
+    }
+    ring_.read(s.cursor, kCatchUpChunk, &raw);
+    size_t length = protocol::utf8_complete_prefix(raw);
+    if (length == 0) length = raw.size();  // only a fragment is left before the cut: send it as is
+    raw.resize(length);
+    s.subscriber->deliver(output_frame(spec_.id, channel_, s.cursor, raw, s.encoding));
+    s.cursor += length;
+  }
+  if (exited_ && !s.exit_sent && !s.paused && s.cursor == ring_.end()) {
+    s.exit_sent = true;
+    s.subscriber->deliver(exit_frame_);
+  }
+}
+
+// Reads the PTY while some subscriber takes output live, or nobody is subscribed.
+void Terminal::update_reading() {
+  if (!process_ || exited_) return;
+  const bool read = subscriptions_.empty() ||
+                    std::any_of(subscriptions_.begin(), subscriptions_.end(),
+                                [&](const Subscription& s) { return live(s); });
+  if (read == !reading_paused_) return;
+  reading_paused_ = !read;
+  if (read) {
+    process_->resume_output();
+  } else {
+    ++metrics_.pty_read_pauses_total;
+    process_->pause_output();
+  }
+}
+
+void Terminal::update_detached_timer() {
+  if (!detached_timer_.initialised() || limits_.detached_timeout_ms == 0) return;
+  if (!subscriptions_.empty() || exited_) {
+    uv_timer_stop(detached_timer_.get());
+    return;
+  }
+  if (uv_is_active(detached_timer_.as_handle())) return;
+  uv_timer_start(
+      detached_timer_.get(),
+      [](uv_timer_t* handle) {
+        auto* self = static_cast<Terminal*>(handle->data);
+        if (self != nullptr) self->kill(SIGHUP, self->limits_.kill_grace_ms);
+      },
+      limits_.detached_timeout_ms, 0);
+}
+
+// --- input, resize, signals ----------------------------------------------------------------------
 
 bool Terminal::write_input(std::string_view bytes, Subscriber* writer) {
   if (exited_ || !process_) return false;
@@ -130,7 +238,8 @@ void Terminal::resize(uint16_t cols, uint16_t rows) {
   process_->resize(cols, rows);
   spec_.cols = cols;
   spec_.rows = rows;
-  publish(protocol::event_frame("shell.resized", channel_, {{"terminalId", spec_.id}, {"cols", cols}, {"rows", rows}}));
+  publish_event(
+      protocol::event_frame("shell.resized", channel_, {{"terminalId", spec_.id}, {"cols", cols}, {"rows", rows}}));
 }
 
 void Terminal::kill(int signal, uint64_t grace_ms) {
@@ -139,6 +248,12 @@ void Terminal::kill(int signal, uint64_t grace_ms) {
   process_->signal_session(signal, escalates ? grace_ms : 0);
 }
 
+void Terminal::publish_event(const protocol::SharedFrame& frame) {
+  for (const Subscription& s : subscriptions_) s.subscriber->deliver(frame);
+}
+
+// --- output --------------------------------------------------------------------------------------
+
 void Terminal::on_output(std::string_view bytes) {
   output_bytes_ += bytes.size();
   metrics_.pty_bytes_out += bytes.size();
@@ -146,42 +261,31 @@ void Terminal::on_output(std::string_view bytes) {
     const size_t complete = protocol::utf8_complete_prefix(bytes);
     if (complete > 0) publish_chunk(bytes.substr(0, complete));
     carry_.assign(bytes.substr(complete));
-    return;
+  } else {
+    std::string joined = std::move(carry_);
+    joined.append(bytes);
+    const size_t complete = protocol::utf8_complete_prefix(joined);
+    if (complete > 0) publish_chunk(std::string_view(joined).substr(0, complete));
+    carry_.assign(joined, complete, std::string::npos);
   }
-  std::string joined = std::move(carry_);
-  joined.append(bytes);
-  const size_t complete = protocol::utf8_complete_prefix(joined);
-  if (complete > 0) publish_chunk(std::string_view(joined).substr(0, complete));
-  carry_.assign(joined, complete, std::string::npos);
+  update_reading();
 }
 
 void Terminal::publish_chunk(std::string_view raw) {
-  const uint64_t offset = published_offset_;
-  published_offset_ += raw.size();
-  if (subscribers_.empty()) return;
-  const bool any_utf8 = std::any_of(subscribers_.begin(), subscribers_.end(),
-                                    [](const auto& e) { return e.second == Encoding::utf8; });
-  const bool any_base64 = std::any_of(subscribers_.begin(), subscribers_.end(),
-                                      [](const auto& e) { return e.second == Encoding::base64; });
-  json data = {{"terminalId", spec_.id}, {"offset", offset}, {"next", published_offset_}};
-  protocol::SharedFrame utf8_frame;
-  protocol::SharedFrame base64_frame;
-  if (any_utf8) {
-    data["data"] = protocol::utf8_sanitize(raw);
-    utf8_frame = protocol::event_frame("shell.output", channel_, data);
-  }
-  if (any_base64) {
-    data["data"] = base64(raw);
-    data["encoding"] = "base64";
-    base64_frame = protocol::event_frame("shell.output", channel_, std::move(data));
-  }
-  publish(utf8_frame, base64_frame);
-}
-
-void Terminal::publish(const protocol::SharedFrame& frame, const protocol::SharedFrame& base64_frame) {
-  for (const auto& [subscriber, encoding] : subscribers_) {
-    const auto& chosen = (encoding == Encoding::base64 && base64_frame) ? base64_frame : frame;
-    if (chosen) subscriber->deliver(chosen);
+  const uint64_t offset = ring_.end();
+  const size_t allocated = ring_.allocated();
+  ring_.append(raw);
+  metrics_.ring_bytes += ring_.allocated() - allocated;
+  protocol::SharedFrame frames[2];  // per encoding, built at most once
+  for (Subscription& s : subscriptions_) {
+    if (s.cursor != offset || s.paused || !s.subscriber->has_room()) {
+      catch_up(s);  // lagging: served from the ring when it has room
+      continue;
+    }
+    auto& frame = frames[static_cast<int>(s.encoding)];
+    if (!frame) frame = output_frame(spec_.id, channel_, offset, raw, s.encoding);
+    s.subscriber->deliver(frame);
+    s.cursor = ring_.end();
   }
 }
 
@@ -202,10 +306,10 @@ void Terminal::on_exit(pty::ExitStatus status) {
                {"outputBytes", output_bytes_}};
   if (status.signal != 0) data["signal"] = pty::signal_name(status.signal);
   else data["exitCode"] = status.exit_code;
-  publish(protocol::event_frame("shell.exit", channel_, std::move(data)));
-  std::vector<Subscriber*> waiters;
-  waiters.swap(input_waiters_);
-  for (Subscriber* waiter : waiters) waiter->on_input_drained(spec_.id);
+  exit_frame_ = protocol::event_frame("shell.exit", channel_, std::move(data));
+  for (Subscription& s : subscriptions_) catch_up(s);
+  update_detached_timer();
+  on_input_drained();
   if (exit_hook_) exit_hook_(*this);
 }
 

@@ -1,9 +1,14 @@
-// Terminal: one PTY process with its channel `shell:terminal:<id>`, its subscribers and its state.
+// Terminal: one PTY process with its channel `shell:terminal:<id>`, its retained output, its
+// subscriptions and its state.
 //
-// Owns its PtyProcess and the timer that removes it after exit. Publishes shell.output, shell.resized
-// and shell.exit to its subscribers; each event is encoded once and the same frame is queued for every
-// subscriber. Output chunks end on UTF-8 boundaries (a split character is carried to the next read)
-// and carry raw-byte offsets. Owned by the Hub; loop thread only.
+// Owns its PtyProcess, an OutputRing of the last `ring_buffer_bytes` of output, and the timer of
+// `detached_timeout`. Output is published in chunks that end on UTF-8 boundaries (a split character is
+// carried to the next read) and carry raw-byte offsets. Each subscription has a cursor: a subscriber that
+// is caught up, not paused and has room receives the chunk's shared frame (encoded once per encoding);
+// one that lags is caught up from the ring when it has room again, after a shell.gap if its cursor left
+// the ring. When every subscriber lags or is paused, the PTY is not read (the process blocks); with no
+// subscriber it is read into the ring. shell.exit reaches each subscriber after all its output.
+// Owned by the Hub; loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -22,6 +27,7 @@
 #include "core/uv_handle.hpp"
 #include "pty/pty_process.hpp"
 #include "src/hub/metrics.hpp"
+#include "src/hub/output_ring.hpp"
 #include "src/hub/subscriber.hpp"
 
 namespace ptyhub::hub {
@@ -36,12 +42,26 @@ struct TerminalSpec {
   uint16_t rows = 24;
 };
 
+struct TerminalLimits {
+  size_t ring_bytes = 1024 * 1024;
+  uint64_t detached_timeout_ms = 0;  // 0 = off
+  uint64_t kill_grace_ms = 5000;
+};
+
+// Where a new subscription starts, for the `subscribed` reply.
+struct ReplayRange {
+  uint64_t from = 0;
+  uint64_t to = 0;
+};
+
 class Terminal {
  public:
   // Called once after shell.exit was published.
   using ExitHook = std::function<void(Terminal&)>;
 
-  Terminal(TerminalSpec spec, Metrics& metrics, ExitHook on_exit);
+  static constexpr size_t kCatchUpChunk = 64 * 1024;  // largest chunk sent when catching up
+
+  Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit);
   ~Terminal();
   Terminal(const Terminal&) = delete;
   Terminal& operator=(const Terminal&) = delete;
@@ -53,14 +73,21 @@ class Terminal {
   const std::string& channel() const { return channel_; }
   const std::string& owner() const { return spec_.owner; }
   bool running() const { return !exited_; }
-  // Offset the next chunk sent to subscribers starts at (raw bytes, excluding a carried partial character).
-  uint64_t published_offset() const { return published_offset_; }
+  // Offset the next published chunk starts at (raw bytes, not counting a carried partial character).
+  uint64_t published_offset() const { return ring_.end(); }
+  uint64_t retained_from() const { return ring_.start(); }
   auth::Access access_for(const auth::Principal& principal) const;
   nlohmann::json to_json() const;
 
-  void subscribe(Subscriber* subscriber, Encoding encoding);
+  // Subscribes (or re-subscribes with new settings). Without `since` the subscriber starts at the
+  // oldest retained byte. Returns the replay range; call catch_up() after sending the reply.
+  ReplayRange subscribe(Subscriber* subscriber, Encoding encoding, std::optional<uint64_t> since);
   void unsubscribe(Subscriber* subscriber);
   bool subscribed(const Subscriber* subscriber) const;
+  // Sends what `subscriber` lags behind while it has room (gap, replay, then exit).
+  void catch_up(Subscriber* subscriber);
+  // shell.pause / shell.resume; false when `subscriber` is not subscribed.
+  bool set_paused(Subscriber* subscriber, bool paused);
 
   // Writes input; when the PTY's queue is above its high-water mark, `writer` is told on_input_drained()
   // once it drains, and the caller should stop reading that client meanwhile. Returns true when paused.
@@ -71,28 +98,45 @@ class Terminal {
   void kill(int signal, uint64_t grace_ms);
 
  private:
+  struct Subscription {
+    Subscriber* subscriber;
+    Encoding encoding;
+    uint64_t cursor;  // next offset this subscriber receives
+    bool paused = false;
+    bool exit_sent = false;
+  };
+
+  Subscription* find(const Subscriber* subscriber);
   void on_output(std::string_view bytes);
   void publish_chunk(std::string_view raw);
   void on_exit(pty::ExitStatus status);
   void on_input_drained();
-  void publish(const protocol::SharedFrame& frame, const protocol::SharedFrame& base64_frame = nullptr);
+  void publish_event(const protocol::SharedFrame& frame);
+  bool live(const Subscription& subscription) const;
+  void catch_up(Subscription& subscription);
+  void update_reading();
+  void update_detached_timer();
 
   TerminalSpec spec_;
+  TerminalLimits limits_;
   std::string channel_;
   Metrics& metrics_;
   ExitHook exit_hook_;
   std::unique_ptr<pty::PtyProcess> process_;
+  UvHandle<uv_timer_t> detached_timer_;
+  OutputRing ring_;
   std::map<std::string, auth::Access, std::less<>> shares_;
-  std::vector<std::pair<Subscriber*, Encoding>> subscribers_;
+  std::vector<Subscription> subscriptions_;
   std::vector<Subscriber*> input_waiters_;
-  std::string carry_;                // bytes of a character split across reads
-  uint64_t output_bytes_ = 0;        // raw bytes read so far
-  uint64_t published_offset_ = 0;    // raw bytes published so far
+  std::string carry_;            // bytes of a character split across reads
+  uint64_t output_bytes_ = 0;    // raw bytes read so far
   int64_t created_at_ms_ = 0;
   uint64_t started_steady_ms_ = 0;
   pid_t pid_ = 0;
   bool exited_ = false;
+  bool reading_paused_ = false;
   pty::ExitStatus exit_status_{};
+  protocol::SharedFrame exit_frame_;
 };
 
 }  // namespace ptyhub::hub

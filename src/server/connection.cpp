@@ -62,6 +62,7 @@ void Connection::send(const protocol::SharedFrame& frame) {
   }
   queue_.push_back(frame);
   queued_bytes_ += frame->size();
+  if (queued_bytes_ >= limits_.room_bytes) was_full_ = true;
   metrics_.outbound_queue_bytes += frame->size();
   lws_callback_on_writable(wsi_);
 }
@@ -86,6 +87,10 @@ int Connection::on_writeable() {
     const int written = lws_write(wsi_, frame->send_pointer(), frame->size(), LWS_WRITE_TEXT);
     if (written < static_cast<int>(frame->size())) return -1;
     metrics_.ws_bytes_out += frame->size();
+    if (was_full_ && queued_bytes_ < limits_.room_bytes && !closing_) {
+      was_full_ = false;
+      session_.on_room();  // may queue more frames
+    }
     if (!queue_.empty() || closing_) lws_callback_on_writable(wsi_);
     return 0;
   }

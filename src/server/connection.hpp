@@ -23,6 +23,7 @@ class Connection final : public session::Outbox {
  public:
   struct Limits {
     uint64_t max_message;       // inbound; larger closes with 1009
+    uint64_t room_bytes;        // outbound; at or above it the client has no room (client_queue_limit)
     uint64_t max_queued_bytes;  // outbound; beyond it the client is too slow and is closed with 1008
   };
 
@@ -42,6 +43,7 @@ class Connection final : public session::Outbox {
   void close(int code, std::string_view reason) override;
   void pause_reading() override;
   void resume_reading() override;
+  uint64_t queued_bytes() const override { return queued_bytes_; }
 
  private:
   int write_close_frame();
@@ -53,6 +55,7 @@ class Connection final : public session::Outbox {
   uint64_t queued_bytes_ = 0;
   std::string inbound_;
   bool inbound_binary_ = false;
+  bool was_full_ = false;  // queue reached room_bytes; the session is told when it drains below
   bool closing_ = false;
   int close_code_ = 1000;
   std::string close_reason_;

@@ -229,7 +229,7 @@ int WsServer::on_confirm_upgrade(struct lws* wsi) {
 int WsServer::on_established(struct lws* wsi, void* user) {
   auto** slot = static_cast<Connection**>(user);
   session::SessionContext context{loop_, hub_, verifier_, config_, metrics_};
-  const Connection::Limits limits{config_.max_message, 4 * config_.client_queue_limit};
+  const Connection::Limits limits{config_.max_message, config_.client_queue_limit, 4 * config_.client_queue_limit};
   auto* connection = new Connection(wsi, context, limits);
   *slot = connection;
   connections_.insert(connection);

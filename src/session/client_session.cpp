@@ -70,8 +70,8 @@ ClientSession::Handler ClientSession::handler_for(std::string_view type) {
       {"shell.resize", &ClientSession::handle_shell_resize},
       {"shell.kill", &ClientSession::handle_shell_kill},
       {"shell.list", &ClientSession::handle_shell_list},
-      {"shell.pause", &ClientSession::handle_not_available},
-      {"shell.resume", &ClientSession::handle_not_available},
+      {"shell.pause", &ClientSession::handle_shell_pause},
+      {"shell.resume", &ClientSession::handle_shell_resume},
       {"shell.share", &ClientSession::handle_not_available},
       {"git.operation.start", &ClientSession::handle_not_available},
       {"git.operation.cancel", &ClientSession::handle_not_available},
@@ -251,21 +251,18 @@ void ClientSession::handle_subscribe(const Request& request) {
     reply_error(request, code::kNotFound, "no such channel", "data.channel");
     return;
   }
-  const auto published = static_cast<int64_t>(terminal->published_offset());
-  if (since && *since > published) {
+  if (since && static_cast<uint64_t>(*since) > terminal->published_offset()) {
     reply_error(request, code::kBadMessage,
-                "since is beyond the terminal's output (" + std::to_string(published) + ")", "data.since");
+                "since is beyond the terminal's output (" + std::to_string(terminal->published_offset()) + ")",
+                "data.since");
     return;
   }
   const auto chosen = encoding && *encoding == "base64" ? hub::Encoding::base64 : hub::Encoding::utf8;
-  terminal->subscribe(this, chosen);
+  const std::optional<uint64_t> start = since ? std::optional<uint64_t>(*since) : std::nullopt;
+  const hub::ReplayRange replay = terminal->subscribe(this, chosen, start);
   reply(request, "subscribed",
-        {{"channel", *channel}, {"terminal", terminal->to_json()}, {"replay", {{"from", published}, {"to", published}}}});
-  if (since && *since < published) {
-    // Output before the subscription is not retained yet: announce exactly what will not arrive.
-    outbox_.send(protocol::event_frame("shell.gap", *channel,
-                                       {{"terminalId", terminal->id()}, {"from", *since}, {"to", published}}));
-  }
+        {{"channel", *channel}, {"terminal", terminal->to_json()}, {"replay", {{"from", replay.from}, {"to", replay.to}}}});
+  terminal->catch_up(this);  // shell.gap if since left the ring, then the replay, then live output
 }
 
 void ClientSession::handle_unsubscribe(const Request& request) {
@@ -384,6 +381,29 @@ void ClientSession::handle_shell_list(const Request& request) {
   json terminals = json::array();
   for (hub::Terminal* t : context_.hub.list_readable(principal_)) terminals.push_back(t->to_json());
   reply(request, "shell.list", {{"terminals", std::move(terminals)}});
+}
+
+void ClientSession::handle_shell_pause(const Request& request) { set_paused(request, true); }
+void ClientSession::handle_shell_resume(const Request& request) { set_paused(request, false); }
+
+void ClientSession::set_paused(const Request& request, bool paused) {
+  DataReader reader(request.data);
+  auto id = reader.string("terminalId", true, true);
+  if (rejected(request, reader)) return;
+  if (!require_scope(request, auth::Scope::terminal_read)) return;
+  hub::Terminal* terminal = readable_terminal(request, *id);
+  if (terminal == nullptr) return;
+  // Acknowledge first: a resume may send replayed output at once.
+  if (!terminal->subscribed(this)) {
+    reply_error(request, code::kConflict, "not subscribed to this terminal", "data.terminalId");
+    return;
+  }
+  ack(request);
+  terminal->set_paused(this, paused);
+}
+
+void ClientSession::on_room() {
+  if (!closing_) context_.hub.on_room(this);
 }
 
 void ClientSession::handle_not_available(const Request& request) {

@@ -47,6 +47,9 @@ class ClientSession final : public hub::Subscriber {
   void deliver(const protocol::SharedFrame& frame) override;
   void on_input_drained(std::string_view terminal_id) override;
   const auth::Principal& principal() const override { return principal_; }
+  bool has_room() const override { return outbox_.queued_bytes() < context_.config.client_queue_limit; }
+  // The outbox fell below client_queue_limit again.
+  void on_room();
 
  private:
   using Request = protocol::Request;
@@ -78,6 +81,9 @@ class ClientSession final : public hub::Subscriber {
   void handle_shell_resize(const Request& request);
   void handle_shell_kill(const Request& request);
   void handle_shell_list(const Request& request);
+  void handle_shell_pause(const Request& request);
+  void handle_shell_resume(const Request& request);
+  void set_paused(const Request& request, bool paused);
   void handle_not_available(const Request& request);
 
   SessionContext context_;

@@ -2,6 +2,7 @@
 // never touches a socket. Loop thread only.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include "src/protocol/frame.hpp"
@@ -18,6 +19,8 @@ class Outbox {
   // Stop / restart reading the client's socket (input flow control).
   virtual void pause_reading() = 0;
   virtual void resume_reading() = 0;
+  // Bytes queued and not yet sent.
+  virtual uint64_t queued_bytes() const = 0;
 };
 
 }  // namespace ptyhub::session

@@ -461,7 +461,7 @@ TEST_CASE("help text names every setting and marks those not yet in effect") {
     REQUIRE(at != std::string::npos);
     return help.substr(at, help.find('\n', at) - at);
   };
-  CHECK(contains(line_of("--ring-buffer-bytes"), "(accepted; not yet in effect)"));
+  CHECK(contains(line_of("--repos-root"), "(accepted; not yet in effect)"));
   CHECK_FALSE(contains(line_of("--jwt-issuer"), "not yet in effect"));
   CHECK(contains(line_of("--max-git-operations-per-user"), "(accepted; not yet in effect)"));
   CHECK(contains(line_of("--listen"), "unix: addresses accepted; not yet in effect"));

@@ -1,0 +1,64 @@
+// OutputRing: a growable circular byte buffer addressed by stream offsets.
+#include "src/hub/output_ring.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace ptyhub::hub {
+
+void OutputRing::grow_for(size_t extra) {
+  if (buffer_.size() >= capacity_ || size_ + extra <= buffer_.size()) return;
+  size_t target = std::max<size_t>(buffer_.size() * 2, 4096);
+  while (target < size_ + extra) target *= 2;
+  target = std::min(target, capacity_);
+  // Unroll the held bytes to the front of the new buffer.
+  std::vector<char> grown(target);
+  read_into(grown.data());
+  buffer_.swap(grown);
+  head_ = size_ % buffer_.size();
+}
+
+void OutputRing::append(std::string_view bytes) {
+  end_ += bytes.size();
+  if (capacity_ == 0) return;
+  if (bytes.size() >= capacity_) {
+    bytes = bytes.substr(bytes.size() - capacity_);
+    buffer_.resize(capacity_);
+    std::memcpy(buffer_.data(), bytes.data(), capacity_);
+    head_ = 0;
+    size_ = capacity_;
+    return;
+  }
+  grow_for(bytes.size());
+  const size_t cap = buffer_.size();
+  const size_t first = std::min(bytes.size(), cap - head_);
+  std::memcpy(buffer_.data() + head_, bytes.data(), first);
+  std::memcpy(buffer_.data(), bytes.data() + first, bytes.size() - first);
+  head_ = (head_ + bytes.size()) % cap;
+  size_ = std::min(size_ + bytes.size(), cap);
+}
+
+void OutputRing::read_into(char* out) const {
+  if (size_ == 0) return;
+  const size_t cap = buffer_.size();
+  const size_t tail = (head_ + cap - size_) % cap;
+  const size_t first = std::min(size_, cap - tail);
+  std::memcpy(out, buffer_.data() + tail, first);
+  std::memcpy(out + first, buffer_.data(), size_ - first);
+}
+
+void OutputRing::read(uint64_t from, size_t max, std::string* out) const {
+  out->clear();
+  if (from < start() || from >= end_) return;
+  const size_t skip = static_cast<size_t>(from - start());
+  const size_t count = std::min<size_t>(max, size_ - skip);
+  out->resize(count);
+  const size_t cap = buffer_.size();
+  const size_t tail = (head_ + cap - size_) % cap;
+  const size_t begin = (tail + skip) % cap;
+  const size_t first = std::min(count, cap - begin);
+  std::memcpy(out->data(), buffer_.data() + begin, first);
+  std::memcpy(out->data() + first, buffer_.data(), count - first);
+}
+
+}  // namespace ptyhub::hub

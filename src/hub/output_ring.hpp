@@ -1,0 +1,37 @@
+// OutputRing: the retained output of one terminal, raw bytes addressed by their stream offset.
+//
+// Holds the last `capacity` bytes published (offsets [start(), end())). Memory is allocated as output
+// arrives (doubling up to the capacity), so an idle terminal costs next to nothing. Owned by its
+// Terminal; loop thread only. Pure: no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ptyhub::hub {
+
+class OutputRing {
+ public:
+  explicit OutputRing(size_t capacity) : capacity_(capacity) {}
+
+  void append(std::string_view bytes);
+  uint64_t start() const { return end_ - size_; }
+  uint64_t end() const { return end_; }
+  // Copies up to `max` bytes from offset `from` (start() <= from <= end()) into `out` (replacing it).
+  void read(uint64_t from, size_t max, std::string* out) const;
+  size_t allocated() const { return buffer_.size(); }
+
+ private:
+  void grow_for(size_t extra);
+  void read_into(char* out) const;  // the held bytes, oldest first
+
+  size_t capacity_;
+  std::vector<char> buffer_;  // circular once full; data ends at head_
+  size_t head_ = 0;           // index where the next byte goes
+  size_t size_ = 0;           // bytes held
+  uint64_t end_ = 0;          // offset of the next byte
+};
+
+}  // namespace ptyhub::hub
