@@ -114,7 +114,6 @@ const Setting kSettings[] = {
 constexpr std::pair<std::string_view, std::string_view> kNotYetInEffect[] = {
     {"listen", "(unix: addresses accepted; not yet in effect)"},
     {"jwt_public_key", "(accepted; not yet in effect)"},
-    {"allowed_origin", "(accepted; not yet in effect)"},
     {"tls_cert", "(accepted; not yet in effect)"},
     {"tls_key", "(accepted; not yet in effect)"},
     {"tls_client_ca", "(accepted; not yet in effect)"},

@@ -12,6 +12,7 @@
 #include "src/server/connection.hpp"
 #include "src/server/http_routes.hpp"
 #include "src/server/listener.hpp"
+#include "src/server/origin_policy.hpp"
 
 namespace ptyhub::server {
 namespace {
@@ -221,6 +222,12 @@ int WsServer::on_confirm_upgrade(struct lws* wsi) {
   }
   if (!accepting_) {
     lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
+    return 1;
+  }
+  const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
+  if (!origin_allowed(origin, header(wsi, WSI_TOKEN_HOST), config_.allowed_origin)) {
+    log::warn("refused a WebSocket upgrade from Origin " + origin);
+    lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
     return 1;
   }
   return 0;

@@ -1,0 +1,15 @@
+// The Origin check of PROTOCOL.md §1 against cross-site WebSocket hijacking. Pure.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ptyhub::server {
+
+// True when an upgrade carrying `origin` may proceed: no Origin at all (a non-browser client), an Origin
+// whose host[:port] equals the request's Host header, or one of `allowed` (compared without a trailing
+// slash, scheme and host case-insensitively). "null" and malformed origins are refused.
+bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& allowed);
+
+}  // namespace ptyhub::server
