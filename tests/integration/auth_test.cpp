@@ -184,7 +184,7 @@ TEST_CASE("an authenticated connection outlives auth_timeout") {
   CHECK(can_list(*client));
 }
 
-TEST_CASE("before auth only auth and ping are accepted; the rest has no effect") {
+TEST_CASE("before auth only auth and ping are accepted - the rest has no effect") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   TestClient client;
@@ -223,7 +223,7 @@ TEST_CASE("a token in the URL query is not accepted") {
   CHECK_MESSAGE(is_error(list, "unauthenticated"), brief(list));
 }
 
-TEST_CASE("refresh: auth again with the same sub is fine; another sub is forbidden and changes nothing") {
+TEST_CASE("refresh: auth again with the same sub is fine - another sub is forbidden and changes nothing") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   auto client = connect_user(daemon, "alice");
@@ -253,6 +253,33 @@ TEST_CASE("a connection whose token expires without refresh is closed with 4401"
   REQUIRE((*ok)["type"] == "auth.ok");
   CHECK(client.ws().wait_closed(6s));
   CHECK(client.ws().close_code() == 4401);
+}
+
+TEST_CASE("origin check: a foreign Origin is refused with 403 - same origin, configured origins and no Origin pass") {
+  DaemonProcess daemon({"--allowed-origin", "https://app.example"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  const std::string token = daemon.token("alice");
+  auto attempt = [&](std::optional<std::string> origin) {
+    auto client = std::make_unique<WsClient>();
+    WsOptions options = daemon.ws_options();
+    options.origin = std::move(origin);
+    options.authorization = "Bearer " + token;
+    client->connect(options);
+    return client;
+  };
+
+  auto foreign = attempt("http://evil.example");
+  CHECK_FALSE(foreign->established());
+  CHECK(foreign->http_status_on_failure() == 403);
+
+  auto other_port = attempt("http://127.0.0.1:" + std::to_string(daemon.port() + 1));
+  CHECK_FALSE(other_port->established());
+  CHECK(other_port->http_status_on_failure() == 403);
+
+  CHECK(attempt("http://127.0.0.1:" + std::to_string(daemon.port()))->established());
+  CHECK(attempt("https://app.example")->established());
+  CHECK(attempt(std::nullopt)->established());
 }
 
 }  // namespace

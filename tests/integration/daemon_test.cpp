@@ -88,7 +88,7 @@ TEST_CASE("ping answers pong and echoes string and integer ids") {
   CHECK((*extra)["id"] == 10);
 }
 
-TEST_CASE("envelope errors: bad_json, bad_message with field, unknown_type; the connection stays usable") {
+TEST_CASE("envelope errors: bad_json, bad_message with field, unknown_type - the connection stays usable") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   auto client = connect_user(daemon, "alice");
@@ -164,7 +164,7 @@ TEST_CASE("a binary frame closes the connection with 1003") {
   CHECK(client->ws().close_code() == 1003);
 }
 
-TEST_CASE("a message larger than max_message closes with 1009; one below the limit is served") {
+TEST_CASE("a message larger than max_message closes with 1009 - one below the limit is served") {
   DaemonProcess daemon({"--max-message", "64KiB"});
   INFO(daemon.log());
   REQUIRE(daemon.started());
@@ -187,7 +187,7 @@ TEST_CASE("a message larger than max_message closes with 1009; one below the lim
   CHECK(anonymous.close_code() == 1009);
 }
 
-TEST_CASE("a request without id gets no ack; with id it gets exactly one") {
+TEST_CASE("a request without id gets no ack - with id it gets exactly one") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   auto client = connect_user(daemon, "alice");

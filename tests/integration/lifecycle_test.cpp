@@ -47,7 +47,7 @@ bool session_gone(pid_t leader, std::vector<pid_t>& reaped_here) {
       10s);
 }
 
-TEST_CASE("closing the WebSocket does not kill a terminal; the same user attaches again") {
+TEST_CASE("closing the WebSocket does not kill a terminal - the same user attaches again") {
   DaemonProcess daemon;
   INFO(daemon.log());
   REQUIRE(daemon.started());
@@ -142,7 +142,7 @@ TEST_CASE("shell.kill signals the whole session and escalates to SIGKILL after k
   }
 }
 
-TEST_CASE("SIGTERM: every client sees its terminals exit and a 1001 close; exit 0; nothing left behind") {
+TEST_CASE("SIGTERM: every client sees its terminals exit and a 1001 close - exit 0 - nothing left behind") {
   become_subreaper();
   DaemonProcess daemon({"--kill-grace", "1"});
   INFO(daemon.log());
@@ -186,6 +186,7 @@ TEST_CASE("SIGTERM: every client sees its terminals exit and a 1001 close; exit 
   REQUIRE(status);
   CHECK(WIFEXITED(*status));
   CHECK(WEXITSTATUS(*status) == 0);
+  CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 
   for (pid_t leader : leaders) {
     CAPTURE(leader);
@@ -205,6 +206,50 @@ TEST_CASE("SIGTERM with no clients and no terminals exits 0 promptly") {
   REQUIRE(status);
   CHECK(WIFEXITED(*status));
   CHECK(WEXITSTATUS(*status) == 0);
+  CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
+}
+
+TEST_CASE("shell:terminals: a snapshot, then created and exit deltas, for readable terminals only") {
+  DaemonProcess daemon;
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  auto bob = connect_user(daemon, "bob");
+  Json before = alice->create_terminal({{"command", sh("exec sleep 1000")}});
+
+  auto snapshot = alice->request("subscribe", {{"channel", "shell:terminals"}});
+  REQUIRE(snapshot);
+  INFO(brief(snapshot));
+  REQUIRE((*snapshot)["type"] == "subscribed");
+  CHECK((*snapshot)["data"]["channel"] == "shell:terminals");
+  REQUIRE((*snapshot)["data"]["terminals"].is_array());
+  REQUIRE((*snapshot)["data"]["terminals"].size() == 1);
+  CHECK((*snapshot)["data"]["terminals"][0]["id"] == before["id"]);
+  auto bob_snapshot = bob->request("subscribe", {{"channel", "shell:terminals"}});
+  REQUIRE(bob_snapshot);
+  REQUIRE((*bob_snapshot)["type"] == "subscribed");
+  CHECK((*bob_snapshot)["data"]["terminals"].empty());
+
+  const std::size_t from = alice->mark();
+  auto other = connect_user(daemon, "alice");
+  Json created = other->create_terminal({{"command", sh("exit 4")}, {"subscribe", false}});
+  auto event = alice->wait_for(
+      [&](const Json& m) { return m["type"] == "shell.created" && m.value("channel", "") == "shell:terminals"; }, 5s,
+      from);
+  REQUIRE(event);
+  CHECK((*event)["data"]["terminal"]["id"] == created["id"]);
+  auto exit = alice->wait_for(
+      [&](const Json& m) { return m["type"] == "shell.exit" && m.value("channel", "") == "shell:terminals"; }, 5s,
+      from);
+  REQUIRE(exit);
+  CHECK((*exit)["data"]["terminalId"] == created["id"]);
+  CHECK((*exit)["data"]["exitCode"] == 4);
+
+  bob->drain(300ms);
+  for (const Json& message : bob->history()) {
+    CHECK(message["type"] != "shell.created");
+    CHECK(message["type"] != "shell.exit");
+  }
 }
 
 }  // namespace

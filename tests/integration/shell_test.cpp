@@ -282,7 +282,7 @@ TEST_CASE("shell.kill: SIGHUP by default, named signals, and SIGINT to a process
   }
 }
 
-TEST_CASE("shell.list shows a user's own terminals only; another user's terminal is not_found") {
+TEST_CASE("shell.list shows a user's own terminals only - another user's terminal is not_found") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   auto alice = connect_user(daemon, "alice");
@@ -384,7 +384,7 @@ bool wait_output_bytes(TestClient& client, const std::string& id, std::uint64_t 
   return false;
 }
 
-TEST_CASE("subscribe replays the retained output; since: N replays from N") {
+TEST_CASE("subscribe replays the retained output - since: N replays from N") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   auto client = connect_user(daemon, "alice");
@@ -428,7 +428,7 @@ TEST_CASE("subscribe replays the retained output; since: N replays from N") {
   check_stream_ok(*client, id);
 }
 
-TEST_CASE("subscribe and unsubscribe a terminal channel; encoding; errors") {
+TEST_CASE("subscribe and unsubscribe a terminal channel - encoding - errors") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   auto client = connect_user(daemon, "alice");
@@ -621,7 +621,7 @@ TEST_CASE("a process that cannot start: bad_message with data.cwd or data.comman
   CHECK(client->output(terminal.value("id", "")).text == "ok");
 }
 
-TEST_CASE("utf8 output: a character split across writes arrives whole; invalid bytes become U+FFFD") {
+TEST_CASE("utf8 output: a character split across writes arrives whole - invalid bytes become U+FFFD") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   auto client = connect_user(daemon, "alice");

@@ -270,6 +270,17 @@ bool DaemonProcess::wait_for_log(std::string_view needle, std::chrono::milliseco
   return log_changed_.wait_for(lock, timeout, [&] { return log_.find(needle) != std::string::npos; });
 }
 
+std::string DaemonProcess::sanitizer_findings() const {
+  std::string findings;
+  std::istringstream lines(log());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("Sanitizer") != std::string::npos || line.find("runtime error:") != std::string::npos) {
+      findings += line + "\n";
+    }
+  }
+  return findings;
+}
+
 // ---- HTTP ----
 
 namespace {

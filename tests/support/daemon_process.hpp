@@ -65,6 +65,8 @@ class DaemonProcess {
 
   // Everything the daemon wrote to stdout and stderr so far.
   std::string log() const;
+  // The log lines in which a sanitizer (ASan, LSan, UBSan) reported a problem; empty when none.
+  std::string sanitizer_findings() const;
   // Waits until the log contains `needle`.
   bool wait_for_log(std::string_view needle, std::chrono::milliseconds timeout) const;
 
