@@ -242,6 +242,23 @@ void Terminal::resize(uint16_t cols, uint16_t rows) {
       protocol::event_frame("shell.resized", channel_, {{"terminalId", spec_.id}, {"cols", cols}, {"rows", rows}}));
 }
 
+void Terminal::share(const std::string& user, auth::Access access) {
+  if (access == auth::Access::none) shares_.erase(user);
+  else shares_[user] = access;
+  std::vector<Subscriber*> revoked;
+  for (const Subscription& s : subscriptions_) {
+    if (s.subscriber->principal().user == user && access_for(s.subscriber->principal()) == auth::Access::none) {
+      revoked.push_back(s.subscriber);
+    }
+  }
+  if (revoked.empty()) return;
+  const auto frame = protocol::reply_frame("unsubscribed", nullptr, {{"channel", channel_}, {"reason", "revoked"}});
+  for (Subscriber* subscriber : revoked) {
+    subscriber->deliver(frame);
+    unsubscribe(subscriber);
+  }
+}
+
 void Terminal::kill(int signal, uint64_t grace_ms) {
   if (exited_ || !process_) return;
   const bool escalates = signal == SIGHUP || signal == SIGTERM;

@@ -94,6 +94,9 @@ class Terminal {
   bool write_input(std::string_view bytes, Subscriber* writer);
   void forget_writer(Subscriber* writer);
   void resize(uint16_t cols, uint16_t rows);
+  // Grants `user` read or write access, or revokes it (Access::none): the user's live subscriptions
+  // that lose read access end with `unsubscribed {channel, reason: "revoked"}`.
+  void share(const std::string& user, auth::Access access);
   // Signals every process of the session; SIGHUP and SIGTERM escalate to SIGKILL after `grace_ms`.
   void kill(int signal, uint64_t grace_ms);
 

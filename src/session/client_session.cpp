@@ -72,7 +72,7 @@ ClientSession::Handler ClientSession::handler_for(std::string_view type) {
       {"shell.list", &ClientSession::handle_shell_list},
       {"shell.pause", &ClientSession::handle_shell_pause},
       {"shell.resume", &ClientSession::handle_shell_resume},
-      {"shell.share", &ClientSession::handle_not_available},
+      {"shell.share", &ClientSession::handle_shell_share},
       {"git.operation.start", &ClientSession::handle_not_available},
       {"git.operation.cancel", &ClientSession::handle_not_available},
   };
@@ -381,6 +381,30 @@ void ClientSession::handle_shell_list(const Request& request) {
   json terminals = json::array();
   for (hub::Terminal* t : context_.hub.list_readable(principal_)) terminals.push_back(t->to_json());
   reply(request, "shell.list", {{"terminals", std::move(terminals)}});
+}
+
+void ClientSession::handle_shell_share(const Request& request) {
+  DataReader reader(request.data);
+  auto id = reader.string("terminalId", true, true);
+  auto user = reader.string("user", true, true);
+  auto mode = reader.one_of("mode", true, {"read", "write", "none"});
+  if (rejected(request, reader)) return;
+  hub::Terminal* terminal = readable_terminal(request, *id);
+  if (terminal == nullptr) return;
+  if (terminal->owner() != principal_.user && !principal_.scopes.has(auth::Scope::admin)) {
+    reply_error(request, code::kForbidden, "only the owner or an admin may share a terminal", "data.terminalId");
+    return;
+  }
+  if (*user == terminal->owner()) {
+    reply_error(request, code::kBadMessage, "the owner always has write access", "data.user");
+    return;
+  }
+  const auth::Access access = *mode == "write" ? auth::Access::write
+                              : *mode == "read" ? auth::Access::read
+                                                : auth::Access::none;
+  log::info("audit: terminal " + terminal->id() + " shared with " + *user + " (" + *mode + ") by " + principal_.user);
+  reply(request, "shell.shared", {{"terminalId", terminal->id()}, {"user", *user}, {"mode", *mode}});
+  terminal->share(*user, access);
 }
 
 void ClientSession::handle_shell_pause(const Request& request) { set_paused(request, true); }
