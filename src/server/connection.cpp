@@ -21,8 +21,8 @@ constexpr size_t kMaxCloseReason = 123;
 
 }  // namespace
 
-Connection::Connection(struct lws* wsi, session::SessionContext context, Limits limits)
-    : wsi_(wsi), metrics_(context.metrics), limits_(limits), session_(context, *this) {
+Connection::Connection(struct lws* wsi, session::SessionContext context, Limits limits, std::string peer)
+    : wsi_(wsi), metrics_(context.metrics), limits_(limits), session_(context, *this, std::move(peer)) {
   ++metrics_.connections_open;
   ++metrics_.connections_total;
 }

@@ -27,7 +27,7 @@ class Connection final : public session::Outbox {
     uint64_t max_queued_bytes;  // outbound; beyond it the client is too slow and is closed with 1008
   };
 
-  Connection(struct lws* wsi, session::SessionContext context, Limits limits);
+  Connection(struct lws* wsi, session::SessionContext context, Limits limits, std::string peer);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

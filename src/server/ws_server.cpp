@@ -237,7 +237,9 @@ int WsServer::on_established(struct lws* wsi, void* user) {
   auto** slot = static_cast<Connection**>(user);
   session::SessionContext context{loop_, hub_, verifier_, config_, metrics_};
   const Connection::Limits limits{config_.max_message, config_.client_queue_limit, 4 * config_.client_queue_limit};
-  auto* connection = new Connection(wsi, context, limits);
+  char peer[128] = "";
+  lws_get_peer_simple(wsi, peer, sizeof peer);
+  auto* connection = new Connection(wsi, context, limits, peer);
   *slot = connection;
   connections_.insert(connection);
   if (connections_.size() > config_.max_connections) {

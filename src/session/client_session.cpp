@@ -25,7 +25,8 @@ bool has_nul(std::string_view text) { return text.find('\0') != std::string_view
 
 }  // namespace
 
-ClientSession::ClientSession(SessionContext context, Outbox& outbox) : context_(context), outbox_(outbox) {
+ClientSession::ClientSession(SessionContext context, Outbox& outbox, std::string peer)
+    : context_(context), outbox_(outbox), peer_(std::move(peer)) {
   uv_timer_init(context_.loop, auth_timer_.get());
   auth_timer_.mark_initialised();
   auth_timer_.get()->data = this;
@@ -48,6 +49,22 @@ void ClientSession::start(const std::optional<std::string>& upgrade_token) {
         if (self != nullptr && !self->authenticated_) self->close(protocol::close_code::kAuthTimeout, "authentication timeout");
       },
       millis(context_.config.auth_timeout), 0);
+}
+
+void ClientSession::audit(std::string_view event,
+                          std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
+  // Values are quoted so that a user name with spaces cannot forge a field.
+  auto quoted = [](std::string_view value) {
+    std::string out = "\"";
+    for (char c : value) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(static_cast<unsigned char>(c) < 0x20 ? '?' : c);
+    }
+    return out + "\"";
+  };
+  std::string line = "audit event=" + std::string(event) + " user=" + quoted(principal_.user) + " peer=" + quoted(peer_);
+  for (const auto& [key, value] : fields) line += " " + std::string(key) + "=" + quoted(value);
+  log::info(line);
 }
 
 void ClientSession::close(int code, std::string_view reason) {
@@ -179,7 +196,7 @@ void ClientSession::handle_auth(const Request& request) {
 
 void ClientSession::fail_authentication(const std::string& reason, const json& id) {
   ++context_.metrics.auth_failures_total;
-  log::info("authentication failed: " + reason);
+  audit("auth.failed", {{"reason", reason}});
   ++context_.metrics.request_errors_total;
   outbox_.send(protocol::error_frame(id, {code::kUnauthenticated, "authentication failed: " + reason, ""}));
   close(protocol::close_code::kAuthFailed, "authentication failed");
@@ -203,7 +220,9 @@ void ClientSession::authenticate(const std::string& token, const Request* reques
   principal_.scopes = auth::ScopeSet::from_names(result.claims.scopes);
   uv_timer_stop(auth_timer_.get());
   arm_expiry_timer(result.claims.exp);
-  if (first) log::debug("authenticated " + principal_.user);
+  std::string scopes;
+  for (const std::string& name : principal_.scopes.names()) scopes += (scopes.empty() ? "" : " ") + name;
+  audit(first ? "auth.ok" : "auth.refresh", {{"scopes", scopes}});
   const int64_t exp_ms = result.claims.exp * 1000;
   outbox_.send(protocol::reply_frame(
       "auth.ok", id,
@@ -331,7 +350,7 @@ void ClientSession::handle_shell_create(const Request& request) {
     case hub::CreateFailure::system:
       return reply_error(request, code::kInternal, created.message);
   }
-  log::info("terminal " + created.terminal->id() + " created by " + principal_.user);
+  audit("terminal.created", {{"terminal", created.terminal->id()}});
   reply(request, "shell.created", {{"terminal", created.terminal->to_json()}});
 }
 
@@ -372,7 +391,7 @@ void ClientSession::handle_shell_kill(const Request& request) {
   hub::Terminal* terminal = readable_terminal(request, *id);
   if (terminal == nullptr || !writable_and_running(request, *terminal)) return;
   ack(request);
-  log::info("terminal " + terminal->id() + " sent " + signal.value_or("SIGHUP") + " by " + principal_.user);
+  audit("terminal.killed", {{"terminal", terminal->id()}, {"signal", signal.value_or("SIGHUP")}});
   terminal->kill(pty::signal_from_name(signal.value_or("SIGHUP")), millis(context_.config.kill_grace));
 }
 
@@ -402,7 +421,7 @@ void ClientSession::handle_shell_share(const Request& request) {
   const auth::Access access = *mode == "write" ? auth::Access::write
                               : *mode == "read" ? auth::Access::read
                                                 : auth::Access::none;
-  log::info("audit: terminal " + terminal->id() + " shared with " + *user + " (" + *mode + ") by " + principal_.user);
+  audit("terminal.shared", {{"terminal", terminal->id()}, {"with", *user}, {"mode", *mode}});
   reply(request, "shell.shared", {{"terminalId", terminal->id()}, {"user", *user}, {"mode", *mode}});
   terminal->share(*user, access);
 }

@@ -33,7 +33,8 @@ struct SessionContext {
 
 class ClientSession final : public hub::Subscriber {
  public:
-  ClientSession(SessionContext context, Outbox& outbox);
+  // `peer` is the client's address, for the audit log.
+  ClientSession(SessionContext context, Outbox& outbox, std::string peer);
   ~ClientSession() override;
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;
@@ -60,6 +61,8 @@ class ClientSession final : public hub::Subscriber {
   void fail_authentication(const std::string& reason, const nlohmann::json& id);
   void arm_expiry_timer(int64_t exp_seconds);
   void close(int code, std::string_view reason);
+  // One structured line per security-relevant act: `audit event=… user=… peer=… key=value…`.
+  void audit(std::string_view event, std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
 
   void reply_error(const Request& request, std::string code, std::string message, std::string field = "");
   void reply(const Request& request, std::string_view type, nlohmann::json data);
@@ -89,6 +92,7 @@ class ClientSession final : public hub::Subscriber {
 
   SessionContext context_;
   Outbox& outbox_;
+  std::string peer_;
   auth::Principal principal_;
   bool authenticated_ = false;
   bool closing_ = false;
