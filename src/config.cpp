@@ -112,7 +112,6 @@ const Setting kSettings[] = {
 
 // Settings parsed but not acted on yet, with the note their --help line gets. Remove rows as they land.
 constexpr std::pair<std::string_view, std::string_view> kNotYetInEffect[] = {
-    {"listen", "(unix: addresses accepted; not yet in effect)"},
     {"jwt_public_key", "(accepted; not yet in effect)"},
     {"tls_cert", "(accepted; not yet in effect)"},
     {"tls_key", "(accepted; not yet in effect)"},

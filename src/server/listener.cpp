@@ -5,6 +5,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -46,6 +48,48 @@ Listener::~Listener() {
 }
 
 bool Listener::listen(const ListenAddress& address, std::string* error) {
+  if (!(address.unix_socket ? listen_unix(address.path, error) : listen_tcp(address, error))) return false;
+  start_polling();
+  return true;
+}
+
+bool Listener::listen_unix(const std::string& path, std::string* error) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) {
+    *error = "listen: unix socket path too long: " + path;
+    return false;
+  }
+  path.copy(address.sun_path, path.size());
+  fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  struct stat info {};
+  if (fd_ >= 0 && lstat(path.c_str(), &info) == 0) {
+    // Replace only a stale socket: one nobody listens on any more.
+    const bool live = S_ISSOCK(info.st_mode) &&
+                      connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    if (!S_ISSOCK(info.st_mode) || live) {
+      *error = "listen: " + path + (live ? " is in use by another process" : " exists and is not a socket");
+      close(fd_);
+      fd_ = -1;
+      return false;
+    }
+    unlink(path.c_str());
+  }
+  const mode_t previous = umask(0117);  // 0660
+  const bool bound = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  umask(previous);
+  if (!bound || ::listen(fd_, SOMAXCONN) != 0) {
+    *error = "cannot listen on unix:" + path + ": " + std::strerror(errno);
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    return false;
+  }
+  unix_path_ = path;
+  bound_ = "unix:" + path;
+  return true;
+}
+
+bool Listener::listen_tcp(const ListenAddress& address, std::string* error) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -70,19 +114,24 @@ bool Listener::listen(const ListenAddress& address, std::string* error) {
   socklen_t length = sizeof bound;
   getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &length);
   bound_ = describe(bound);
+  return true;
+}
+
+void Listener::start_polling() {
   uv_poll_init(loop_, poll_.get(), fd_);
   poll_.mark_initialised();
   poll_.get()->data = this;
   uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* handle, int, int) {
     if (auto* self = static_cast<Listener*>(handle->data)) self->on_acceptable();
   });
-  return true;
 }
 
 void Listener::stop() {
   poll_.close();
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
+  if (!unix_path_.empty()) unlink(unix_path_.c_str());
+  unix_path_.clear();
 }
 
 void Listener::on_acceptable() {

@@ -32,7 +32,8 @@ class Listener {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  // socket, bind, listen. The bound address is then available from address().
+  // socket, bind, listen (TCP, or a unix socket of mode 0660 whose stale file is replaced; a live one is
+  // an error). The bound address is then available from address().
   bool listen(const ListenAddress& address, std::string* error);
   std::string address() const { return bound_; }
   // Closes the listening socket: no new connection is accepted. Pending heads are still read.
@@ -53,7 +54,12 @@ class Listener {
 
   uv_loop_t* loop_;
   ReadyCallback on_ready_;
+  bool listen_tcp(const ListenAddress& address, std::string* error);
+  bool listen_unix(const std::string& path, std::string* error);
+  void start_polling();
+
   int fd_ = -1;
+  std::string unix_path_;  // removed again on stop()
   std::string bound_;
   UvHandle<uv_poll_t> poll_;
   std::map<Pending*, std::unique_ptr<Pending>> pending_;

@@ -168,10 +168,6 @@ bool WsServer::create_vhosts(std::string* error) {
     return false;
   }
   for (const ListenAddress& address : config_.listen) {
-    if (address.unix_socket) {
-      *error = "listen: unix sockets are not supported yet (unix:" + address.path + ")";
-      return false;
-    }
     auto listener = std::make_unique<Listener>(loop_, [this](int fd, std::string bytes) {
       // lws closes the fd itself when adoption fails.
       if (lws_adopt_socket_vhost_readbuf(vhost_, fd, bytes.data(), bytes.size()) == nullptr) {
