@@ -37,6 +37,8 @@ struct Config {
   std::string tls_cert, tls_key, tls_client_ca;
   uint64_t max_message = 1024 * 1024;
   uint64_t max_connections = 10000;
+  uint64_t max_connections_per_ip = 256;
+  uint64_t auth_failures_per_ip = 20;
   uint64_t max_terminals = 1000;
   uint64_t max_terminals_per_user = 50;
   uint64_t ring_buffer_bytes = 1024 * 1024;

@@ -41,6 +41,8 @@ std::string render_prometheus(const Metrics& m) {
   add(out, "ptyhub_pty_read_pauses_total", "counter", "Times a PTY was paused because no subscriber took output.",
       m.pty_read_pauses_total);
   add(out, "ptyhub_auth_failures_total", "counter", "Rejected tokens.", m.auth_failures_total);
+  add(out, "ptyhub_peer_refusals_total", "counter", "Connections refused for their address's limits.",
+      m.peer_refusals_total);
   add(out, "ptyhub_request_errors_total", "counter", "Requests answered with an error.", m.request_errors_total);
   return out;
 }

@@ -23,6 +23,7 @@ struct Metrics {
   uint64_t gaps_total = 0;            // shell.gap events sent
   uint64_t pty_read_pauses_total = 0; // times a PTY stopped being read because no subscriber took output
   uint64_t auth_failures_total = 0;
+  uint64_t peer_refusals_total = 0;   // connections closed 4429 for their address's limits
   uint64_t request_errors_total = 0;
 };
 

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/log.hpp"
+#include "src/protocol/envelope.hpp"
 
 namespace ptyhub::server {
 namespace {
@@ -71,6 +72,7 @@ void Connection::close(int code, std::string_view reason) {
   if (closing_) return;
   closing_ = true;
   close_code_ = code;
+  if (code == protocol::close_code::kAuthFailed && on_auth_failure_) on_auth_failure_();
   close_reason_ = std::string(reason.substr(0, kMaxCloseReason));
   lws_callback_on_writable(wsi_);
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -33,6 +34,11 @@ class Connection final : public session::Outbox {
   Connection& operator=(const Connection&) = delete;
 
   void start(const std::optional<std::string>& upgrade_token) { session_.start(upgrade_token); }
+  // Called when the session closes the connection with 4401 (a rejected or expired token).
+  void set_on_auth_failure(std::function<void()> callback) { on_auth_failure_ = std::move(callback); }
+  // The peer address counted in PeerLimits for this connection, released when it closes.
+  void set_admitted_peer(std::string peer) { admitted_peer_ = std::move(peer); }
+  const std::optional<std::string>& admitted_peer() const { return admitted_peer_; }
   // LWS_CALLBACK_RECEIVE.
   void on_receive(const char* bytes, size_t length);
   // LWS_CALLBACK_SERVER_WRITEABLE; returns -1 when lws should close the connection.
@@ -59,6 +65,8 @@ class Connection final : public session::Outbox {
   bool closing_ = false;
   int close_code_ = 1000;
   std::string close_reason_;
+  std::function<void()> on_auth_failure_;
+  std::optional<std::string> admitted_peer_;
   session::ClientSession session_;  // last: destroyed first, while the outbox is still whole
 };
 

@@ -13,6 +13,7 @@
 #include "src/server/http_routes.hpp"
 #include "src/server/listener.hpp"
 #include "src/server/origin_policy.hpp"
+#include "src/server/peer_limits.hpp"
 
 namespace ptyhub::server {
 namespace {
@@ -117,7 +118,8 @@ void log_from_lws(int level, const char* line) {
 
 WsServer::WsServer(uv_loop_t* loop, const Config& config, hub::Hub& hub, const auth::JwtVerifier& verifier,
                    hub::Metrics& metrics)
-    : loop_(loop), config_(config), hub_(hub), verifier_(verifier), metrics_(metrics) {}
+    : loop_(loop), config_(config), hub_(hub), verifier_(verifier), metrics_(metrics),
+      peer_limits_(std::make_unique<PeerLimits>(config.max_connections_per_ip, config.auth_failures_per_ip)) {}
 
 WsServer::~WsServer() {
   // Connections are deleted in LWS_CALLBACK_CLOSED during context destruction; any left are freed here.
@@ -238,10 +240,20 @@ int WsServer::on_established(struct lws* wsi, void* user) {
   auto* connection = new Connection(wsi, context, limits, peer);
   *slot = connection;
   connections_.insert(connection);
+  const uint64_t now = uv_now(loop_);
   if (connections_.size() > config_.max_connections) {
     connection->close(protocol::close_code::kTooManyConnections, "too many connections");
     return 0;
   }
+  if (!peer_limits_->admit(peer, now)) {
+    ++metrics_.peer_refusals_total;
+    connection->close(protocol::close_code::kTooManyConnections, "too many connections or failed authentications");
+    return 0;
+  }
+  connection->set_on_auth_failure([this, address = std::string(peer)] {
+    peer_limits_->record_auth_failure(address, uv_now(loop_));
+  });
+  connection->set_admitted_peer(peer);
   connection->start(upgrade_token(wsi));
   return 0;
 }
@@ -252,6 +264,7 @@ void WsServer::on_closed(struct lws* /*wsi*/, void* user) {
   Connection* connection = *slot;
   *slot = nullptr;
   connections_.erase(connection);
+  if (connection->admitted_peer()) peer_limits_->release(*connection->admitted_peer(), uv_now(loop_));
   delete connection;
   check_no_connections();
 }

@@ -28,6 +28,7 @@ namespace ptyhub::server {
 
 class Connection;
 class Listener;
+class PeerLimits;
 
 class WsServer {
  public:
@@ -70,6 +71,7 @@ class WsServer {
   struct lws_vhost* vhost_ = nullptr;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::set<Connection*> connections_;
+  std::unique_ptr<PeerLimits> peer_limits_;
   bool accepting_ = false;
   std::function<void()> on_no_connections_;
 };
