@@ -39,7 +39,8 @@ std::string describe(const sockaddr_storage& address) {
 
 }  // namespace
 
-Listener::Listener(uv_loop_t* loop, ReadyCallback on_ready) : loop_(loop), on_ready_(std::move(on_ready)) {}
+Listener::Listener(uv_loop_t* loop, ReadyCallback on_ready, bool read_head)
+    : loop_(loop), on_ready_(std::move(on_ready)), read_head_(read_head) {}
 
 Listener::~Listener() {
   stop();
@@ -142,6 +143,10 @@ void Listener::on_acceptable() {
         log::warn(std::string("accept: ") + std::strerror(errno));
       }
       return;
+    }
+    if (!read_head_) {
+      on_ready_(fd, {});
+      continue;
     }
     if (pending_.size() >= kMaxPending) {
       close(fd);

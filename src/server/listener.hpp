@@ -27,7 +27,9 @@ class Listener {
   static constexpr uint64_t kHeadTimeoutMs = 10000;
   static constexpr size_t kMaxPending = 1024;
 
-  Listener(uv_loop_t* loop, ReadyCallback on_ready);
+  // With `read_head` false (TLS listeners: the bytes are encrypted) each accepted socket is handed on at
+  // once, with no first bytes.
+  Listener(uv_loop_t* loop, ReadyCallback on_ready, bool read_head = true);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -54,6 +56,7 @@ class Listener {
 
   uv_loop_t* loop_;
   ReadyCallback on_ready_;
+  bool read_head_;
   bool listen_tcp(const ListenAddress& address, std::string* error);
   bool listen_unix(const std::string& path, std::string* error);
   void start_polling();

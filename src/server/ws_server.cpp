@@ -136,6 +136,7 @@ bool WsServer::start(std::string* error) {
   std::memset(&info, 0, sizeof info);
   void* foreign_loops[] = {loop_};
   info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  if (!config_.tls_cert.empty()) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   info.foreign_loops = foreign_loops;
   info.pcontext = &context_;
   info.user = this;
@@ -152,32 +153,52 @@ bool WsServer::start(std::string* error) {
   return true;
 }
 
-bool WsServer::create_vhosts(std::string* error) {
+// One vhost without a listen socket of its own (plus a TLS twin when tls_cert is set): the Listeners
+// accept and adopt sockets into it.
+struct lws_vhost* WsServer::create_vhost(const char* name, bool tls, std::string* error) {
   static lws_retry_bo_t retry{};
   retry.secs_since_valid_ping = static_cast<uint16_t>(std::max(1.0, config_.ping_interval));
   retry.secs_since_valid_hangup = static_cast<uint16_t>(std::max(2.0, 2 * config_.ping_interval));
-  // One vhost without a listen socket of its own: the Listeners accept and adopt sockets into it.
   lws_context_creation_info info;
   std::memset(&info, 0, sizeof info);
-  info.vhost_name = "ptyhub";
+  info.vhost_name = name;
   info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
   info.protocols = kProtocols;
   info.retry_and_idle_policy = &retry;
   info.alpn = "http/1.1";
-  vhost_ = lws_create_vhost(context_, &info);
-  if (vhost_ == nullptr) {
-    *error = "cannot create the WebSocket vhost";
-    return false;
+  if (tls) {
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;  // lws reads it per vhost to enable TLS there
+    info.ssl_cert_filepath = config_.tls_cert.c_str();
+    info.ssl_private_key_filepath = config_.tls_key.c_str();
+    if (!config_.tls_client_ca.empty()) {
+      info.ssl_ca_filepath = config_.tls_client_ca.c_str();
+      info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+    }
   }
+  struct lws_vhost* vhost = lws_create_vhost(context_, &info);
+  if (vhost == nullptr) {
+    *error = tls ? "cannot set up TLS with tls_cert " + config_.tls_cert + " and tls_key " + config_.tls_key
+                 : "cannot create the WebSocket vhost";
+  }
+  return vhost;
+}
+
+bool WsServer::create_vhosts(std::string* error) {
+  vhost_ = create_vhost("ptyhub", false, error);
+  if (vhost_ == nullptr) return false;
+  const bool tls = !config_.tls_cert.empty();
+  if (tls && (tls_vhost_ = create_vhost("ptyhub-tls", true, error)) == nullptr) return false;
   for (const ListenAddress& address : config_.listen) {
-    auto listener = std::make_unique<Listener>(loop_, [this](int fd, std::string bytes) {
+    struct lws_vhost* vhost = tls && !address.unix_socket ? tls_vhost_ : vhost_;
+    auto adopt = [vhost](int fd, std::string bytes) {
       // lws closes the fd itself when adoption fails.
-      if (lws_adopt_socket_vhost_readbuf(vhost_, fd, bytes.data(), bytes.size()) == nullptr) {
-        log::warn("could not hand a connection to the WebSocket server");
-      }
-    });
+      struct lws* wsi = bytes.empty() ? lws_adopt_socket_vhost(vhost, fd)
+                                      : lws_adopt_socket_vhost_readbuf(vhost, fd, bytes.data(), bytes.size());
+      if (wsi == nullptr) log::warn("could not hand a connection to the WebSocket server");
+    };
+    auto listener = std::make_unique<Listener>(loop_, adopt, vhost != tls_vhost_);
     if (!listener->listen(address, error)) return false;
-    log::info("listening on " + listener->address());
+    log::info("listening on " + std::string(vhost == tls_vhost_ ? "https://" : "") + listener->address());
     listeners_.push_back(std::move(listener));
   }
   return true;

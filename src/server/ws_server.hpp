@@ -60,6 +60,7 @@ class WsServer {
 
  private:
   bool create_vhosts(std::string* error);
+  struct lws_vhost* create_vhost(const char* name, bool tls, std::string* error);
   void check_no_connections();
 
   uv_loop_t* loop_;
@@ -68,7 +69,8 @@ class WsServer {
   const auth::JwtVerifier& verifier_;
   hub::Metrics& metrics_;
   struct lws_context* context_ = nullptr;
-  struct lws_vhost* vhost_ = nullptr;
+  struct lws_vhost* vhost_ = nullptr;      // plain HTTP/WebSocket
+  struct lws_vhost* tls_vhost_ = nullptr;  // TLS, for TCP listeners when tls_cert is set
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::set<Connection*> connections_;
   std::unique_ptr<PeerLimits> peer_limits_;
