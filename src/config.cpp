@@ -117,9 +117,6 @@ const Setting kSettings[] = {
 // Settings parsed but not acted on yet, with the note their --help line gets. Remove rows as they land.
 constexpr std::pair<std::string_view, std::string_view> kNotYetInEffect[] = {
     {"jwt_public_key", "(accepted; not yet in effect)"},
-    {"tls_cert", "(accepted; not yet in effect)"},
-    {"tls_key", "(accepted; not yet in effect)"},
-    {"tls_client_ca", "(accepted; not yet in effect)"},
     {"repos_root", "(accepted; not yet in effect)"},
     {"git_allowed_protocols", "(accepted; not yet in effect)"},
     {"git_timeout", "(accepted; not yet in effect)"},
