@@ -1,17 +1,15 @@
-// JWT verification in stages, each returning the first reason to reject: size and shape, header and
-// algorithm, signature (before the payload is trusted), then the claims.
+// JWT verification in stages, each returning the first reason to reject: size and shape, header,
+// algorithm and key, signature (before the payload is trusted), then the claims.
 #include "auth/jwt.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
-#include <climits>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "auth/base64url.hpp"
+#include "auth/jws_algorithm.hpp"
+#include "auth/key_ring.hpp"
+#include "auth/signature.hpp"
 
 namespace ptyhub::auth {
 namespace {
@@ -19,16 +17,6 @@ namespace {
 using json = nlohmann::json;
 // A rejection reason (a static string), or nullopt when the stage passed.
 using Error = std::optional<std::string_view>;
-
-struct NamedAlgorithm {
-  std::string_view name;
-  HmacAlgorithm alg;
-};
-constexpr NamedAlgorithm kHmacAlgorithms[] = {
-    {"HS256", HmacAlgorithm::hs256},
-    {"HS384", HmacAlgorithm::hs384},
-    {"HS512", HmacAlgorithm::hs512},
-};
 
 // Reasons for a part that must be base64url of a JSON object.
 struct PartReasons {
@@ -43,36 +31,13 @@ struct TokenParts {
   std::string_view header;
   std::string_view payload;
   std::string_view signature;
-  std::string_view signing_input;  // "header.payload", the text the MAC covers
+  std::string_view signing_input;  // "header.payload", the text the signature covers
 };
 
 int64_t saturating_add(int64_t a, int64_t b) {
   int64_t sum = 0;
   if (!__builtin_add_overflow(a, b, &sum)) return sum;
   return b > 0 ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
-}
-
-const EVP_MD* digest_for(HmacAlgorithm alg) {
-  switch (alg) {
-    case HmacAlgorithm::hs256: return EVP_sha256();
-    case HmacAlgorithm::hs384: return EVP_sha384();
-    case HmacAlgorithm::hs512: return EVP_sha512();
-  }
-  return nullptr;
-}
-
-// The raw MAC of `data`, or an empty string if OpenSSL fails.
-std::string hmac(HmacAlgorithm alg, std::string_view secret, std::string_view data) {
-  static const unsigned char kEmpty = 0;  // OpenSSL wants a non-null pointer even for empty input
-  if (secret.size() > INT_MAX) return {};
-  const void* key = secret.empty() ? &kEmpty : static_cast<const void*>(secret.data());
-  const auto* bytes = data.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(data.data());
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (HMAC(digest_for(alg), key, static_cast<int>(secret.size()), bytes, data.size(), mac, &length) == nullptr) {
-    return {};
-  }
-  return std::string(reinterpret_cast<const char*>(mac), length);
 }
 
 std::optional<TokenParts> split_token(std::string_view token) {
@@ -95,11 +60,6 @@ Error decode_object(std::string_view part, const PartReasons& reasons, json& out
   return std::nullopt;
 }
 
-// Algorithms for public keys: a valid name, but never usable with a shared secret.
-bool is_public_key_algorithm(std::string_view name) {
-  return name.starts_with("RS") || name.starts_with("PS") || name.starts_with("ES") || name == "EdDSA";
-}
-
 bool is_none(std::string_view name) {
   if (name.size() != 4) return false;
   for (size_t i = 0; i < 4; ++i) {
@@ -108,31 +68,41 @@ bool is_none(std::string_view name) {
   return true;
 }
 
-Error read_algorithm(const json& header, HmacAlgorithm& alg) {
+Error read_algorithm(const json& header, const JwsAlgorithm*& alg) {
   const auto it = header.find("alg");
   if (it == header.end()) return "missing alg";
   if (!it->is_string()) return "unsupported alg";
   const std::string& name = it->get_ref<const std::string&>();
   if (is_none(name)) return "alg none rejected";
-  for (const NamedAlgorithm& known : kHmacAlgorithms) {
-    if (known.name != name) continue;
-    alg = known.alg;
-    // No header extension is understood, so any critical one must be refused (RFC 7515 §4.1.11).
-    if (header.contains("crit")) return "unsupported crit header";
-    return std::nullopt;
-  }
-  if (is_public_key_algorithm(name)) return "alg does not match key";
-  return "unsupported alg";
+  alg = find_jws_algorithm(name);
+  if (alg == nullptr) return "unsupported alg";
+  // No header extension is understood, so any critical one must be refused (RFC 7515 §4.1.11).
+  if (header.contains("crit")) return "unsupported crit header";
+  return std::nullopt;
 }
 
-Error check_signature(std::string_view secret, HmacAlgorithm alg, const TokenParts& parts) {
+// `kid` is optional; when present it must be a string. `kid` stays nullptr when absent.
+Error read_kid(const json& header, const std::string*& kid) {
+  const auto it = header.find("kid");
+  if (it == header.end()) return std::nullopt;
+  if (!it->is_string()) return "invalid kid";
+  kid = &it->get_ref<const std::string&>();
+  return std::nullopt;
+}
+
+Error select_key(const KeyRing& keys, const json& header, const JwsAlgorithm*& alg, KeyRef& key) {
+  if (auto error = read_algorithm(header, alg)) return error;
+  const std::string* kid = nullptr;
+  if (auto error = read_kid(header, kid)) return error;
+  return keys.select(*alg, kid, key);
+}
+
+Error check_signature(const JwsAlgorithm& alg, const KeyRef& key, const TokenParts& parts) {
   const std::optional<std::string> given = base64url_decode(parts.signature);
   if (!given) return "bad signature encoding";
-  const std::string expected = hmac(alg, secret, parts.signing_input);
-  if (expected.empty() || given->size() != expected.size() ||
-      CRYPTO_memcmp(given->data(), expected.data(), expected.size()) != 0) {
-    return "bad signature";
-  }
+  const bool ok = alg.kind == KeyKind::hmac ? hmac_verify(alg, key.secret, parts.signing_input, *given)
+                                            : verify_signature(alg, key.key, parts.signing_input, *given);
+  if (!ok) return "bad signature";
   return std::nullopt;
 }
 
@@ -248,30 +218,54 @@ Error read_claims(const VerifierOptions& options, const json& payload, int64_t n
   return read_scopes(payload, claims.scopes);
 }
 
-Error check_token(const VerifierOptions& options, std::string_view token, int64_t now, Claims& claims) {
+Error check_token(const VerifierOptions& options, const KeyRing* keys, std::string_view token, int64_t now,
+                  Claims& claims) {
   if (token.size() > kMaxTokenBytes) return "token too large";
-  if (options.hmac_secret.empty()) return "no key configured";
+  if (keys != nullptr && !keys->error().empty()) return "bad key configuration";
+  if (keys == nullptr || keys->empty()) return "no key configured";
   const std::optional<TokenParts> parts = split_token(token);
   if (!parts) return "malformed token";
   json header;
   if (auto error = decode_object(parts->header, kHeaderReasons, header)) return error;
-  HmacAlgorithm alg{};
-  if (auto error = read_algorithm(header, alg)) return error;
-  if (auto error = check_signature(options.hmac_secret, alg, *parts)) return error;
+  const JwsAlgorithm* alg = nullptr;
+  KeyRef key;
+  if (auto error = select_key(*keys, header, alg, key)) return error;
+  if (auto error = check_signature(*alg, key, *parts)) return error;
   json payload;
   if (auto error = decode_object(parts->payload, kPayloadReasons, payload)) return error;
   return read_claims(options, payload, now, claims);
 }
 
+// A token made of `signing_input` and `signature`; empty when signing failed.
+std::string join_signature(std::string_view signing_input, const std::string& signature) {
+  if (signature.empty()) return {};
+  std::string token(signing_input);
+  token += '.';
+  token += base64url_encode(signature);
+  return token;
+}
+
 }  // namespace
 
-JwtVerifier::JwtVerifier(VerifierOptions options) : options_(std::move(options)) {
+JwtVerifier::JwtVerifier(VerifierOptions options)
+    : options_(std::move(options)), keys_(std::make_unique<const KeyRing>(options_.hmac_secret, options_.public_keys)) {
   if (options_.leeway_seconds < 0) options_.leeway_seconds = 0;
 }
 
+JwtVerifier::JwtVerifier(const JwtVerifier& other) : JwtVerifier(other.options_) {}
+
+JwtVerifier& JwtVerifier::operator=(const JwtVerifier& other) {
+  if (this != &other) *this = JwtVerifier(other);
+  return *this;
+}
+
+JwtVerifier::JwtVerifier(JwtVerifier&& other) noexcept = default;
+JwtVerifier& JwtVerifier::operator=(JwtVerifier&& other) noexcept = default;
+JwtVerifier::~JwtVerifier() = default;
+
 VerifyResult JwtVerifier::verify(std::string_view token, int64_t now_seconds) const {
   VerifyResult result;
-  if (const Error error = check_token(options_, token, now_seconds, result.claims)) {
+  if (const Error error = check_token(options_, keys_.get(), token, now_seconds, result.claims)) {
     result.claims = Claims{};
     result.reason = std::string(*error);
     return result;
@@ -280,10 +274,15 @@ VerifyResult JwtVerifier::verify(std::string_view token, int64_t now_seconds) co
   return result;
 }
 
+const std::string& JwtVerifier::key_error() const {
+  static const std::string kNone;
+  return keys_ ? keys_->error() : kNone;
+}
+
 std::string sign_encoded(HmacAlgorithm alg, std::string_view secret, std::string_view signing_input) {
   std::string token(signing_input);
   token += '.';
-  token += base64url_encode(hmac(alg, secret, signing_input));
+  token += base64url_encode(hmac_sign(hmac_jws_algorithm(alg), secret, signing_input));
   return token;
 }
 
@@ -304,6 +303,23 @@ std::string mint_token(std::string_view secret, std::string_view sub, std::strin
   // Invalid UTF-8 in `sub`/`scope` is replaced rather than thrown on.
   const auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
   return sign_jwt(HmacAlgorithm::hs256, secret, dump(header), dump(payload));
+}
+
+std::string sign_encoded_with_private_key(std::string_view alg, std::string_view private_key_pem,
+                                          std::string_view signing_input) {
+  const JwsAlgorithm* algorithm = find_jws_algorithm(alg);
+  if (algorithm == nullptr || algorithm->kind == KeyKind::hmac) return {};
+  std::string problem;
+  KeyKind kind{};
+  const PkeyPtr key = read_private_pem(private_key_pem, kind, problem);
+  if (!key || kind != algorithm->kind) return {};
+  return join_signature(signing_input, sign_with_key(*algorithm, key.get(), signing_input));
+}
+
+std::string sign_jwt_with_private_key(std::string_view alg, std::string_view private_key_pem,
+                                      std::string_view header_json, std::string_view payload_json) {
+  return sign_encoded_with_private_key(alg, private_key_pem,
+                                       base64url_encode(header_json) + "." + base64url_encode(payload_json));
 }
 
 }  // namespace ptyhub::auth
