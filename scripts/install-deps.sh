@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
   nlohmann-json3-dev libtomlplusplus-dev libssl-dev doctest-dev
-  git curl procps
+  git curl procps openssl
 )
 
 missing=()
