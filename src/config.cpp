@@ -70,7 +70,7 @@ const Setting kSettings[] = {
     {"jwt_secret_file", Kind::text, &Config::jwt_secret_file, {}, "FILE", "-",
      "HS256/384/512 secret (whole file, trailing newline ignored)"},
     {"jwt_public_key", Kind::text_list, &Config::jwt_public_key, {}, "FILE", "-",
-     "PEM public key (RSA, EC P-256, Ed25519), kid = file name without extension; repeatable"},
+     "PEM public key (RSA, EC P-256, Ed25519; kid = file name without extension), a directory of *.pem, or a JWKS *.json; repeatable"},
     {"jwt_issuer", Kind::text, &Config::jwt_issuer, {}, "ISS", "-", "required value of iss when set"},
     {"jwt_audience", Kind::text, &Config::jwt_audience, {}, "AUD", "-", "required value of aud when set"},
     {"jwt_leeway", Kind::duration, &Config::jwt_leeway, {}, "SECONDS", "30",
@@ -116,7 +116,6 @@ const Setting kSettings[] = {
 
 // Settings parsed but not acted on yet, with the note their --help line gets. Remove rows as they land.
 constexpr std::pair<std::string_view, std::string_view> kNotYetInEffect[] = {
-    {"jwt_public_key", "(accepted; not yet in effect)"},
     {"repos_root", "(accepted; not yet in effect)"},
     {"git_allowed_protocols", "(accepted; not yet in effect)"},
     {"git_timeout", "(accepted; not yet in effect)"},

@@ -3,10 +3,9 @@
 
 #include <cmath>
 #include <csignal>
-#include <fstream>
-#include <sstream>
 
 #include "core/log.hpp"
+#include "src/key_loader.hpp"
 #include "src/protocol/envelope.hpp"
 
 namespace ptyhub {
@@ -27,39 +26,18 @@ void init_timer(uv_loop_t* loop, UvHandle<T>& timer, void* data) {
 
 }  // namespace
 
-bool read_secret_file(const std::string& path, std::string* secret, std::string* error) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    *error = "jwt_secret_file: cannot read " + path;
-    return false;
-  }
-  std::ostringstream content;
-  content << file.rdbuf();
-  *secret = content.str();
-  if (!secret->empty() && secret->back() == '\n') secret->pop_back();
-  if (!secret->empty() && secret->back() == '\r') secret->pop_back();
-  if (secret->empty()) {
-    *error = "jwt_secret_file: " + path + " is empty";
-    return false;
-  }
-  return true;
-}
-
 Daemon::Daemon(Config config) : config_(std::move(config)) {}
 
 Daemon::~Daemon() { release_everything(); }
 
 bool Daemon::start(std::string* error) {
-  if (config_.jwt_secret_file.empty()) {
-    *error = "jwt_secret_file is required (a file holding the HS256 secret)";
+  auth::VerifierOptions options;
+  if (!load_verifier_options(config_, &options, error)) return false;
+  verifier_ = std::make_unique<auth::JwtVerifier>(std::move(options));
+  if (!verifier_->key_error().empty()) {
+    *error = "jwt keys: " + verifier_->key_error();
     return false;
   }
-  auth::VerifierOptions options;
-  if (!read_secret_file(config_.jwt_secret_file, &options.hmac_secret, error)) return false;
-  options.leeway_seconds = static_cast<int64_t>(config_.jwt_leeway);
-  if (!config_.jwt_issuer.empty()) options.issuer = config_.jwt_issuer;
-  if (!config_.jwt_audience.empty()) options.audience = config_.jwt_audience;
-  verifier_ = std::make_unique<auth::JwtVerifier>(std::move(options));
 
   if (uv_loop_init(&loop_) != 0) {
     *error = "cannot create the event loop";
@@ -105,10 +83,58 @@ int Daemon::run() {
 
 void Daemon::on_signal(int signal) {
   if (signal == SIGHUP) {
-    log::info("SIGHUP: nothing to reload");
+    reload_keys();
     return;
   }
   begin_shutdown();
+}
+
+// A reload of the secret and public keys, read on a worker thread; the verifier is swapped on the loop.
+struct Daemon::KeyReload {
+  uv_work_t work{};
+  Daemon* daemon = nullptr;
+  Config config;
+  auth::VerifierOptions options;
+  std::string error;
+  bool ok = false;
+};
+
+void Daemon::reload_keys() {
+  if (reload_in_flight_ || shutting_down_) return;
+  reload_in_flight_ = true;
+  auto* job = new KeyReload;
+  job->work.data = job;
+  job->daemon = this;
+  job->config = config_;
+  const int rc = uv_queue_work(
+      &loop_, &job->work,
+      [](uv_work_t* work) {
+        auto* job = static_cast<KeyReload*>(work->data);
+        job->ok = load_verifier_options(job->config, &job->options, &job->error);
+      },
+      [](uv_work_t* work, int status) {
+        std::unique_ptr<KeyReload> job(static_cast<KeyReload*>(work->data));
+        job->daemon->reload_in_flight_ = false;
+        if (status == 0) job->daemon->finish_reload(*job);
+      });
+  if (rc != 0) {
+    reload_in_flight_ = false;
+    delete job;
+  }
+}
+
+void Daemon::finish_reload(KeyReload& job) {
+  if (!job.ok) {
+    log::error("SIGHUP: keys not reloaded: " + job.error);
+    return;
+  }
+  auth::JwtVerifier fresh(std::move(job.options));
+  if (!fresh.key_error().empty()) {
+    log::error("SIGHUP: keys not reloaded: " + fresh.key_error());
+    return;
+  }
+  *verifier_ = std::move(fresh);  // sessions hold a reference to *verifier_; live connections stay
+  log::info("SIGHUP: keys reloaded");
 }
 
 void Daemon::begin_shutdown() {

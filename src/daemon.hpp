@@ -34,6 +34,10 @@ class Daemon {
   bool start(std::string* error);
   void watch_signal(UvHandle<uv_signal_t>& handle, int signal);
   void on_signal(int signal);
+  struct KeyReload;
+  // SIGHUP: reads the secret and public keys again and swaps the verifier; a failure keeps the old one.
+  void reload_keys();
+  void finish_reload(KeyReload& job);
   void begin_shutdown();
   void close_connections();
   void schedule_teardown();
@@ -53,12 +57,9 @@ class Daemon {
   UvHandle<uv_timer_t> shutdown_deadline_;
   UvHandle<uv_timer_t> teardown_timer_;
   bool shutting_down_ = false;
+  bool reload_in_flight_ = false;
   bool closing_connections_ = false;
   bool torn_down_ = false;
 };
-
-// Reads a secret file: the whole file, one trailing newline ignored. False with `error` when unreadable
-// or empty.
-bool read_secret_file(const std::string& path, std::string* secret, std::string* error);
 
 }  // namespace ptyhub

@@ -10,6 +10,7 @@
 #include "core/time_format.hpp"
 #include "src/config.hpp"
 #include "src/daemon.hpp"
+#include "src/key_loader.hpp"
 
 namespace {
 
