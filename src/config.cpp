@@ -116,11 +116,6 @@ const Setting kSettings[] = {
 
 // Settings parsed but not acted on yet, with the note their --help line gets. Remove rows as they land.
 constexpr std::pair<std::string_view, std::string_view> kNotYetInEffect[] = {
-    {"repos_root", "(accepted; not yet in effect)"},
-    {"git_allowed_protocols", "(accepted; not yet in effect)"},
-    {"git_timeout", "(accepted; not yet in effect)"},
-    {"max_git_operations", "(accepted; not yet in effect)"},
-    {"max_git_operations_per_user", "(accepted; not yet in effect)"},
 };
 
 // ---- small helpers ----

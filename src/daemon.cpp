@@ -50,7 +50,8 @@ bool Daemon::start(std::string* error) {
   init_timer(&loop_, shutdown_deadline_, this);
   init_timer(&loop_, teardown_timer_, this);
   hub_ = std::make_unique<hub::Hub>(&loop_, config_, metrics_);
-  server_ = std::make_unique<server::WsServer>(&loop_, config_, *hub_, *verifier_, metrics_);
+  git_ = std::make_unique<hub::GitOperations>(&loop_, config_, *hub_, metrics_);
+  server_ = std::make_unique<server::WsServer>(&loop_, config_, *hub_, *git_, *verifier_, metrics_);
   return server_->start(error);
 }
 
@@ -192,6 +193,7 @@ void Daemon::release_everything() {
   uv_run(&loop_, UV_RUN_DEFAULT);  // lws closes its handles; running terminals finish draining
   if (server_) server_->finish();
   server_.reset();
+  git_.reset();
   hub_.reset();                    // kills and reaps whatever still runs; closes terminal handles
   uv_run(&loop_, UV_RUN_DEFAULT);
   const int rc = uv_loop_close(&loop_);

@@ -14,6 +14,7 @@
 #include "auth/jwt.hpp"
 #include "core/uv_handle.hpp"
 #include "src/config.hpp"
+#include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/hub/metrics.hpp"
 #include "src/server/ws_server.hpp"
@@ -50,6 +51,7 @@ class Daemon {
   hub::Metrics metrics_;
   std::unique_ptr<auth::JwtVerifier> verifier_;
   std::unique_ptr<hub::Hub> hub_;
+  std::unique_ptr<hub::GitOperations> git_;
   std::unique_ptr<server::WsServer> server_;
   UvHandle<uv_signal_t> sigterm_;
   UvHandle<uv_signal_t> sigint_;

@@ -94,6 +94,7 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   spec.cwd = options.cwd.empty() ? config_.home : options.cwd;
   spec.cols = options.cols;
   spec.rows = options.rows;
+  spec.kind = options.kind;
   TerminalLimits limits;
   limits.ring_bytes = config_.ring_buffer_bytes;
   limits.detached_timeout_ms = millis(config_.detached_timeout);
@@ -102,7 +103,8 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
       std::make_unique<Terminal>(std::move(spec), limits, metrics_, [this](Terminal& t) { on_terminal_exit(t); });
   if (subscriber != nullptr) terminal->subscribe(subscriber, encoding, 0);
   pty::SpawnError error;
-  if (!terminal->start(loop_, child_environment(options.env), 2000, &error)) {
+  std::vector<std::string> environment = options.environment ? *options.environment : child_environment(options.env);
+  if (!terminal->start(loop_, std::move(environment), 2000, &error)) {
     result.failure = error.failure == pty::SpawnFailure::cwd       ? CreateFailure::cwd
                      : error.failure == pty::SpawnFailure::command ? CreateFailure::command
                                                                    : CreateFailure::system;
@@ -121,6 +123,11 @@ Terminal* Hub::find_readable(const auth::Principal& principal, std::string_view 
   if (it == terminals_.end()) return nullptr;
   if (it->second->access_for(principal) == auth::Access::none) return nullptr;
   return it->second.get();
+}
+
+Terminal* Hub::find_any(std::string_view id) {
+  auto it = terminals_.find(id);
+  return it == terminals_.end() ? nullptr : it->second.get();
 }
 
 std::vector<Terminal*> Hub::list_readable(const auth::Principal& principal) {
@@ -204,6 +211,7 @@ void Hub::remove(const std::string& id) {
   publish_lifecycle(*it->second, protocol::event_frame("shell.removed", "shell:terminals", {{"terminalId", id}}));
   terminals_.erase(it);
   removal_timers_.erase(id);
+  if (on_removed_) on_removed_(id);
 }
 
 void Hub::hang_up_all(std::function<void()> on_all_exited) {

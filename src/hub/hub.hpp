@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct CreateOptions {
   uint16_t cols = 80;
   uint16_t rows = 24;
   std::string name;
+  std::string kind = "shell";
+  // The complete environment; when absent, the daemon's own with TERM and `env` on top.
+  std::optional<std::vector<std::string>> environment;
 };
 
 enum class CreateFailure { none, limit_total, limit_user, cwd, command, system };
@@ -53,6 +57,8 @@ class Hub {
   // The terminal when `principal` may read it; nullptr when it does not exist or may not be read.
   Terminal* find_readable(const auth::Principal& principal, std::string_view id);
   std::vector<Terminal*> list_readable(const auth::Principal& principal);
+  // The terminal whatever the access (for the daemon's own bookkeeping); nullptr when gone.
+  Terminal* find_any(std::string_view id);
 
   // `shell:terminals`: lifecycle events for the terminals each subscriber may read.
   void subscribe_lifecycle(Subscriber* subscriber);
@@ -60,6 +66,13 @@ class Hub {
 
   // `subscriber` has room in its outbound queue again: catch it up on every terminal it lags on.
   void on_room(Subscriber* subscriber);
+
+  // Publishes on `shell:terminals` to the subscribers that may read `terminal`.
+  void publish_lifecycle(const Terminal& terminal, const protocol::SharedFrame& frame);
+  // The daemon's environment as children get it (without systemd's variables).
+  std::vector<std::string> inherited_environment() const { return child_environment({}); }
+  // Called after a terminal was removed (its id), e.g. to forget a git operation.
+  void set_on_removed(std::function<void(const std::string&)> callback) { on_removed_ = std::move(callback); }
 
   // Removes every reference to `subscriber` (before it is destroyed).
   void detach(Subscriber* subscriber);
@@ -71,7 +84,6 @@ class Hub {
 
  private:
   void on_terminal_exit(Terminal& terminal);
-  void publish_lifecycle(const Terminal& terminal, const protocol::SharedFrame& frame);
   void schedule_removal(Terminal& terminal);
   void remove(const std::string& id);
   std::vector<std::string> child_environment(const std::map<std::string, std::string>& extra) const;
@@ -84,6 +96,7 @@ class Hub {
   std::map<std::string, std::unique_ptr<UvHandle<uv_timer_t>>> removal_timers_;
   std::vector<Subscriber*> lifecycle_subscribers_;
   std::function<void()> on_all_exited_;
+  std::function<void(const std::string&)> on_removed_;
 };
 
 // A fresh terminal id: 128 random bits, base64url (22 characters).

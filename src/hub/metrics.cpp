@@ -44,6 +44,16 @@ std::string render_prometheus(const Metrics& m) {
   add(out, "ptyhub_peer_refusals_total", "counter", "Connections refused for their address's limits.",
       m.peer_refusals_total);
   add(out, "ptyhub_request_errors_total", "counter", "Requests answered with an error.", m.request_errors_total);
+  add(out, "ptyhub_git_operations_started_total", "counter", "git operations started.", m.git_started_total);
+  out += "# HELP ptyhub_git_operations_total git operations completed, by operation and status.\n";
+  out += "# TYPE ptyhub_git_operations_total counter\n";
+  for (const auto& [key, count] : m.git_completed) {
+    const size_t comma = key.find(',');
+    out += "ptyhub_git_operations_total{operation=\"" + key.substr(0, comma) + "\",status=\"" +
+           key.substr(comma + 1) + "\"} " + std::to_string(count) + "\n";
+  }
+  add(out, "ptyhub_git_duration_seconds_total", "counter", "Time spent in completed git operations.",
+      m.git_duration_ms_total / 1000);
   return out;
 }
 

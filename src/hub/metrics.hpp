@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace ptyhub::hub {
@@ -25,6 +26,9 @@ struct Metrics {
   uint64_t auth_failures_total = 0;
   uint64_t peer_refusals_total = 0;   // connections closed 4429 for their address's limits
   uint64_t request_errors_total = 0;
+  uint64_t git_started_total = 0;
+  std::map<std::string, uint64_t> git_completed;  // "operation,status" -> count
+  uint64_t git_duration_ms_total = 0;
 };
 
 std::string render_prometheus(const Metrics& metrics);

@@ -85,7 +85,7 @@ json Terminal::to_json() const {
   json t = {
       {"id", spec_.id},
       {"channel", channel_},
-      {"kind", "shell"},
+      {"kind", spec_.kind},
       {"name", spec_.name},
       {"owner", spec_.owner},
       {"command", spec_.command},
@@ -178,6 +178,7 @@ void Terminal::catch_up(Subscription& s) {
   if (exited_ && !s.exit_sent && !s.paused && s.cursor == ring_.end()) {
     s.exit_sent = true;
     s.subscriber->deliver(exit_frame_);
+    if (exit_trailer_frame_) s.subscriber->deliver(exit_trailer_frame_);
   }
 }
 
@@ -272,6 +273,7 @@ void Terminal::publish_event(const protocol::SharedFrame& frame) {
 // --- output --------------------------------------------------------------------------------------
 
 void Terminal::on_output(std::string_view bytes) {
+  if (output_tap_) output_tap_(bytes);
   output_bytes_ += bytes.size();
   metrics_.pty_bytes_out += bytes.size();
   if (carry_.empty()) {
@@ -316,14 +318,16 @@ void Terminal::on_exit(pty::ExitStatus status) {
   exit_status_ = status;
   --metrics_.terminals_running;
   ++metrics_.terminals_exited;
+  const uint64_t duration_ms = steady_millis() - started_steady_ms_;
   json data = {{"terminalId", spec_.id},
                {"exitCode", nullptr},
                {"signal", nullptr},
-               {"durationMs", steady_millis() - started_steady_ms_},
+               {"durationMs", duration_ms},
                {"outputBytes", output_bytes_}};
   if (status.signal != 0) data["signal"] = pty::signal_name(status.signal);
   else data["exitCode"] = status.exit_code;
   exit_frame_ = protocol::event_frame("shell.exit", channel_, std::move(data));
+  if (exit_trailer_) exit_trailer_frame_ = exit_trailer_(status, duration_ms);
   for (Subscription& s : subscriptions_) catch_up(s);
   update_detached_timer();
   on_input_drained();

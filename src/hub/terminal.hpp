@@ -34,6 +34,7 @@ namespace ptyhub::hub {
 
 struct TerminalSpec {
   std::string id;
+  std::string kind = "shell";  // "shell" or "git"
   std::string owner;
   std::string name;
   std::vector<std::string> command;
@@ -58,6 +59,10 @@ class Terminal {
  public:
   // Called once after shell.exit was published.
   using ExitHook = std::function<void(Terminal&)>;
+  // Sees every raw byte read from the PTY, in order (git progress parsing).
+  using OutputTap = std::function<void(std::string_view raw)>;
+  // Builds the event each subscriber receives right after shell.exit (git.operation.completed).
+  using ExitTrailer = std::function<protocol::SharedFrame(const pty::ExitStatus& status, uint64_t duration_ms)>;
 
   static constexpr size_t kCatchUpChunk = 64 * 1024;  // largest chunk sent when catching up
 
@@ -72,6 +77,11 @@ class Terminal {
   const std::string& id() const { return spec_.id; }
   const std::string& channel() const { return channel_; }
   const std::string& owner() const { return spec_.owner; }
+  const std::string& kind() const { return spec_.kind; }
+  void set_output_tap(OutputTap tap) { output_tap_ = std::move(tap); }
+  void set_exit_trailer(ExitTrailer trailer) { exit_trailer_ = std::move(trailer); }
+  // Sends an event to every subscriber at once (resized, git progress).
+  void publish_event(const protocol::SharedFrame& frame);
   bool running() const { return !exited_; }
   // Offset the next published chunk starts at (raw bytes, not counting a carried partial character).
   uint64_t published_offset() const { return ring_.end(); }
@@ -114,7 +124,6 @@ class Terminal {
   void publish_chunk(std::string_view raw);
   void on_exit(pty::ExitStatus status);
   void on_input_drained();
-  void publish_event(const protocol::SharedFrame& frame);
   bool live(const Subscription& subscription) const;
   void catch_up(Subscription& subscription);
   void update_reading();
@@ -140,6 +149,9 @@ class Terminal {
   bool reading_paused_ = false;
   pty::ExitStatus exit_status_{};
   protocol::SharedFrame exit_frame_;
+  protocol::SharedFrame exit_trailer_frame_;
+  OutputTap output_tap_;
+  ExitTrailer exit_trailer_;
 };
 
 }  // namespace ptyhub::hub

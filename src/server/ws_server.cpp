@@ -116,9 +116,9 @@ void log_from_lws(int level, const char* line) {
 
 }  // namespace
 
-WsServer::WsServer(uv_loop_t* loop, const Config& config, hub::Hub& hub, const auth::JwtVerifier& verifier,
-                   hub::Metrics& metrics)
-    : loop_(loop), config_(config), hub_(hub), verifier_(verifier), metrics_(metrics),
+WsServer::WsServer(uv_loop_t* loop, const Config& config, hub::Hub& hub, hub::GitOperations& git,
+                   const auth::JwtVerifier& verifier, hub::Metrics& metrics)
+    : loop_(loop), config_(config), hub_(hub), git_(git), verifier_(verifier), metrics_(metrics),
       peer_limits_(std::make_unique<PeerLimits>(config.max_connections_per_ip, config.auth_failures_per_ip)) {}
 
 WsServer::~WsServer() {
@@ -254,7 +254,7 @@ int WsServer::on_confirm_upgrade(struct lws* wsi) {
 
 int WsServer::on_established(struct lws* wsi, void* user) {
   auto** slot = static_cast<Connection**>(user);
-  session::SessionContext context{loop_, hub_, verifier_, config_, metrics_};
+  session::SessionContext context{loop_, hub_, git_, verifier_, config_, metrics_};
   const Connection::Limits limits{config_.max_message, config_.client_queue_limit, 4 * config_.client_queue_limit};
   char peer[128] = "";
   lws_get_peer_simple(wsi, peer, sizeof peer);

@@ -17,6 +17,7 @@
 
 #include "auth/jwt.hpp"
 #include "src/config.hpp"
+#include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/hub/metrics.hpp"
 
@@ -32,8 +33,8 @@ class PeerLimits;
 
 class WsServer {
  public:
-  WsServer(uv_loop_t* loop, const Config& config, hub::Hub& hub, const auth::JwtVerifier& verifier,
-           hub::Metrics& metrics);
+  WsServer(uv_loop_t* loop, const Config& config, hub::Hub& hub, hub::GitOperations& git,
+           const auth::JwtVerifier& verifier, hub::Metrics& metrics);
   ~WsServer();
   WsServer(const WsServer&) = delete;
   WsServer& operator=(const WsServer&) = delete;
@@ -66,6 +67,7 @@ class WsServer {
   uv_loop_t* loop_;
   const Config& config_;
   hub::Hub& hub_;
+  hub::GitOperations& git_;
   const auth::JwtVerifier& verifier_;
   hub::Metrics& metrics_;
   struct lws_context* context_ = nullptr;

@@ -90,8 +90,8 @@ ClientSession::Handler ClientSession::handler_for(std::string_view type) {
       {"shell.pause", &ClientSession::handle_shell_pause},
       {"shell.resume", &ClientSession::handle_shell_resume},
       {"shell.share", &ClientSession::handle_shell_share},
-      {"git.operation.start", &ClientSession::handle_not_available},
-      {"git.operation.cancel", &ClientSession::handle_not_available},
+      {"git.operation.start", &ClientSession::handle_git_start},
+      {"git.operation.cancel", &ClientSession::handle_git_cancel},
   };
   for (const auto& [name, handler] : kRoutes) {
     if (name == type) return handler;
@@ -449,8 +449,34 @@ void ClientSession::on_room() {
   if (!closing_) context_.hub.on_room(this);
 }
 
-void ClientSession::handle_not_available(const Request& request) {
-  reply_error(request, code::kUnavailable, request.type + " is not available in this version", "type");
+void ClientSession::handle_git_start(const Request& request) {
+  hub::GitStartResult result;
+  if (!principal_.scopes.allows(auth::Scope::git_run)) {
+    // Schema errors come before the scope check (PROTOCOL.md §9).
+    if (!context_.git.validate(request.data, &result) && result.error_code == code::kBadMessage) {
+      return reply_error(request, result.error_code, result.message, result.field);
+    }
+    require_scope(request, auth::Scope::git_run);
+    return;
+  }
+  result = context_.git.start(principal_, request.data, this);
+  if (result.terminal == nullptr) return reply_error(request, result.error_code, result.message, result.field);
+  audit("git.started", {{"terminal", result.terminal->id()}, {"operation", request.data.value("operation", "")}});
+  reply(request, "git.operation.started", result.started);
+  context_.git.publish_started(result);
+}
+
+void ClientSession::handle_git_cancel(const Request& request) {
+  DataReader reader(request.data);
+  auto id = reader.string("operationId", true, true);
+  if (rejected(request, reader)) return;
+  if (!require_scope(request, auth::Scope::git_run)) return;
+  const std::string error = context_.git.cancel(principal_, *id);
+  if (error == code::kNotFound) return reply_error(request, error, "no such git operation", "data.operationId");
+  if (error == code::kForbidden) return reply_error(request, error, "read-only access", "data.operationId");
+  if (error == code::kConflict) return reply_error(request, error, "the operation has ended", "data.operationId");
+  audit("git.cancelled", {{"operation", *id}});
+  ack(request);
 }
 
 }  // namespace ptyhub::session

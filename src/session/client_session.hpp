@@ -16,6 +16,7 @@
 #include "auth/jwt.hpp"
 #include "core/uv_handle.hpp"
 #include "src/config.hpp"
+#include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/protocol/envelope.hpp"
 #include "src/protocol/fields.hpp"
@@ -26,6 +27,7 @@ namespace ptyhub::session {
 struct SessionContext {
   uv_loop_t* loop;
   hub::Hub& hub;
+  hub::GitOperations& git;
   const auth::JwtVerifier& verifier;
   const Config& config;
   hub::Metrics& metrics;
@@ -88,7 +90,8 @@ class ClientSession final : public hub::Subscriber {
   void handle_shell_pause(const Request& request);
   void handle_shell_resume(const Request& request);
   void set_paused(const Request& request, bool paused);
-  void handle_not_available(const Request& request);
+  void handle_git_start(const Request& request);
+  void handle_git_cancel(const Request& request);
 
   SessionContext context_;
   Outbox& outbox_;

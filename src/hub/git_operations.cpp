@@ -1,0 +1,200 @@
+// GitOperations: git on a PTY, with progress, timeout, cancel and completion events.
+#include "src/hub/git_operations.hpp"
+
+#include <csignal>
+#include <cmath>
+
+#include "core/log.hpp"
+#include "core/time_format.hpp"
+#include "src/protocol/envelope.hpp"
+
+namespace ptyhub::hub {
+namespace {
+
+using nlohmann::json;
+
+uint64_t millis(double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1000.0)); }
+
+constexpr uint16_t kGitColumns = 120;  // wide enough that git prints each progress line whole
+
+}  // namespace
+
+struct GitOperations::Operation {
+  std::string id;
+  std::string terminal_id;
+  std::string channel;
+  std::string owner;
+  std::string operation;
+  std::string repo;
+  json args;
+  bool running = true;
+  std::string forced_status;  // "cancelled" or "timed_out" once decided
+  GitOperations* owner_of = nullptr;
+  git::GitProgressParser parser;
+  UvHandle<uv_timer_t> timeout;
+};
+
+GitOperations::GitOperations(uv_loop_t* loop, const Config& config, Hub& hub, Metrics& metrics)
+    : loop_(loop), config_(config), hub_(hub), metrics_(metrics) {
+  policy_.repos_root = config.repos_root;
+  policy_.allowed_protocols = config.git_allowed_protocols;
+  hub_.set_on_removed([this](const std::string& terminal_id) { forget_terminal(terminal_id); });
+}
+
+GitOperations::~GitOperations() {
+  hub_.set_on_removed(nullptr);
+  for (auto& [id, op] : operations_) {
+    if (Terminal* terminal = hub_.find_any(op->terminal_id)) {
+      terminal->set_output_tap(nullptr);
+      terminal->set_exit_trailer(nullptr);
+    }
+  }
+}
+
+bool GitOperations::validate(const json& data, GitStartResult* result) const {
+  git::GitCommand command;
+  git::GitRequestError error;
+  if (git::build_git_command(data, policy_, &command, &error)) return true;
+  result->error_code = error.code;
+  result->message = error.message;
+  result->field = error.field;
+  return false;
+}
+
+size_t GitOperations::running_count(const std::string* user) const {
+  size_t count = 0;
+  for (const auto& [id, op] : operations_) {
+    if (op->running && (user == nullptr || op->owner == *user)) ++count;
+  }
+  return count;
+}
+
+GitStartResult GitOperations::start(const auth::Principal& principal, const json& data, Subscriber* requester) {
+  GitStartResult result;
+  git::GitCommand command;
+  git::GitRequestError error;
+  if (!git::build_git_command(data, policy_, &command, &error)) {
+    result.error_code = error.code;
+    result.message = error.message;
+    result.field = error.field;
+    return result;
+  }
+  if (running_count(nullptr) >= config_.max_git_operations ||
+      running_count(&principal.user) >= config_.max_git_operations_per_user) {
+    result.error_code = protocol::code::kLimitExceeded;
+    result.message = "too many git operations are running (max_git_operations / max_git_operations_per_user)";
+    return result;
+  }
+  auto op = std::make_unique<Operation>();
+  op->id = new_terminal_id();
+  op->owner = principal.user;
+  op->owner_of = this;
+  op->operation = command.operation;
+  op->repo = data.value("repo", "");
+  op->args = data.contains("args") ? data["args"] : json::array();
+
+  CreateOptions options;
+  options.kind = "git";
+  options.command = command.argv;
+  options.cwd = command.cwd;
+  options.cols = kGitColumns;
+  options.name = "git " + command.operation + " " + op->repo;
+  options.environment = git::compose_git_environment(hub_.inherited_environment(), command);
+  CreateResult created = hub_.create(principal, options, requester, Encoding::utf8);
+  if (created.terminal == nullptr) {
+    const bool limit = created.failure == CreateFailure::limit_total || created.failure == CreateFailure::limit_user;
+    result.error_code = limit ? protocol::code::kLimitExceeded : protocol::code::kInternal;
+    result.message = created.message;
+    return result;
+  }
+  Terminal& terminal = *created.terminal;
+  Operation* raw = op.get();
+  op->terminal_id = terminal.id();
+  op->channel = terminal.channel();
+  terminal.set_output_tap([this, raw](std::string_view bytes) { on_progress(*raw, bytes); });
+  terminal.set_exit_trailer(
+      [this, raw](const pty::ExitStatus& status, uint64_t duration_ms) { return on_exit(*raw, status, duration_ms); });
+  uv_timer_init(loop_, op->timeout.get());
+  op->timeout.mark_initialised();
+  op->timeout.get()->data = raw;
+  if (config_.git_timeout > 0) {
+    uv_timer_start(
+        op->timeout.get(),
+        [](uv_timer_t* handle) {
+          auto* operation = static_cast<Operation*>(handle->data);
+          if (operation != nullptr) operation->owner_of->on_timeout(*operation);
+        },
+        millis(config_.git_timeout), 0);
+  }
+  result.started = {{"operationId", op->id}, {"terminalId", op->terminal_id}, {"operation", op->operation},
+                    {"repo", op->repo},      {"args", op->args},               {"startedAt", iso8601_utc_now()}};
+  result.terminal = &terminal;
+  ++metrics_.git_started_total;
+  operations_.emplace(op->id, std::move(op));
+  return result;
+}
+
+void GitOperations::publish_started(const GitStartResult& started) {
+  Terminal& terminal = *started.terminal;
+  terminal.publish_event(protocol::event_frame("git.operation.started", terminal.channel(), started.started));
+  hub_.publish_lifecycle(terminal, protocol::event_frame("git.operation.started", "shell:terminals", started.started));
+}
+
+void GitOperations::on_progress(Operation& op, std::string_view raw) {
+  Terminal* terminal = nullptr;
+  for (const git::GitProgress& progress : op.parser.feed(raw)) {
+    json data = {{"operationId", op.id}, {"phase", progress.phase}, {"current", progress.current},
+                 {"total", nullptr},     {"percent", nullptr}};
+    if (progress.total) data["total"] = *progress.total;
+    if (progress.percent) data["percent"] = *progress.percent;
+    if (terminal == nullptr) terminal = hub_.find_any(op.terminal_id);
+    if (terminal != nullptr) terminal->publish_event(protocol::event_frame("git.operation.progress", op.channel, data));
+  }
+}
+
+protocol::SharedFrame GitOperations::on_exit(Operation& op, const pty::ExitStatus& status, uint64_t duration_ms) {
+  op.running = false;
+  uv_timer_stop(op.timeout.get());
+  const bool clean = status.signal == 0 && status.exit_code == 0;
+  const std::string result = !op.forced_status.empty() ? op.forced_status : clean ? "succeeded" : "failed";
+  json data = {{"operationId", op.id}, {"terminalId", op.terminal_id}, {"operation", op.operation},
+               {"repo", op.repo},      {"status", result},              {"exitCode", nullptr},
+               {"durationMs", duration_ms}};
+  if (status.signal == 0) data["exitCode"] = status.exit_code;
+  ++metrics_.git_completed[op.operation + "," + result];
+  metrics_.git_duration_ms_total += duration_ms;
+  log::info("git " + op.operation + " " + op.repo + " " + result + " (operation " + op.id + ")");
+  if (Terminal* terminal = hub_.find_any(op.terminal_id)) {
+    hub_.publish_lifecycle(*terminal, protocol::event_frame("git.operation.completed", "shell:terminals", data));
+  }
+  return protocol::event_frame("git.operation.completed", op.channel, std::move(data));
+}
+
+void GitOperations::on_timeout(Operation& op) {
+  if (!op.running) return;
+  op.forced_status = "timed_out";
+  if (Terminal* terminal = hub_.find_any(op.terminal_id)) terminal->kill(SIGTERM, millis(config_.kill_grace));
+}
+
+std::string GitOperations::cancel(const auth::Principal& principal, std::string_view operation_id) {
+  auto it = operations_.find(operation_id);
+  Terminal* terminal = it == operations_.end() ? nullptr : hub_.find_readable(principal, it->second->terminal_id);
+  if (terminal == nullptr) return protocol::code::kNotFound;
+  if (terminal->access_for(principal) != auth::Access::write) return protocol::code::kForbidden;
+  Operation& op = *it->second;
+  if (!op.running) return protocol::code::kConflict;
+  if (op.forced_status.empty()) op.forced_status = "cancelled";
+  terminal->kill(SIGTERM, millis(config_.kill_grace));
+  return "";
+}
+
+void GitOperations::forget_terminal(const std::string& terminal_id) {
+  for (auto it = operations_.begin(); it != operations_.end(); ++it) {
+    if (it->second->terminal_id == terminal_id) {
+      operations_.erase(it);
+      return;
+    }
+  }
+}
+
+}  // namespace ptyhub::hub
