@@ -11,7 +11,7 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPTYHUB_BUILD
 cmake --build "$build" --target ptyhubd
 
 dev="$build/dev"
-mkdir -p "$dev"
+mkdir -p "$dev" "$dev/repos"
 secret="$dev/jwt-secret"
 if [ ! -s "$secret" ]; then
   (umask 077 && head -c 32 /dev/urandom | base64 > "$secret")
@@ -31,7 +31,7 @@ cat <<MSG
   ptyhubd (development)
   open:   http://$listen/#token=$token
   token:  $token
-  (valid 24 h; the secret is $secret)
+  (valid 24 h; the secret is $secret; git operations work in $dev/repos)
 
 MSG
-exec "$build/src/ptyhubd" --listen 127.0.0.1:7700 --jwt-secret-file "$secret" "$@"
+exec "$build/src/ptyhubd" --listen 127.0.0.1:7700 --jwt-secret-file "$secret" --repos-root "$dev/repos" "$@"
