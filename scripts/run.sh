@@ -20,10 +20,11 @@ token=$("$build/src/ptyhubd" token --sub "$(id -un)" \
   --scope "terminal:create terminal:read terminal:write git:run" --ttl 86400 --jwt-secret-file "$secret")
 
 listen="127.0.0.1:7700"
+default_listen=(--listen "$listen")
 for ((i = 1; i <= $#; i++)); do
   case "${!i}" in
-    --listen) j=$((i + 1)); listen="${!j}" ;;
-    --listen=*) listen="${!i#--listen=}" ;;
+    --listen) j=$((i + 1)); listen="${!j}"; default_listen=() ;;
+    --listen=*) listen="${!i#--listen=}"; default_listen=() ;;
   esac
 done
 cat <<MSG
@@ -34,4 +35,4 @@ cat <<MSG
   (valid 24 h; the secret is $secret; git operations work in $dev/repos)
 
 MSG
-exec "$build/src/ptyhubd" --listen 127.0.0.1:7700 --jwt-secret-file "$secret" --repos-root "$dev/repos" "$@"
+exec "$build/src/ptyhubd" "${default_listen[@]}" --jwt-secret-file "$secret" --repos-root "$dev/repos" "$@"
