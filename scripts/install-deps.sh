@@ -8,7 +8,12 @@ packages=(
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
   nlohmann-json3-dev libtomlplusplus-dev libssl-dev doctest-dev
   git curl procps openssl
+  chromium
 )
+# The web client is bundled with npm; Debian's nodejs/npm only when no node is installed already.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,8 @@
-// The HTTP routes.
+// The HTTP routes. `/` is the embedded web client (src/server/web_assets.hpp), its files are under
+// `/assets/`; a build without the web client serves a short placeholder page at `/`.
 #include "src/server/http_routes.hpp"
+
+#include "src/server/web_assets.hpp"
 
 namespace ptyhub::server {
 namespace {
@@ -19,6 +22,13 @@ Metrics: <a href="/metrics">/metrics</a></p>
 </html>
 )";
 
+constexpr std::string_view kAssetPrefix = "/assets/";
+
+HttpResponse asset_response(const WebAsset& asset) {
+  return {200, std::string(asset.content_type),
+          std::string(reinterpret_cast<const char*>(asset.data), asset.size)};
+}
+
 }  // namespace
 
 HttpResponse route_http(std::string_view path, const HttpState& state) {
@@ -32,7 +42,15 @@ HttpResponse route_http(std::string_view path, const HttpState& state) {
   if (path == "/metrics" && state.metrics != nullptr) {
     return {200, "text/plain; version=0.0.4; charset=utf-8", hub::render_prometheus(*state.metrics)};
   }
-  if (path == "/" || path == "/index.html") return {200, "text/html; charset=utf-8", std::string(kIndexPage)};
+  if (path == "/" || path == "/index.html") {
+    if (const WebAsset* index = find_web_asset("index.html")) return asset_response(*index);
+    return {200, "text/html; charset=utf-8", std::string(kIndexPage)};
+  }
+  if (path.starts_with(kAssetPrefix)) {
+    const std::string_view name = path.substr(kAssetPrefix.size());
+    const WebAsset* asset = name.find('/') == std::string_view::npos ? find_web_asset(name) : nullptr;
+    if (asset != nullptr) return asset_response(*asset);
+  }
   return {404, "application/json", R"({"error":"not_found"})"};
 }
 

@@ -1,0 +1,192 @@
+// The git monitor: a form that starts `git.operation.start`, progress bars per phase from
+// `git.operation.progress`, and the list of recent operations (status, duration, exit code); a click
+// on one shows its output. Operations started elsewhere appear through `shell:terminals`.
+import { el, formatDuration, replaceChildren } from './dom.js';
+
+const kMaxOperations = 20;
+const kMaxOutput = 256 * 1024;
+
+// Terminal output → plain text: escape sequences removed, carriage returns rewrite the line.
+export function plainText(raw) {
+  const noEscapes = raw.replace(/\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]/g, '');
+  return noEscapes
+    .split('\n')
+    .map((line) => {
+      const parts = line.replace(/\r+$/, '').split('\r');
+      return parts[parts.length - 1];
+    })
+    .join('\n');
+}
+
+export class GitMonitor {
+  // app: {conn}; root: the section holding the form and lists
+  constructor(app, { form, error, list, empty, detail }) {
+    this.app = app;
+    this.form = form;
+    this.error = error;
+    this.list = list;
+    this.empty = empty;
+    this.detail = detail;
+    this.ops = new Map(); // operationId → operation
+    this.byTerminal = new Map(); // terminalId → operationId
+    this.selected = null;
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.start();
+    });
+    form.elements.operation.addEventListener('change', () => this.syncForm());
+    this.syncForm();
+    setInterval(() => this.tick(), 1000);
+  }
+
+  syncForm() {
+    const clone = this.form.elements.operation.value === 'clone';
+    this.form.elements.url.disabled = !clone;
+    this.form.elements.url.required = clone;
+  }
+
+  async start() {
+    const f = this.form.elements;
+    const data = { operation: f.operation.value, repo: f.repo.value.trim() };
+    if (data.operation === 'clone') data.url = f.url.value.trim();
+    this.error.textContent = '';
+    f.start.disabled = true;
+    try {
+      const reply = await this.app.conn.request('git.operation.start', data);
+      const op = this.add(reply.data);
+      op.subscribed = true;
+      this.selected = op.operationId;
+      this.render();
+    } catch (err) {
+      this.error.textContent = `${err.code}: ${err.message}${err.field ? ` (${err.field})` : ''}`;
+    } finally {
+      f.start.disabled = false;
+    }
+  }
+
+  add(started) {
+    let op = this.ops.get(started.operationId);
+    if (!op) {
+      op = {
+        ...started,
+        status: 'running',
+        exitCode: null,
+        durationMs: null,
+        phases: new Map(),
+        output: '',
+        next: 0,
+        subscribed: false,
+      };
+      this.ops.set(op.operationId, op);
+      this.byTerminal.set(op.terminalId, op.operationId);
+      this.trim();
+    }
+    return op;
+  }
+
+  trim() {
+    const ids = [...this.ops.keys()];
+    for (const id of ids.slice(0, Math.max(0, ids.length - kMaxOperations))) {
+      if (this.ops.get(id).status === 'running') continue;
+      this.byTerminal.delete(this.ops.get(id).terminalId);
+      this.ops.delete(id);
+    }
+  }
+
+  ownsTerminal(terminalId) {
+    return this.byTerminal.has(terminalId);
+  }
+
+  // A message of `shell:terminals`.
+  handleLifecycle(msg) {
+    if (msg.type === 'git.operation.started') {
+      this.add(msg.data);
+      this.render();
+    } else if (msg.type === 'git.operation.completed') {
+      this.complete(msg.data);
+    }
+  }
+
+  // A message of an operation's terminal channel.
+  handleChannel(terminalId, msg) {
+    const op = this.ops.get(this.byTerminal.get(terminalId));
+    if (!op) return;
+    const d = msg.data || {};
+    if (msg.type === 'git.operation.progress') {
+      op.phases.set(d.phase, { current: d.current, total: d.total, percent: d.percent });
+      this.render();
+    } else if (msg.type === 'shell.output') {
+      if (d.next <= op.next) return;
+      op.next = d.next;
+      op.output = (op.output + d.data).slice(-kMaxOutput);
+      if (this.selected === op.operationId) this.renderDetail();
+    } else if (msg.type === 'git.operation.completed') {
+      this.complete(d);
+    }
+  }
+
+  complete(d) {
+    const op = this.ops.get(d.operationId) || this.add(d);
+    op.status = d.status;
+    op.exitCode = d.exitCode;
+    op.durationMs = d.durationMs;
+    this.render();
+  }
+
+  // After a reconnection: follows the running operations again from where their output stopped.
+  resubscribe() {
+    for (const op of this.ops.values()) {
+      if (!op.subscribed || op.status !== 'running') continue;
+      this.app.conn
+        .request('subscribe', { channel: `shell:terminal:${op.terminalId}`, since: op.next })
+        .catch(() => {});
+    }
+  }
+
+  tick() {
+    if ([...this.ops.values()].some((op) => op.status === 'running')) this.render();
+  }
+
+  render() {
+    const ops = [...this.ops.values()].reverse();
+    replaceChildren(this.list, ops.map((op) => this.item(op)));
+    this.empty.hidden = ops.length > 0;
+    this.renderDetail();
+  }
+
+  item(op) {
+    const duration = op.durationMs ?? (op.startedAt ? Date.now() - Date.parse(op.startedAt) : null);
+    const phases = [...op.phases.entries()].map(([phase, p]) =>
+      el('div', { class: 'phase' },
+        el('span', { class: 'phase-name' }, phase),
+        // A phase that only counts has no bar once the operation is over.
+        p.percent !== null
+          ? el('progress', { max: 100, value: p.percent, 'aria-label': phase })
+          : op.status === 'running' ? el('progress', { 'aria-label': phase }) : el('span'),
+        el('span', { class: 'phase-value num' },
+          p.percent === null ? `${p.current}` : `${p.percent} % (${p.current}/${p.total})`)));
+    return el('li', { class: `op op-${op.status}`, dataset: { id: op.operationId } },
+      el('button', {
+        type: 'button', class: 'op-head', 'aria-pressed': String(this.selected === op.operationId),
+        onclick: () => {
+          this.selected = this.selected === op.operationId ? null : op.operationId;
+          this.render();
+        },
+      },
+        el('span', { class: 'op-title' }, `${op.operation} ${op.repo}`),
+        el('span', { class: `status status-${op.status}` }, op.status),
+        el('span', { class: 'num' }, formatDuration(duration)),
+        op.exitCode !== null && op.exitCode !== undefined ? el('span', { class: 'num' }, `exit ${op.exitCode}`) : null),
+      phases.length ? el('div', { class: 'phases' }, phases) : null);
+  }
+
+  renderDetail() {
+    const op = this.ops.get(this.selected);
+    this.detail.hidden = !op;
+    if (!op) return;
+    replaceChildren(this.detail,
+      el('h3', {}, `Output of ${op.operation} ${op.repo}`),
+      el('pre', { tabindex: 0 }, op.subscribed ? plainText(op.output) || '(no output yet)'
+        : '(started elsewhere: attach its terminal in the list to see the output)'));
+  }
+}

@@ -1,0 +1,410 @@
+// The ptyhub page: sign-in, the connection status, the terminal list, tabs of open terminals and the
+// git monitor, wired to one Connection. `window.ptyhub` exposes read-only views of the state and a
+// way to drop the connection, for the browser tests.
+import '@xterm/xterm/css/xterm.css';
+import './style.css';
+import { Connection } from './connection.js';
+import { clearToken, readClaims, storeToken, takeToken } from './token.js';
+import { TerminalView, flowControl, xtermTheme } from './terminal_view.js';
+import { TerminalList } from './terminal_list.js';
+import { GitMonitor } from './git_monitor.js';
+import { el, exitText, replaceChildren } from './dom.js';
+
+const $ = (id) => document.getElementById(id);
+const kExpiryWarningMs = 5 * 60 * 1000;
+const statusHistory = []; // every status the connection went through, for the tests
+
+class App {
+  constructor() {
+    this.conn = null;
+    this.user = null;
+    this.scopes = [];
+    this.expiresAt = null;
+    this.views = new Map(); // terminal id → TerminalView, in tab order
+    this.activeId = null;
+    this.list = new TerminalList(this, $('terminal-rows'), $('terminal-empty'));
+    this.git = new GitMonitor(this, {
+      form: $('git-form'), error: $('git-error'), list: $('git-ops'), empty: $('git-empty'), detail: $('git-detail'),
+    });
+    this.bindUi();
+    setInterval(() => this.renderUser(), 15000);
+  }
+
+  bindUi() {
+    $('create-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.create($('create-form').elements.name.value.trim());
+    });
+    $('signin-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.signIn($('signin-token').value.trim());
+    });
+    $('signin-cancel').addEventListener('click', () => $('signin').close());
+    $('token-button').addEventListener('click', () => this.showSignIn(''));
+    $('signout-button').addEventListener('click', () => this.signOut());
+    $('retry-button').addEventListener('click', () => this.conn && this.conn.reconnectNow());
+    $('tabs').addEventListener('keydown', (event) => this.onTabKey(event));
+    document.addEventListener('keydown', (event) => {
+      if (!this.onKey(event)) event.preventDefault();
+    });
+    new ResizeObserver(() => this.fitActive()).observe($('panes'));
+    matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+      const theme = xtermTheme();
+      for (const view of this.views.values()) view.setTheme(theme);
+    });
+  }
+
+  // ---- sign-in ----
+
+  start() {
+    const token = takeToken();
+    if (token) this.connect(token);
+    else this.showSignIn('');
+  }
+
+  showSignIn(message) {
+    $('signin-error').textContent = message;
+    $('signin-token').value = '';
+    if (!$('signin').open) $('signin').showModal();
+    $('signin-token').focus();
+  }
+
+  async signIn(token) {
+    if (!token) return;
+    if (this.conn && this.conn.status === 'live') {
+      // A fresh token for the live connection: re-authenticate it (same user, later expiry).
+      try {
+        const ok = await this.conn.refresh(token);
+        storeToken(token);
+        this.onAuth(ok);
+        $('signin').close();
+      } catch (err) {
+        $('signin-error').textContent = `${err.code}: ${err.message}`;
+      }
+      return;
+    }
+    storeToken(token);
+    $('signin').close();
+    this.connect(token);
+  }
+
+  signOut() {
+    if (this.conn) this.conn.stop();
+    this.conn = null;
+    clearToken();
+    for (const id of [...this.views.keys()]) this.closeView(id);
+    this.list.reset([]);
+    this.user = null;
+    this.renderUser();
+    this.showSignIn('');
+  }
+
+  connect(token) {
+    if (this.conn) this.conn.stop();
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.conn = new Connection(`${scheme}//${location.host}/ws`, token, {
+      onStatus: (status, detail) => this.renderStatus(status, detail),
+      onLive: (ok) => this.onLive(ok),
+      onMessage: (msg) => this.onMessage(msg),
+      onSignedOut: (reason) => {
+        clearToken();
+        this.showSignIn(`Signed out: ${reason}`);
+      },
+    });
+    this.conn.start();
+  }
+
+  onAuth(ok) {
+    this.user = ok.user;
+    this.scopes = ok.scopes || [];
+    this.expiresAt = ok.expiresAt ? Date.parse(ok.expiresAt) : null;
+    if (!this.expiresAt) {
+      const claims = readClaims(this.conn.token);
+      if (claims && claims.exp) this.expiresAt = claims.exp * 1000;
+    }
+    this.renderUser();
+  }
+
+  // Every (re)connection: the terminal list, then each open terminal from where it stopped.
+  async onLive(ok) {
+    this.onAuth(ok);
+    try {
+      const reply = await this.conn.request('subscribe', { channel: 'shell:terminals' });
+      this.list.reset(reply.data.terminals);
+    } catch {
+      return;
+    }
+    for (const view of this.views.values()) {
+      view.subscribe().catch((err) => {
+        if (err.code === 'not_found') {
+          view.term.write('\r\n\x1b[2m[this terminal is gone]\x1b[0m\r\n');
+          view.subscribed = false;
+          this.renderTabs();
+        }
+      });
+    }
+    this.git.resubscribe();
+  }
+
+  hasScope(scope) {
+    return this.scopes.includes(scope) || this.scopes.includes('admin');
+  }
+
+  isOpen(id) {
+    return this.views.has(id);
+  }
+
+  // Whether input may be tried at all (the server has the last word for shared terminals).
+  mayWrite() {
+    return this.hasScope('terminal:write');
+  }
+
+  // Whether the user is known to be allowed to write to `t`.
+  canWrite(t) {
+    if (!this.mayWrite()) return false;
+    const view = this.views.get(t.id);
+    if (view && view.writable !== null) return view.writable;
+    return t.owner === this.user || this.scopes.includes('admin');
+  }
+
+  // ---- messages ----
+
+  onMessage(msg) {
+    const channel = msg.channel || (msg.data && msg.data.channel);
+    if (channel === 'shell:terminals') {
+      this.list.handle(msg);
+      this.git.handleLifecycle(msg);
+      if (msg.type === 'shell.exit' || msg.type === 'shell.removed' || msg.type === 'shell.created') this.renderTabs();
+      return;
+    }
+    if (typeof channel === 'string' && channel.startsWith('shell:terminal:')) {
+      const id = channel.slice('shell:terminal:'.length);
+      const view = this.views.get(id);
+      if (view) view.handle(msg);
+      if (this.git.ownsTerminal(id)) this.git.handleChannel(id, msg);
+      return;
+    }
+    if (msg.type === 'error' && msg.data) this.renderStatus(this.conn.status, null, msg.data.message);
+  }
+
+  // ---- terminals ----
+
+  estimateSize() {
+    const active = this.views.get(this.activeId);
+    if (active) return { cols: active.term.cols, rows: active.term.rows };
+    const panes = $('panes').getBoundingClientRect();
+    return {
+      cols: Math.max(20, Math.min(400, Math.floor((panes.width - 24) / 8.5))),
+      rows: Math.max(5, Math.min(200, Math.floor((panes.height - 12) / 17))),
+    };
+  }
+
+  async create(name) {
+    const data = this.estimateSize();
+    if (name) data.name = name;
+    try {
+      const reply = await this.conn.request('shell.create', data);
+      // Synchronously after the reply: the terminal's first output is the next message.
+      const view = this.openView(reply.data.terminal);
+      view.adoptCreated();
+      $('create-form').elements.name.value = '';
+      this.activate(view.id);
+    } catch (err) {
+      this.renderStatus(this.conn.status, null, `cannot create a terminal: ${err.message}`);
+    }
+  }
+
+  attach(id) {
+    if (this.views.has(id)) {
+      this.activate(id);
+      return;
+    }
+    const terminal = this.list.get(id);
+    if (!terminal) return;
+    const view = this.openView(terminal);
+    this.activate(id);
+    view.subscribe().catch((err) => {
+      this.renderStatus(this.conn.status, null, `cannot attach: ${err.message}`);
+      this.closeView(id);
+    });
+  }
+
+  openView(terminal) {
+    const view = new TerminalView(this, terminal);
+    this.views.set(view.id, view);
+    $('panes').append(view.pane);
+    this.renderTabs();
+    this.list.render();
+    return view;
+  }
+
+  async detach(id) {
+    const view = this.views.get(id);
+    if (!view) return;
+    this.closeView(id);
+    if (this.conn && this.conn.status === 'live') this.conn.request('unsubscribe', { channel: view.channel }).catch(() => {});
+  }
+
+  closeView(id) {
+    const view = this.views.get(id);
+    if (!view) return;
+    view.dispose();
+    this.views.delete(id);
+    if (this.activeId === id) {
+      const ids = [...this.views.keys()];
+      this.activeId = null;
+      if (ids.length) this.activate(ids[ids.length - 1]);
+    }
+    this.renderTabs();
+    this.list.render();
+  }
+
+  kill(id) {
+    this.conn.request('shell.kill', { terminalId: id }).catch((err) => {
+      this.renderStatus(this.conn.status, null, `cannot kill: ${err.message}`);
+    });
+  }
+
+  activate(id) {
+    this.activeId = id;
+    for (const view of this.views.values()) view.show(view.id === id);
+    this.renderTabs();
+  }
+
+  fitActive() {
+    const view = this.views.get(this.activeId);
+    if (view) view.fit(false);
+  }
+
+  // A view's state changed (access, size, exit).
+  onChange(view) {
+    this.list.update(view.id, { cols: view.info.cols, rows: view.info.rows });
+    if (view.info.state === 'exited') {
+      this.list.update(view.id, { state: 'exited', exitCode: view.info.exitCode, signal: view.info.signal });
+    }
+    this.list.render();
+    this.renderTabs();
+  }
+
+  // ---- keyboard ----
+
+  // Whether a key is one of the page's shortcuts (a terminal then leaves it to the page).
+  isShortcut(event) {
+    return event.type === 'keydown' && event.ctrlKey && event.shiftKey &&
+      ['ArrowRight', 'ArrowLeft', 'Enter', 'E', 'e'].includes(event.key);
+  }
+
+  // Page shortcuts, from the document's keydown listener; false when the key was used.
+  onKey(event) {
+    if (!this.isShortcut(event)) return true;
+    const ids = [...this.views.keys()];
+    const at = ids.indexOf(this.activeId);
+    if (event.key === 'ArrowRight' && ids.length) this.activate(ids[(at + 1) % ids.length]);
+    else if (event.key === 'ArrowLeft' && ids.length) this.activate(ids[(at - 1 + ids.length) % ids.length]);
+    else if (event.key === 'Enter') this.create('');
+    else if (event.key === 'E' || event.key === 'e') $('create-form').elements.name.focus();
+    else return true;
+    return false;
+  }
+
+  onTabKey(event) {
+    if (event.key !== 'ArrowRight' && event.key !== 'ArrowLeft') return;
+    const tabs = [...$('tabs').querySelectorAll('.tab-label')];
+    const at = tabs.indexOf(document.activeElement);
+    if (at < 0) return;
+    const next = tabs[(at + (event.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+    next.focus();
+    event.preventDefault();
+  }
+
+  // ---- rendering ----
+
+  renderStatus(status, detail, note) {
+    if (statusHistory[statusHistory.length - 1] !== status) statusHistory.push(status);
+    if (statusHistory.length > 100) statusHistory.shift();
+    const pill = $('status');
+    pill.dataset.status = status;
+    const text = {
+      idle: 'Not connected',
+      connecting: 'Connecting…',
+      live: 'Live',
+      reconnecting: `Reconnecting in ${detail ?? 0} s`,
+      'signed-out': 'Signed out',
+    }[status] || status;
+    pill.textContent = text;
+    pill.title = note || '';
+    $('retry-button').hidden = status !== 'reconnecting';
+    if (note) console.warn(note);
+  }
+
+  renderUser() {
+    const node = $('user');
+    if (!this.user) {
+      node.textContent = '';
+      return;
+    }
+    let text = this.user;
+    node.classList.remove('expiring');
+    if (this.expiresAt) {
+      const left = this.expiresAt - Date.now();
+      const at = new Date(this.expiresAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      if (left < kExpiryWarningMs) {
+        node.classList.add('expiring');
+        text += ` · token expires in ${Math.max(0, Math.ceil(left / 60000))} min: give a fresh one with Token…`;
+      } else {
+        text += ` · token valid until ${at}`;
+      }
+    }
+    node.textContent = text;
+  }
+
+  renderTabs() {
+    const tabs = [...this.views.values()].map((view) => {
+      const selected = view.id === this.activeId;
+      const t = { ...view.info, ...(this.list.get(view.id) || {}) };
+      return el('div', { class: 'tab', role: 'presentation', 'aria-selected': String(selected), dataset: { id: view.id } },
+        el('button', {
+          type: 'button', class: 'tab-label', role: 'tab', 'aria-selected': String(selected),
+          'aria-controls': view.pane.id, tabindex: selected ? 0 : -1, onclick: () => this.activate(view.id),
+        }, view.label),
+        view.readOnly ? el('span', { class: 'badge readonly', title: 'shared with you read-only' }, 'read-only') : null,
+        view.exit || t.state === 'exited' ? el('span', { class: 'badge exited' }, exitText({ ...t, state: 'exited', ...(view.exit || {}) })) : null,
+        el('button', {
+          type: 'button', class: 'tab-close', title: 'Detach (the terminal keeps running)',
+          'aria-label': `Detach ${view.label}`, onclick: () => this.detach(view.id),
+        }, '×'));
+    });
+    replaceChildren($('tabs'), tabs);
+    $('no-tab').hidden = this.views.size > 0;
+  }
+}
+
+const app = new App();
+
+// Hooks for the browser tests (and for curious humans in the console).
+window.ptyhub = {
+  status: () => (app.conn ? app.conn.status : 'idle'),
+  statusHistory: () => [...statusHistory],
+  user: () => app.user,
+  activeId: () => app.activeId,
+  tabs: () => [...app.views.keys()],
+  terminals: () => [...app.list.terminals.values()],
+  bufferText: (id) => {
+    const view = app.views.get(id || app.activeId);
+    return view ? view.bufferText() : null;
+  },
+  view: (id) => {
+    const view = app.views.get(id || app.activeId);
+    if (!view) return null;
+    return {
+      id: view.id, next: view.next, cols: view.term.cols, rows: view.term.rows, readOnly: view.readOnly,
+      serverCols: view.info.cols, serverRows: view.info.rows, subscribed: view.subscribed,
+      writable: view.writable, paused: view.paused, exit: view.exit, stats: { ...view.stats },
+    };
+  },
+  gitOperations: () => [...app.git.ops.values()].map((op) => ({ ...op, phases: Object.fromEntries(op.phases) })),
+  debugDropConnection: () => app.conn && app.conn.drop(),
+  setFlowControl: (high, low) => Object.assign(flowControl, { high, low }),
+};
+
+app.start();
