@@ -114,10 +114,6 @@ const Setting kSettings[] = {
      "concurrent git operations per user"},
 };
 
-// Settings parsed but not acted on yet, with the note their --help line gets. Remove rows as they land.
-constexpr std::pair<std::string_view, std::string_view> kNotYetInEffect[] = {
-};
-
 // ---- small helpers ----
 
 std::string flag_of(std::string_view name) {
@@ -552,12 +548,6 @@ std::string load_settings(const ParsedArgs& parsed, const std::string& default_c
   return error;
 }
 
-std::string_view not_yet_note(std::string_view name) {
-  for (const auto& [setting, note] : kNotYetInEffect) {
-    if (setting == name) return note;
-  }
-  return {};
-}
 
 std::string padded(std::string text, size_t width) {
   if (text.size() < width) text.append(width - text.size(), ' ');
@@ -649,8 +639,6 @@ std::string config_help_text() {
   for (const Setting& s : kSettings) {
     std::string line = "  " + padded(flag_of(s.name) + " " + std::string(s.value_name), flag_width + 2);
     line += padded(std::string(s.default_text), default_width + 2) + std::string(s.meaning);
-    std::string_view note = not_yet_note(s.name);
-    if (!note.empty()) line += " " + std::string(note);
     text += line + "\n";
   }
   text += "  " + padded("-h, --help", flag_width + default_width + 4) + "show this text\n";
