@@ -183,17 +183,20 @@ void DaemonProcess::read_output() {
 }
 
 void DaemonProcess::wait_for_port(std::chrono::milliseconds timeout) {
-  static constexpr std::string_view kMarker = "listening on 127.0.0.1:";
+  // A TLS listener is announced as "listening on https://127.0.0.1:<port>".
+  static constexpr std::string_view kMarkers[] = {"listening on 127.0.0.1:", "listening on https://127.0.0.1:"};
   std::unique_lock lock(log_mutex_);
   int port = 0;
   auto found = [&] {
-    for (std::size_t at = log_.find(kMarker); at != std::string::npos; at = log_.find(kMarker, at + 1)) {
-      std::size_t digits = at + kMarker.size();
-      std::size_t end = digits;
-      while (end < log_.size() && log_[end] >= '0' && log_[end] <= '9') ++end;
-      if (end == digits || end == log_.size()) continue;  // the line is not complete yet
-      port = std::atoi(log_.substr(digits, end - digits).c_str());
-      if (port > 0) return true;
+    for (std::string_view marker : kMarkers) {
+      for (std::size_t at = log_.find(marker); at != std::string::npos; at = log_.find(marker, at + 1)) {
+        std::size_t digits = at + marker.size();
+        std::size_t end = digits;
+        while (end < log_.size() && log_[end] >= '0' && log_[end] <= '9') ++end;
+        if (end == digits || end == log_.size()) continue;  // the line is not complete yet
+        port = std::atoi(log_.substr(digits, end - digits).c_str());
+        if (port > 0) return true;
+      }
     }
     return output_closed_;
   };

@@ -72,6 +72,7 @@ bool WsClient::connect(const WsOptions& options, std::chrono::milliseconds timeo
   info.user = this;
   info.fd_limit_per_thread = 64;
   info.options = LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN;  // send Origin exactly as given
+  if (options_.tls) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   context_ = lws_create_context(&info);
   if (context_ == nullptr) {
     connect_failed_ = true;
@@ -80,10 +81,15 @@ bool WsClient::connect(const WsOptions& options, std::chrono::milliseconds timeo
   }
 
   host_header_ = options_.host + ":" + std::to_string(options_.port);
+  std::string address = options_.host;
+  if (!options_.unix_path.empty()) {
+    address = "+" + options_.unix_path;  // lws's spelling of a unix socket address
+    host_header_ = "localhost";
+  }
   struct lws_client_connect_info connect_info;
   std::memset(&connect_info, 0, sizeof connect_info);
   connect_info.context = context_;
-  connect_info.address = options_.host.c_str();
+  connect_info.address = address.c_str();
   connect_info.port = options_.port;
   connect_info.path = options_.path.c_str();
   connect_info.host = host_header_.c_str();
@@ -92,6 +98,10 @@ bool WsClient::connect(const WsOptions& options, std::chrono::milliseconds timeo
   connect_info.local_protocol_name = kProtocolName;
   connect_info.ietf_version_or_minus_one = -1;
   connect_info.pwsi = &wsi_;
+  if (options_.tls) {
+    connect_info.ssl_connection =
+        LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
+  }
   if (lws_client_connect_via_info(&connect_info) == nullptr && !connect_failed_) {
     connect_failed_ = true;
     if (connect_error_.empty()) connect_error_ = "lws_client_connect_via_info failed";
@@ -206,6 +216,9 @@ bool WsClient::wait_closed(std::chrono::milliseconds timeout) {
 int WsClient::on_callback(struct lws* wsi, int reason, void* in, std::size_t len) {
   switch (reason) {
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+      // Over a unix socket lws may write the handshake inside lws_client_connect_via_info(), before
+      // it has stored the wsi through pwsi.
+      if (wsi_ == nullptr) wsi_ = wsi;
       return on_append_headers(in, len);
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
       on_filter_pre_establish();

@@ -35,6 +35,10 @@ struct WsOptions {
   // Full value of the Authorization header, e.g. "Bearer <jwt>".
   std::optional<std::string> authorization;
   std::optional<std::string> origin;
+  // wss://: TLS that accepts a self-signed server certificate and skips the host name check.
+  bool tls = false;
+  // When non-empty, connect to this unix socket instead of host:port (Host: localhost).
+  std::string unix_path;
 };
 
 // One complete WebSocket message as received (fragments already joined).
