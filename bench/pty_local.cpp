@@ -1,0 +1,226 @@
+// pty_local: the reference figures of the benchmark — the same workloads ptyhubd serves, read straight
+// from a PTY master by this process, with no daemon and no network in between.
+//
+//   pty_local throughput FILE          `cat FILE` on a new PTY, read to EOF; prints bytes and seconds
+//   pty_local echo N                   `cat` on a PTY; N keystrokes, one at a time, each timed until
+//                                      the terminal's echo of it is read back
+//   pty_local echo-many T SECONDS      T PTYs running `cat`, each typing one key per second (random
+//                                      phase) for SECONDS; every echo is timed
+//
+// Each mode prints one JSON object on stdout. PTYs are created like ptyhubd creates them (forkpty with
+// the kernel's default termios, 80x24), so output processing (\n -> \r\n) and echo are the same.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+double now_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+double cpu_seconds(const rusage& usage) {
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+}
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "pty_local: %s: %s\n", what, std::strerror(errno));
+  std::exit(1);
+}
+
+// Starts argv on a new PTY; returns the child's pid and the master in *master.
+pid_t spawn(const std::vector<const char*>& argv, int* master) {
+  winsize size{};
+  size.ws_col = 80;
+  size.ws_row = 24;
+  const pid_t pid = forkpty(master, nullptr, nullptr, &size);
+  if (pid < 0) die("forkpty");
+  if (pid == 0) {
+    std::vector<char*> args;
+    for (const char* a : argv) args.push_back(const_cast<char*>(a));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Reads exactly `count` bytes (blocking, 5 s at most); false on EOF, error or timeout.
+bool read_exactly(int fd, size_t count) {
+  char buffer[4096];
+  while (count > 0) {
+    pollfd p{fd, POLLIN, 0};
+    const int ready = poll(&p, 1, 5000);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return false;
+    const ssize_t n = read(fd, buffer, std::min(count, sizeof buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    count -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t rank = static_cast<size_t>(p * static_cast<double>(values.size()));  // nearest rank, 0-based
+  if (rank >= values.size()) rank = values.size() - 1;
+  return values[rank];
+}
+
+void print_latencies(const char* mode, const std::vector<double>& ms, int terminals) {
+  std::printf("{\"mode\":\"%s\",\"terminals\":%d,\"samples\":%zu,\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f}\n",
+              mode, terminals, ms.size(), percentile(ms, 0.50), percentile(ms, 0.99), percentile(ms, 1.0));
+}
+
+int throughput(const char* file) {
+  int master = -1;
+  const double start = now_seconds();
+  const pid_t pid = spawn({"/bin/cat", file}, &master);
+  static char buffer[256 * 1024];
+  uint64_t bytes = 0;
+  while (true) {
+    const ssize_t n = read(master, buffer, sizeof buffer);
+    if (n > 0) {
+      bytes += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;  // EIO once the child closed the slave and everything was read
+  }
+  const double seconds = now_seconds() - start;
+  int status = 0;
+  rusage child{};
+  wait4(pid, &status, 0, &child);
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  close(master);
+  std::printf("{\"mode\":\"throughput\",\"bytes\":%llu,\"seconds\":%.6f,\"reader_cpu_s\":%.4f,\"cat_cpu_s\":%.4f}\n",
+              static_cast<unsigned long long>(bytes), seconds, cpu_seconds(self), cpu_seconds(child));
+  return 0;
+}
+
+// Keys go one at a time into `cat` in canonical mode: the line discipline echoes each at once. Every
+// 64 keys a CR ends the line (echo "\r\n", then cat writes the line back) so the line buffer never fills.
+constexpr int kKeysPerLine = 64;
+constexpr int kWarmup = 20;
+
+int echo(int samples) {
+  int master = -1;
+  const pid_t pid = spawn({"/bin/cat"}, &master);
+  std::vector<double> ms;
+  int on_line = 0;
+  for (int i = 0; i < samples + kWarmup; ++i) {
+    const char key = static_cast<char>('a' + i % 26);
+    const double start = now_seconds();
+    if (write(master, &key, 1) != 1) die("write");
+    if (!read_exactly(master, 1)) die("echo did not arrive");
+    const double elapsed = now_seconds() - start;
+    if (i >= kWarmup) ms.push_back(elapsed * 1000.0);
+    if (++on_line == kKeysPerLine) {
+      if (write(master, "\r", 1) != 1) die("write");
+      if (!read_exactly(master, 2 + kKeysPerLine + 2)) die("line did not come back");
+      on_line = 0;
+    }
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  close(master);
+  print_latencies("echo", ms, 1);
+  return 0;
+}
+
+int echo_many(int terminals, double seconds) {
+  struct Term {
+    int master = -1;
+    pid_t pid = 0;
+    double next_key = 0;  // when the next key is due
+    double sent_at = 0;   // when the outstanding key was sent; 0 = none outstanding
+  };
+  std::vector<Term> terms(static_cast<size_t>(terminals));
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  for (size_t i = 0; i < terms.size(); ++i) {
+    terms[i].pid = spawn({"/bin/cat"}, &terms[i].master);
+    fcntl(terms[i].master, F_SETFL, fcntl(terms[i].master, F_GETFL) | O_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = i;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, terms[i].master, &ev) != 0) die("epoll_ctl");
+  }
+  std::mt19937_64 rng(12345);
+  std::uniform_real_distribution<double> phase(0.0, 1.0);
+  const double start = now_seconds() + 0.5;  // let every cat start
+  for (Term& t : terms) t.next_key = start + phase(rng);
+  const double end = start + seconds;
+  std::vector<double> ms;
+  std::vector<epoll_event> events(static_cast<size_t>(terminals));
+  char buffer[4096];
+  while (true) {
+    double now = now_seconds();
+    double soonest = 1e300;
+    bool outstanding = false;
+    for (Term& t : terms) {
+      if (t.sent_at == 0 && t.next_key <= now && t.next_key < end) {
+        const char key = 'k';
+        t.sent_at = now_seconds();
+        if (write(t.master, &key, 1) != 1) die("write");
+        t.next_key += 1.0;
+      }
+      if (t.sent_at != 0) outstanding = true;
+      if (t.next_key < end) soonest = std::min(soonest, t.next_key);
+    }
+    if (!outstanding && soonest == 1e300) break;
+    now = now_seconds();
+    int timeout_ms = soonest == 1e300 ? 1000 : static_cast<int>(std::max(0.0, (soonest - now) * 1000.0));
+    if (now > end + 5.0) break;
+    const int n = epoll_wait(ep, events.data(), terminals, std::min(timeout_ms, 1000));
+    const double arrived = now_seconds();
+    for (int k = 0; k < n; ++k) {
+      Term& t = terms[events[static_cast<size_t>(k)].data.u64];
+      while (read(t.master, buffer, sizeof buffer) > 0) {
+      }
+      if (t.sent_at != 0) {
+        ms.push_back((arrived - t.sent_at) * 1000.0);
+        t.sent_at = 0;
+      }
+    }
+  }
+  for (Term& t : terms) {
+    kill(t.pid, SIGKILL);
+    waitpid(t.pid, nullptr, 0);
+    close(t.master);
+  }
+  print_latencies("echo-many", ms, terminals);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "throughput" && argc == 3) return throughput(argv[2]);
+  if (mode == "echo" && argc == 3) return echo(std::atoi(argv[2]));
+  if (mode == "echo-many" && argc == 4) return echo_many(std::atoi(argv[2]), std::atof(argv[3]));
+  std::fprintf(stderr, "usage: pty_local throughput FILE | echo N | echo-many TERMINALS SECONDS\n");
+  return 2;
+}
