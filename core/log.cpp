@@ -54,10 +54,16 @@ void init_from_environment() {
 void write(Level lvl, std::string_view message) {
   if (static_cast<int>(lvl) > static_cast<int>(g_level)) return;
   std::string line;
+  line.reserve(message.size() + 48);
   if (g_journal) {
-    line = "<" + std::to_string(journal_priority(lvl)) + ">";
+    line.push_back('<');
+    line.append(std::to_string(journal_priority(lvl)));
+    line.push_back('>');
   } else {
-    line = iso8601_utc_now() + " " + level_name(lvl) + " ";
+    line.append(iso8601_utc_now());
+    line.push_back(' ');
+    line.append(level_name(lvl));
+    line.push_back(' ');
   }
   line.append(message);
   line.push_back('\n');
