@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -115,6 +116,7 @@ bool Listener::listen_tcp(const ListenAddress& address, std::string* error) {
   socklen_t length = sizeof bound;
   getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &length);
   bound_ = describe(bound);
+  tcp_ = true;
   return true;
 }
 
@@ -143,6 +145,11 @@ void Listener::on_acceptable() {
         log::warn(std::string("accept: ") + std::strerror(errno));
       }
       return;
+    }
+    if (tcp_) {
+      // Keystrokes and their echoes are small writes: do not hold them back for delayed ACKs.
+      const int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     if (!read_head_) {
       on_ready_(fd, {});

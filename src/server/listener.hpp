@@ -62,6 +62,7 @@ class Listener {
   void start_polling();
 
   int fd_ = -1;
+  bool tcp_ = false;       // accepted sockets get TCP_NODELAY
   std::string unix_path_;  // removed again on stop()
   std::string bound_;
   UvHandle<uv_poll_t> poll_;
