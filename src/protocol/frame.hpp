@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,16 +18,26 @@ inline constexpr size_t kFrameHeadroom = 16;  // >= LWS_PRE; checked by the edge
 
 class Frame {
  public:
-  explicit Frame(std::string_view payload) : buffer_(kFrameHeadroom + payload.size(), '\0') {
-    payload.copy(buffer_.data() + kFrameHeadroom, payload.size());
+  // The pieces, concatenated, are the payload (one allocation, no zero-filling).
+  explicit Frame(std::initializer_list<std::string_view> pieces) {
+    for (std::string_view piece : pieces) size_ += piece.size();
+    buffer_ = std::make_unique_for_overwrite<char[]>(kFrameHeadroom + size_);
+    char* out = buffer_.get() + kFrameHeadroom;
+    for (std::string_view piece : pieces) {
+      if (!piece.empty()) std::memcpy(out, piece.data(), piece.size());
+      out += piece.size();
+    }
   }
-  std::string_view payload() const { return std::string_view(buffer_).substr(kFrameHeadroom); }
-  size_t size() const { return buffer_.size() - kFrameHeadroom; }
+  explicit Frame(std::string_view payload) : Frame({payload}) {}
+
+  std::string_view payload() const { return {buffer_.get() + kFrameHeadroom, size_}; }
+  size_t size() const { return size_; }
   // Start of the payload in the mutable buffer; the kFrameHeadroom bytes before it are scratch.
-  unsigned char* send_pointer() { return reinterpret_cast<unsigned char*>(buffer_.data()) + kFrameHeadroom; }
+  unsigned char* send_pointer() { return reinterpret_cast<unsigned char*>(buffer_.get()) + kFrameHeadroom; }
 
  private:
-  std::string buffer_;
+  std::unique_ptr<char[]> buffer_;
+  size_t size_ = 0;
 };
 
 using SharedFrame = std::shared_ptr<Frame>;

@@ -87,6 +87,13 @@ std::string utf8_sanitize(std::string_view bytes) {
   return out;
 }
 
+size_t utf8_sequence_at(std::string_view bytes, size_t pos, size_t* invalid_length) {
+  const Step step = next_step(bytes, pos);
+  if (step.kind == StepKind::valid) return step.length;
+  *invalid_length = step.length;
+  return 0;
+}
+
 bool utf8_valid(std::string_view bytes) {
   size_t pos = 0;
   while (pos < bytes.size()) {

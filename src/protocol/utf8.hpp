@@ -17,6 +17,11 @@ size_t utf8_complete_prefix(std::string_view bytes);
 // becomes U+FFFD, as do incomplete sequences at the end.
 std::string utf8_sanitize(std::string_view bytes);
 
+// At `pos`, a byte >= 0x80: the length of the valid sequence starting there, or 0 when there is none,
+// with `*invalid_length` set to the bytes one U+FFFD replaces (the maximal invalid subpart, or the
+// incomplete rest at the end).
+size_t utf8_sequence_at(std::string_view bytes, size_t pos, size_t* invalid_length);
+
 // True when `bytes` is entirely valid UTF-8.
 bool utf8_valid(std::string_view bytes);
 
