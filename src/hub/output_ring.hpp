@@ -22,6 +22,7 @@ class OutputRing {
   // Copies up to `max` bytes from offset `from` (start() <= from <= end()) into `out` (replacing it).
   void read(uint64_t from, size_t max, std::string* out) const;
   size_t allocated() const { return buffer_.size(); }
+  size_t capacity() const { return capacity_; }
 
  private:
   void grow_for(size_t extra);

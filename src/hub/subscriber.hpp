@@ -2,6 +2,7 @@
 // a Subscriber detaches itself (Hub::detach) before it is destroyed. Loop thread only.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include "auth/permissions.hpp"
@@ -20,6 +21,9 @@ class Subscriber {
   virtual const auth::Principal& principal() const = 0;
   // True while the client's outbound queue is below client_queue_limit (it can take more output).
   virtual bool has_room() const = 0;
+  // Loop time (uv_now, ms) when the client last took bytes off its queue: a client without room that
+  // still takes data is slow, one that took nothing for a while is stalled.
+  virtual uint64_t last_progress_ms() const = 0;
 };
 
 enum class Encoding { utf8, base64 };

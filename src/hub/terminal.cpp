@@ -1,13 +1,12 @@
 // Terminal: process, retained output, subscriptions and flow control of one PTY.
 #include "src/hub/terminal.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <csignal>
 
 #include "core/time_format.hpp"
 #include "src/protocol/envelope.hpp"
+#include "src/protocol/output_frame.hpp"
 #include "src/protocol/utf8.hpp"
 
 namespace ptyhub::hub {
@@ -17,25 +16,19 @@ using nlohmann::json;
 
 uint64_t steady_millis() { return uv_hrtime() / 1000000; }
 
-std::string base64(std::string_view raw) {
-  std::string out(4 * ((raw.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
 // One shell.output frame for raw bytes [offset, offset + raw.size()).
 protocol::SharedFrame output_frame(const std::string& id, const std::string& channel, uint64_t offset,
                                    std::string_view raw, Encoding encoding) {
-  json data = {{"terminalId", id}, {"offset", offset}, {"next", offset + raw.size()}};
-  if (encoding == Encoding::base64) {
-    data["data"] = base64(raw);
-    data["encoding"] = "base64";
-  } else {
-    data["data"] = protocol::utf8_sanitize(raw);
-  }
-  return protocol::event_frame("shell.output", channel, std::move(data));
+  return protocol::shell_output_frame(
+      channel, id, offset, raw,
+      encoding == Encoding::base64 ? protocol::OutputEncoding::base64 : protocol::OutputEncoding::utf8);
+}
+
+// The length of the next frame's piece of `raw`: at most `limit` bytes, ending on a UTF-8 boundary.
+size_t piece_length(std::string_view raw, size_t limit) {
+  if (raw.size() <= limit) return raw.size();
+  const size_t complete = protocol::utf8_complete_prefix(raw.substr(0, limit));
+  return complete > 0 ? complete : limit;
 }
 
 }  // namespace
@@ -70,9 +63,13 @@ bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t dra
   started_steady_ms_ = steady_millis();
   ++metrics_.terminals_running;
   ++metrics_.terminals_created_total;
+  loop_ = loop;
   uv_timer_init(loop, detached_timer_.get());
   detached_timer_.mark_initialised();
   detached_timer_.get()->data = this;
+  uv_timer_init(loop, stall_timer_.get());
+  stall_timer_.mark_initialised();
+  stall_timer_.get()->data = this;
   update_detached_timer();
   return true;
 }
@@ -168,7 +165,7 @@ void Terminal::catch_up(Subscription& s) {
       s.cursor = ring_.start();
       continue;
     }
-    ring_.read(s.cursor, kCatchUpChunk, &raw);
+    ring_.read(s.cursor, kMaxFrameBytes, &raw);
     size_t length = protocol::utf8_complete_prefix(raw);
     if (length == 0) length = raw.size();  // only a fragment is left before the cut: send it as is
     raw.resize(length);
@@ -182,12 +179,37 @@ void Terminal::catch_up(Subscription& s) {
   }
 }
 
-// Reads the PTY while some subscriber takes output live, or nobody is subscribed.
+// True when `s` is behind (or full), not paused, still in the ring, still taking data, and the next PTY
+// read (up to kReadBudget, plus a carried partial character) could push its next byte out of the ring.
+bool Terminal::holds_reading(const Subscription& s, uint64_t now_ms) const {
+  if (s.paused || live(s) || s.cursor < ring_.start()) return false;
+  constexpr uint64_t kNextRead = pty::PtyProcess::kReadBudget + 4;
+  if (s.cursor + ring_.capacity() >= ring_.end() + kNextRead) return false;
+  return now_ms - s.subscriber->last_progress_ms() < kStalledAfterMs;
+}
+
+// Reads the PTY while some subscriber takes output live, or nobody is subscribed, unless that would
+// leave behind a subscriber that still takes data.
 void Terminal::update_reading() {
   if (!process_ || exited_) return;
-  const bool read = subscriptions_.empty() ||
-                    std::any_of(subscriptions_.begin(), subscriptions_.end(),
-                                [&](const Subscription& s) { return live(s); });
+  const uint64_t now = uv_now(loop_);
+  bool any_live = false;
+  bool held = false;
+  for (const Subscription& s : subscriptions_) {
+    any_live = any_live || live(s);
+    held = held || holds_reading(s, now);
+  }
+  const bool read = (subscriptions_.empty() || any_live) && !held;
+  if (held) {
+    uv_timer_start(
+        stall_timer_.get(),
+        [](uv_timer_t* handle) {
+          if (auto* self = static_cast<Terminal*>(handle->data)) self->update_reading();
+        },
+        kStalledAfterMs, 0);
+  } else {
+    uv_timer_stop(stall_timer_.get());
+  }
   if (read == !reading_paused_) return;
   reading_paused_ = !read;
   if (read) {
@@ -278,16 +300,25 @@ void Terminal::on_output(std::string_view bytes) {
   metrics_.pty_bytes_out += bytes.size();
   if (carry_.empty()) {
     const size_t complete = protocol::utf8_complete_prefix(bytes);
-    if (complete > 0) publish_chunk(bytes.substr(0, complete));
+    publish(bytes.substr(0, complete));
     carry_.assign(bytes.substr(complete));
   } else {
     std::string joined = std::move(carry_);
     joined.append(bytes);
     const size_t complete = protocol::utf8_complete_prefix(joined);
-    if (complete > 0) publish_chunk(std::string_view(joined).substr(0, complete));
+    publish(std::string_view(joined).substr(0, complete));
     carry_.assign(joined, complete, std::string::npos);
   }
   update_reading();
+}
+
+// Publishes complete characters in frames of at most kMaxFrameBytes raw bytes.
+void Terminal::publish(std::string_view complete) {
+  while (!complete.empty()) {
+    const size_t length = piece_length(complete, kMaxFrameBytes);
+    publish_chunk(complete.substr(0, length));
+    complete.remove_prefix(length);
+  }
 }
 
 void Terminal::publish_chunk(std::string_view raw) {
@@ -316,6 +347,7 @@ void Terminal::on_exit(pty::ExitStatus status) {
   }
   exited_ = true;
   exit_status_ = status;
+  if (stall_timer_.initialised()) uv_timer_stop(stall_timer_.get());
   --metrics_.terminals_running;
   ++metrics_.terminals_exited;
   const uint64_t duration_ms = steady_millis() - started_steady_ms_;

@@ -7,7 +7,10 @@
 // is caught up, not paused and has room receives the chunk's shared frame (encoded once per encoding);
 // one that lags is caught up from the ring when it has room again, after a shell.gap if its cursor left
 // the ring. When every subscriber lags or is paused, the PTY is not read (the process blocks); with no
-// subscriber it is read into the ring. shell.exit reaches each subscriber after all its output.
+// subscriber it is read into the ring. A lagging subscriber that still takes data (it sent something
+// within kStalledAfterMs) is not left behind: the PTY is not read while the next read could push its
+// next byte out of the ring. One that takes nothing for kStalledAfterMs no longer holds anyone back.
+// shell.exit reaches each subscriber after all its output.
 // Owned by the Hub; loop thread only.
 #pragma once
 
@@ -64,7 +67,11 @@ class Terminal {
   // Builds the event each subscriber receives right after shell.exit (git.operation.completed).
   using ExitTrailer = std::function<protocol::SharedFrame(const pty::ExitStatus& status, uint64_t duration_ms)>;
 
-  static constexpr size_t kCatchUpChunk = 64 * 1024;  // largest chunk sent when catching up
+  // Largest shell.output payload in raw bytes: a PTY wake-up's output (up to 256 KiB) goes out in
+  // several frames, so one frame never dwarfs client_queue_limit and terminals interleave fairly.
+  static constexpr size_t kMaxFrameBytes = 64 * 1024;
+  // A subscriber without room that took no data for this long is stalled and may be left behind.
+  static constexpr uint64_t kStalledAfterMs = 250;
 
   Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit);
   ~Terminal();
@@ -121,10 +128,12 @@ class Terminal {
 
   Subscription* find(const Subscriber* subscriber);
   void on_output(std::string_view bytes);
+  void publish(std::string_view complete);
   void publish_chunk(std::string_view raw);
   void on_exit(pty::ExitStatus status);
   void on_input_drained();
   bool live(const Subscription& subscription) const;
+  bool holds_reading(const Subscription& subscription, uint64_t now_ms) const;
   void catch_up(Subscription& subscription);
   void update_reading();
   void update_detached_timer();
@@ -135,7 +144,9 @@ class Terminal {
   Metrics& metrics_;
   ExitHook exit_hook_;
   std::unique_ptr<pty::PtyProcess> process_;
+  uv_loop_t* loop_ = nullptr;
   UvHandle<uv_timer_t> detached_timer_;
+  UvHandle<uv_timer_t> stall_timer_;  // re-checks a hold once its subscriber may have stalled
   OutputRing ring_;
   std::map<std::string, auth::Access, std::less<>> shares_;
   std::vector<Subscription> subscriptions_;

@@ -23,7 +23,12 @@ constexpr size_t kMaxCloseReason = 123;
 }  // namespace
 
 Connection::Connection(struct lws* wsi, session::SessionContext context, Limits limits, std::string peer)
-    : wsi_(wsi), metrics_(context.metrics), limits_(limits), session_(context, *this, std::move(peer)) {
+    : wsi_(wsi),
+      loop_(context.loop),
+      metrics_(context.metrics),
+      limits_(limits),
+      last_sent_ms_(uv_now(context.loop)),
+      session_(context, *this, std::move(peer)) {
   ++metrics_.connections_open;
   ++metrics_.connections_total;
 }
@@ -89,6 +94,7 @@ int Connection::on_writeable() {
     const int written = lws_write(wsi_, frame->send_pointer(), frame->size(), LWS_WRITE_TEXT);
     if (written < static_cast<int>(frame->size())) return -1;
     metrics_.ws_bytes_out += frame->size();
+    last_sent_ms_ = uv_now(loop_);
     if (was_full_ && queued_bytes_ < limits_.room_bytes && !closing_) {
       was_full_ = false;
       session_.on_room();  // may queue more frames

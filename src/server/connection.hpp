@@ -50,15 +50,18 @@ class Connection final : public session::Outbox {
   void pause_reading() override;
   void resume_reading() override;
   uint64_t queued_bytes() const override { return queued_bytes_; }
+  uint64_t last_sent_ms() const override { return last_sent_ms_; }
 
  private:
   int write_close_frame();
 
   struct lws* wsi_;
+  uv_loop_t* loop_;
   hub::Metrics& metrics_;
   Limits limits_;
   std::deque<protocol::SharedFrame> queue_;
   uint64_t queued_bytes_ = 0;
+  uint64_t last_sent_ms_ = 0;
   std::string inbound_;
   bool inbound_binary_ = false;
   bool was_full_ = false;  // queue reached room_bytes; the session is told when it drains below

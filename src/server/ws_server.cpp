@@ -21,6 +21,9 @@ namespace {
 constexpr const char* kSubprotocol = "ptyhub.v1";
 constexpr std::string_view kWebSocketPath = "/ws";
 constexpr size_t kMaxHeader = Listener::kMaxHead + 1024;  // the token may move into Authorization
+// Beyond 4 x client_queue_limit, room for what may pass the limit legitimately: one output frame per
+// subscribed terminal (at most 64 KiB raw, up to 6 x that escaped), a large list or snapshot.
+constexpr uint64_t kQueueSlackBytes = 4 * 1024 * 1024;
 
 WsServer* server_of(struct lws* wsi) {
   return static_cast<WsServer*>(lws_context_user(lws_get_context(wsi)));
@@ -74,6 +77,10 @@ int http_callback(struct lws* wsi, enum lws_callback_reasons reason, void* user,
       return server_of(wsi)->on_http(wsi, static_cast<const char*>(in));
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
       return server_of(wsi)->on_confirm_upgrade(wsi);
+    case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+      // `len` is OpenSSL's own verdict on the chain (preverify_ok). lws accepts whatever this returns 0
+      // for, so a certificate that does not chain to tls_client_ca must be refused here.
+      return len == 0 ? 1 : 0;
     default:
       return lws_callback_http_dummy(wsi, reason, user, in, len);
   }
@@ -255,7 +262,8 @@ int WsServer::on_confirm_upgrade(struct lws* wsi) {
 int WsServer::on_established(struct lws* wsi, void* user) {
   auto** slot = static_cast<Connection**>(user);
   session::SessionContext context{loop_, hub_, git_, verifier_, config_, metrics_};
-  const Connection::Limits limits{config_.max_message, config_.client_queue_limit, 4 * config_.client_queue_limit};
+  const Connection::Limits limits{config_.max_message, config_.client_queue_limit,
+                                  4 * config_.client_queue_limit + kQueueSlackBytes};
   char peer[128] = "";
   lws_get_peer_simple(wsi, peer, sizeof peer);
   auto* connection = new Connection(wsi, context, limits, peer);
