@@ -412,6 +412,8 @@ bool PtyProcess::maybe_report_exit() {
   if (exit_reported_ || !reaped_ || !master_eof_) return true;
   exit_reported_ = true;
   uv_timer_stop(drain_timer_.get());
+  // A pending SIGKILL escalation is only needed while something of the session is left.
+  if (uv_is_active(kill_timer_.as_handle()) && !session_has_processes(pid_)) uv_timer_stop(kill_timer_.get());
   close_master();
   auto callbacks = callbacks_;
   auto alive = alive_;

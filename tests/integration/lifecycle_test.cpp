@@ -209,6 +209,26 @@ TEST_CASE("SIGTERM with no clients and no terminals exits 0 promptly") {
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 
+TEST_CASE("SIGTERM: terminals that end on SIGHUP do not make the daemon wait for kill_grace") {
+  DaemonProcess daemon({"--kill-grace", "60"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto client = connect_user(daemon, "alice");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    Json terminal = client->create_terminal({{"command", sh("echo ready; exec sleep 1000")}});
+    ids.push_back(terminal.value("id", ""));
+  }
+  for (const auto& id : ids) REQUIRE(client->wait_output(id, "ready"));
+  REQUIRE(daemon.send_signal(SIGTERM));
+  // Well below the 60 s grace: the SIGKILL escalation is dropped once a session has nothing left.
+  auto status = daemon.wait_exit(20s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
+}
+
 TEST_CASE("shell:terminals: a snapshot, then created and exit deltas, for readable terminals only") {
   DaemonProcess daemon;
   INFO(daemon.log());
