@@ -29,8 +29,6 @@ fi
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
 # --- build -------------------------------------------------------------------------------------------
-# GCC 12 at -O3 reports a false -Wrestrict inside std::string (core/log.cpp) and the project builds with
-# -Werror, so Release needs -Wno-error=restrict.
 source_dir=$root
 if [ -n "${BENCH_REF:-}" ]; then
   source_dir=$build/source
@@ -42,7 +40,7 @@ if [ -n "${BENCH_REF:-}" ]; then
   echo "run.sh: building $BENCH_REF ($(git -C "$root" rev-parse --short "$BENCH_REF"))" >&2
 fi
 cmake -S "$source_dir" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPTYHUB_BUILD_TESTS=OFF \
-  -DPTYHUB_BUILD_BENCH=ON -DCMAKE_CXX_FLAGS=-Wno-error=restrict >/dev/null
+  -DPTYHUB_BUILD_BENCH=ON >/dev/null
 targets=(pty_local)
 [ -z "${BENCH_DAEMON:-}" ] && targets+=(ptyhubd)
 ninja -C "$build" -j2 "${targets[@]}" >/dev/null
