@@ -487,6 +487,7 @@ async function scenarioThroughput(ctx) {
     const MBps = r.deliveredBytes / r.seconds / 1e6;
     out[encoding] = {
       limitMBps,
+      localReaderCpuPerGB: limit.reader_cpu_s / (limit.bytes / 1e9),
       MBps,
       ofLimit: MBps / limitMBps,
       cpuPerGB: r.daemonCpu / (r.deliveredBytes / 1e9),
@@ -708,6 +709,9 @@ function table(results, info) {
       `client ${f2(m('throughput', (r) => r.utf8.clientCores))}, daemon ${f2(m('throughput', (r) => r.utf8.daemonCores))}, machine ${f2(m('throughput', (r) => r.utf8.machineCores))} cores`);
     row('1 subscriber, base64', `${f1(b)} MB/s = ${pct(bRatio)} of limit`, '≥ 85 %', bRatio >= 0.85,
       `client ${f2(m('throughput', (r) => r.base64.clientCores))}, daemon ${f2(m('throughput', (r) => r.base64.daemonCores))}, machine ${f2(m('throughput', (r) => r.base64.machineCores))} cores`);
+    const lcpu = median(results.throughput.flatMap((r) => [r.utf8.localReaderCpuPerGB, r.base64.localReaderCpuPerGB]));
+    row('local reader CPU per GB (its `read` calls on the PTY alone)', `${f2(lcpu)} CPU-s/GB`, '', undefined,
+      'the kernel cost of reading a PTY, which the daemon pays too');
     row('daemon CPU per GB, 1 subscriber utf8', `${f2(ucpu)} CPU-s/GB`, '≤ 4', ucpu <= 4);
     row('daemon CPU per GB, 1 subscriber base64', `${f2(bcpu)} CPU-s/GB`, '≤ 4', bcpu <= 4);
   }
