@@ -18,6 +18,7 @@
 #include <regex>
 
 #include "tests/support/daemon_process.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/test_client.hpp"
 
 namespace ptyhub::test {
@@ -29,25 +30,10 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kGitScopes = "git:run terminal:read";
 constexpr std::chrono::milliseconds kOperationTimeout = 20s;
 
-// A directory of its own under the system temp directory, removed with everything in it.
-class TempDir {
+// A scratch directory of this file's tests.
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "ptyhub-git-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = fs::canonical(pattern);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
+  TempDir() : test::TempDir("ptyhub-git") {}
 };
 
 struct GitResult {

@@ -32,6 +32,7 @@
 #include "auth/base64url.hpp"
 #include "auth/jwt.hpp"
 #include "tests/support/daemon_process.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/test_client.hpp"
 
 namespace ptyhub::test {
@@ -51,25 +52,10 @@ std::string channel_of(const std::string& terminal_id) { return "shell:terminal:
 
 // ---- files and the openssl command line ----------------------------------------------------------
 
-// A temporary directory, removed with everything in it at the end of the test.
-class TempDir {
+// A scratch directory of this file's tests.
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "ptyhub-sec-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  fs::path operator/(std::string_view name) const { return path_ / name; }
-
- private:
-  fs::path path_;
+  TempDir() : test::TempDir("ptyhub-sec") {}
 };
 
 std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
