@@ -8,6 +8,7 @@ packages=(
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
   nlohmann-json3-dev libtomlplusplus-dev libssl-dev doctest-dev
   git curl procps openssl
+  libsystemd-dev systemd
   chromium
 )
 # The web client is bundled with npm; Debian's nodejs/npm only when no node is installed already.

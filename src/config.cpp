@@ -68,7 +68,7 @@ const Setting kSettings[] = {
      "default command of shell.create"},
     {"home", Kind::text, &Config::home, {}, "DIR", "the user's home", "default cwd of shell.create"},
     {"jwt_secret_file", Kind::text, &Config::jwt_secret_file, {}, "FILE", "-",
-     "HS256/384/512 secret (whole file, trailing newline ignored)"},
+     "HS256/384/512 secret (whole file, trailing newline ignored); under systemd, unset means the credential jwt-secret and a relative path names a credential"},
     {"jwt_public_key", Kind::text_list, &Config::jwt_public_key, {}, "FILE", "-",
      "PEM public key (RSA, EC P-256, Ed25519; kid = file name without extension), a directory of *.pem, or a JWKS *.json; repeatable"},
     {"jwt_issuer", Kind::text, &Config::jwt_issuer, {}, "ISS", "-", "required value of iss when set"},

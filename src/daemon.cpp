@@ -3,10 +3,14 @@
 
 #include <cmath>
 #include <csignal>
+#include <optional>
+#include <vector>
 
 #include "core/log.hpp"
 #include "src/key_loader.hpp"
 #include "src/protocol/envelope.hpp"
+#include "src/systemd/credentials.hpp"
+#include "src/systemd/socket_activation.hpp"
 
 namespace ptyhub {
 namespace {
@@ -16,6 +20,8 @@ uint64_t millis(double seconds) { return static_cast<uint64_t>(std::llround(seco
 // How long terminals get to drain after SIGKILL, and sockets to flush their close frames.
 constexpr uint64_t kExitDrainMs = 3000;
 constexpr uint64_t kCloseFlushMs = 2000;
+// How often STATUS= is refreshed (sent only when it changed).
+constexpr uint64_t kStatusPeriodMs = 1000;
 
 template <typename T>
 void init_timer(uv_loop_t* loop, UvHandle<T>& timer, void* data) {
@@ -31,6 +37,21 @@ Daemon::Daemon(Config config) : config_(std::move(config)) {}
 Daemon::~Daemon() { release_everything(); }
 
 bool Daemon::start(std::string* error) {
+  // The service manager's variables first: the passed sockets get FD_CLOEXEC before any child is started.
+  std::string notify_error;
+  notifier_ = systemd::Notifier::from_environment(&notify_error);
+  if (!notify_error.empty()) {
+    *error = notify_error;
+    return false;
+  }
+  std::vector<systemd::ActivatedSocket> activated;
+  if (!systemd::take_activated_sockets(&activated, error)) return false;
+  std::optional<uint64_t> watchdog_usec;
+  if (!systemd::watchdog_interval_from_environment(&watchdog_usec, error)) return false;
+  std::vector<std::string> notes;
+  if (!systemd::apply_credentials(&config_, &notes, error)) return false;
+  for (const std::string& note : notes) log::info(note);
+
   auth::VerifierOptions options;
   if (!load_verifier_options(config_, &options, error)) return false;
   verifier_ = std::make_unique<auth::JwtVerifier>(std::move(options));
@@ -49,10 +70,53 @@ bool Daemon::start(std::string* error) {
   watch_signal(sighup_, SIGHUP);
   init_timer(&loop_, shutdown_deadline_, this);
   init_timer(&loop_, teardown_timer_, this);
+  init_timer(&loop_, status_timer_, this);
+  uv_unref(status_timer_.as_handle());
+  reaper_ = std::make_unique<OrphanReaper>(&loop_, millis(config_.kill_grace), [this](std::string_view id) {
+    hub::Terminal* terminal = hub_ ? hub_->find_any(id) : nullptr;
+    return terminal != nullptr && terminal->running();
+  });
+  if (!reaper_->start(error)) return false;
   hub_ = std::make_unique<hub::Hub>(&loop_, config_, metrics_);
+  hub_->set_on_exited([this](const std::string&) {
+    if (reaper_) reaper_->terminal_exited();
+  });
   git_ = std::make_unique<hub::GitOperations>(&loop_, config_, *hub_, metrics_);
   server_ = std::make_unique<server::WsServer>(&loop_, config_, *hub_, *git_, *verifier_, metrics_);
-  return server_->start(error);
+  if (!activated.empty()) {
+    log::info("socket activation: serving on " + std::to_string(activated.size()) +
+              " passed sockets; the listen setting is not used");
+    std::vector<UniqueFd> sockets;
+    for (systemd::ActivatedSocket& socket : activated) sockets.push_back(std::move(socket.fd));
+    server_->use_activated_sockets(std::move(sockets));
+  }
+  if (!server_->start(error)) return false;
+  if (watchdog_usec) {
+    watchdog_ = std::make_unique<systemd::Watchdog>(&loop_, notifier_, *watchdog_usec);
+    watchdog_->start();
+    log::info("watchdog: WATCHDOG=1 every " + std::to_string(watchdog_->period_ms()) + " ms");
+  }
+  return true;
+}
+
+std::string Daemon::status_text() const {
+  const size_t connections = server_ ? server_->connection_count() : 0;
+  const size_t terminals = hub_ ? hub_->running_count() : 0;
+  return std::to_string(connections) + (connections == 1 ? " connection, " : " connections, ") +
+         std::to_string(terminals) + (terminals == 1 ? " terminal" : " terminals");
+}
+
+void Daemon::notify(const std::string& state) {
+  std::string error;
+  if (!notifier_.send(state, &error)) log::warn(error);
+}
+
+void Daemon::publish_status(bool force) {
+  if (!notifier_.enabled()) return;
+  std::string text = status_text();
+  if (!force && text == last_status_) return;
+  last_status_ = text;
+  notify("STATUS=" + systemd::status_line(text));
 }
 
 void Daemon::watch_signal(UvHandle<uv_signal_t>& handle, int signal) {
@@ -71,9 +135,20 @@ int Daemon::run() {
   std::string error;
   if (!start(&error)) {
     log::error(error);
+    notify("STATUS=" + systemd::status_line("failed to start: " + error));
     teardown();
     release_everything();
     return 1;
+  }
+  last_status_ = status_text();
+  notify("READY=1\nSTATUS=" + systemd::status_line(last_status_));
+  if (notifier_.enabled()) {
+    uv_timer_start(
+        status_timer_.get(),
+        [](uv_timer_t* h) {
+          if (auto* self = static_cast<Daemon*>(h->data)) self->publish_status(false);
+        },
+        kStatusPeriodMs, kStatusPeriodMs);
   }
   log::info("ptyhubd ready");
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -115,13 +190,17 @@ void Daemon::reload_keys() {
       },
       [](uv_work_t* work, int status) {
         std::unique_ptr<KeyReload> job(static_cast<KeyReload*>(work->data));
-        job->daemon->reload_in_flight_ = false;
-        if (status == 0) job->daemon->finish_reload(*job);
+        Daemon* daemon = job->daemon;
+        daemon->reload_in_flight_ = false;
+        if (status == 0) daemon->finish_reload(*job);
+        if (!daemon->shutting_down_) daemon->notify("READY=1\nSTATUS=" + systemd::status_line(daemon->status_text()));
       });
   if (rc != 0) {
     reload_in_flight_ = false;
     delete job;
+    return;
   }
+  notify("RELOADING=1\nSTATUS=reloading keys");
 }
 
 void Daemon::finish_reload(KeyReload& job) {
@@ -141,6 +220,7 @@ void Daemon::finish_reload(KeyReload& job) {
 void Daemon::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
+  notify("STOPPING=1\nSTATUS=" + systemd::status_line("stopping: " + status_text()));
   log::info("shutting down: " + std::to_string(hub_->running_count()) + " terminals, " +
             std::to_string(server_->connection_count()) + " connections");
   server_->stop_accepting();
@@ -185,6 +265,8 @@ void Daemon::teardown() {
   sighup_.close();
   shutdown_deadline_.close();
   teardown_timer_.close();
+  status_timer_.close();
+  if (watchdog_) watchdog_->stop();
 }
 
 void Daemon::release_everything() {
@@ -195,6 +277,9 @@ void Daemon::release_everything() {
   server_.reset();
   git_.reset();
   hub_.reset();                    // kills and reaps whatever still runs; closes terminal handles
+  if (reaper_) reaper_->stop();    // then what the terminals left behind
+  reaper_.reset();
+  watchdog_.reset();
   uv_run(&loop_, UV_RUN_DEFAULT);
   const int rc = uv_loop_close(&loop_);
   if (rc != 0) log::error(std::string("event loop closed with handles still open: ") + uv_strerror(rc));

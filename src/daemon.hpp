@@ -1,6 +1,11 @@
 // Daemon: the process — its libuv loop, signals, the hub, the server edge — and the ordered start and
 // shutdown of PROTOCOL.md §8.
 //
+// Under systemd (systemd/README.md) it reports to the service manager: READY=1 once listening, STATUS= with
+// the connection and terminal counts, RELOADING=1/READY=1 around a SIGHUP reload, STOPPING=1 at shutdown and
+// WATCHDOG=1 from the loop; it serves on passed sockets (LISTEN_FDS) and reads credentials. It is a child
+// subreaper: processes its terminals leave behind are reaped and ended with their terminal (OrphanReaper).
+//
 // Owns the loop and everything on it. Shutdown: stop accepting, SIGHUP every terminal (SIGKILL after
 // kill_grace), once all exited close every WebSocket with 1001, then tear lws down outside its
 // callbacks, close every handle and prove the loop empty (uv_loop_close() == 0). Loop thread only.
@@ -17,7 +22,10 @@
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/hub/metrics.hpp"
+#include "src/orphan_reaper.hpp"
 #include "src/server/ws_server.hpp"
+#include "src/systemd/notify.hpp"
+#include "src/systemd/watchdog.hpp"
 
 namespace ptyhub {
 
@@ -44,6 +52,10 @@ class Daemon {
   void schedule_teardown();
   void teardown();
   void release_everything();
+  // "N connections, M terminals" for STATUS=.
+  std::string status_text() const;
+  void publish_status(bool force);
+  void notify(const std::string& state);
 
   Config config_;
   uv_loop_t loop_{};
@@ -53,6 +65,11 @@ class Daemon {
   std::unique_ptr<hub::Hub> hub_;
   std::unique_ptr<hub::GitOperations> git_;
   std::unique_ptr<server::WsServer> server_;
+  systemd::Notifier notifier_;
+  std::unique_ptr<systemd::Watchdog> watchdog_;
+  std::unique_ptr<OrphanReaper> reaper_;
+  UvHandle<uv_timer_t> status_timer_;
+  std::string last_status_;
   UvHandle<uv_signal_t> sigterm_;
   UvHandle<uv_signal_t> sigint_;
   UvHandle<uv_signal_t> sighup_;

@@ -104,6 +104,9 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   if (subscriber != nullptr) terminal->subscribe(subscriber, encoding, 0);
   pty::SpawnError error;
   std::vector<std::string> environment = options.environment ? *options.environment : child_environment(options.env);
+  // Descendants inherit it: the daemon attributes processes they leave behind to this terminal.
+  std::erase_if(environment, [](const std::string& entry) { return entry.starts_with("PTYHUB_TERMINAL_ID="); });
+  environment.push_back("PTYHUB_TERMINAL_ID=" + terminal->id());
   if (!terminal->start(loop_, std::move(environment), 2000, &error)) {
     result.failure = error.failure == pty::SpawnFailure::cwd       ? CreateFailure::cwd
                      : error.failure == pty::SpawnFailure::command ? CreateFailure::command
@@ -176,6 +179,7 @@ void Hub::on_terminal_exit(Terminal& terminal) {
                                                      {"signal", data["signal"]},
                                                      {"outputBytes", data["outputBytes"]}}));
   schedule_removal(terminal);
+  if (on_exited_) on_exited_(terminal.id());
   if (on_all_exited_ && running_count() == 0) {
     auto callback = std::move(on_all_exited_);
     on_all_exited_ = nullptr;

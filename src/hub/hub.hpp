@@ -73,6 +73,8 @@ class Hub {
   std::vector<std::string> inherited_environment() const { return child_environment({}); }
   // Called after a terminal was removed (its id), e.g. to forget a git operation.
   void set_on_removed(std::function<void(const std::string&)> callback) { on_removed_ = std::move(callback); }
+  // Called after a terminal exited (its id), e.g. to end the processes it left behind.
+  void set_on_exited(std::function<void(const std::string&)> callback) { on_exited_ = std::move(callback); }
 
   // Removes every reference to `subscriber` (before it is destroyed).
   void detach(Subscriber* subscriber);
@@ -97,6 +99,7 @@ class Hub {
   std::vector<Subscriber*> lifecycle_subscribers_;
   std::function<void()> on_all_exited_;
   std::function<void(const std::string&)> on_removed_;
+  std::function<void(const std::string&)> on_exited_;
 };
 
 // A fresh terminal id: 128 random bits, base64url (22 characters).

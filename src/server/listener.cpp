@@ -2,6 +2,7 @@
 #include "src/server/listener.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "core/log.hpp"
@@ -51,6 +53,60 @@ Listener::~Listener() {
 
 bool Listener::listen(const ListenAddress& address, std::string* error) {
   if (!(address.unix_socket ? listen_unix(address.path, error) : listen_tcp(address, error))) return false;
+  start_polling();
+  return true;
+}
+
+bool Listener::is_tcp_socket(int fd) {
+  int domain = 0;
+  socklen_t size = sizeof domain;
+  return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) == 0 && (domain == AF_INET || domain == AF_INET6);
+}
+
+bool Listener::adopt(UniqueFd fd, std::string* error) {
+  const std::string which = "passed socket (fd " + std::to_string(fd.get()) + ")";
+  int value = 0;
+  socklen_t size = sizeof value;
+  if (getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &value, &size) != 0) {
+    *error = which + ": not a socket: " + std::strerror(errno);
+    return false;
+  }
+  if (value != SOCK_STREAM) {
+    *error = which + ": not a stream socket (want ListenStream=)";
+    return false;
+  }
+  size = sizeof value;
+  if (getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &value, &size) != 0 || value == 0) {
+    *error = which + ": not listening (Accept=yes is not supported)";
+    return false;
+  }
+  int domain = 0;
+  size = sizeof domain;
+  if (getsockopt(fd.get(), SOL_SOCKET, SO_DOMAIN, &domain, &size) != 0 ||
+      (domain != AF_UNIX && domain != AF_INET && domain != AF_INET6)) {
+    *error = which + ": neither TCP nor a unix socket";
+    return false;
+  }
+  const int flags = fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0 || fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0) {
+    *error = which + ": " + std::strerror(errno);
+    return false;
+  }
+  sockaddr_storage bound{};
+  socklen_t length = sizeof bound;
+  getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length);
+  if (domain == AF_UNIX) {
+    const auto* un = reinterpret_cast<const sockaddr_un*>(&bound);
+    const size_t path_bytes = length > offsetof(sockaddr_un, sun_path) ? length - offsetof(sockaddr_un, sun_path) : 0;
+    std::string path(un->sun_path, path_bytes);
+    if (!path.empty() && path[0] == '\0') path[0] = '@';  // abstract namespace
+    while (!path.empty() && path.back() == '\0') path.pop_back();
+    bound_ = "unix:" + (path.empty() ? std::string("(unnamed)") : path);
+  } else {
+    bound_ = describe(bound);
+    tcp_ = true;
+  }
+  fd_ = fd.release();
   start_polling();
   return true;
 }

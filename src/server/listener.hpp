@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "core/unique_fd.hpp"
 #include "core/uv_handle.hpp"
 #include "src/config.hpp"
 
@@ -37,6 +38,13 @@ class Listener {
   // socket, bind, listen (TCP, or a unix socket of mode 0660 whose stale file is replaced; a live one is
   // an error). The bound address is then available from address().
   bool listen(const ListenAddress& address, std::string* error);
+  // Serves on a socket that is already listening (socket activation): a TCP (IPv4/IPv6) or unix stream
+  // socket, told apart with SO_DOMAIN. The listener owns it from here on; a unix socket's file is left in
+  // place on stop() (it belongs to whoever created it). False with `error` for anything else.
+  bool adopt(UniqueFd fd, std::string* error);
+  bool tcp() const { return tcp_; }
+  // True for an IPv4/IPv6 socket (SO_DOMAIN), to pick the vhost before adopting it.
+  static bool is_tcp_socket(int fd);
   std::string address() const { return bound_; }
   // Closes the listening socket: no new connection is accepted. Pending heads are still read.
   void stop();

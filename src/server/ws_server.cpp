@@ -195,15 +195,31 @@ bool WsServer::create_vhosts(std::string* error) {
   if (vhost_ == nullptr) return false;
   const bool tls = !config_.tls_cert.empty();
   if (tls && (tls_vhost_ = create_vhost("ptyhub-tls", true, error)) == nullptr) return false;
-  for (const ListenAddress& address : config_.listen) {
-    struct lws_vhost* vhost = tls && !address.unix_socket ? tls_vhost_ : vhost_;
-    auto adopt = [vhost](int fd, std::string bytes) {
+  auto handover = [](struct lws_vhost* vhost) {
+    return [vhost](int fd, std::string bytes) {
       // lws closes the fd itself when adoption fails.
       struct lws* wsi = bytes.empty() ? lws_adopt_socket_vhost(vhost, fd)
                                       : lws_adopt_socket_vhost_readbuf(vhost, fd, bytes.data(), bytes.size());
       if (wsi == nullptr) log::warn("could not hand a connection to the WebSocket server");
     };
-    auto listener = std::make_unique<Listener>(loop_, adopt, vhost != tls_vhost_);
+  };
+  if (!activated_.empty()) {
+    // Socket activation: TCP sockets get TLS when tls_cert is set, unix sockets never (as with `listen`).
+    std::vector<UniqueFd> sockets = std::move(activated_);
+    activated_.clear();
+    for (UniqueFd& socket : sockets) {
+      const bool use_tls = tls && Listener::is_tcp_socket(socket.get());
+      auto listener = std::make_unique<Listener>(loop_, handover(use_tls ? tls_vhost_ : vhost_), !use_tls);
+      if (!listener->adopt(std::move(socket), error)) return false;
+      log::info("listening on " + std::string(tls && listener->tcp() ? "https://" : "") + listener->address() +
+                " (socket activation)");
+      listeners_.push_back(std::move(listener));
+    }
+    return true;
+  }
+  for (const ListenAddress& address : config_.listen) {
+    struct lws_vhost* vhost = tls && !address.unix_socket ? tls_vhost_ : vhost_;
+    auto listener = std::make_unique<Listener>(loop_, handover(vhost), vhost != tls_vhost_);
     if (!listener->listen(address, error)) return false;
     log::info("listening on " + std::string(vhost == tls_vhost_ ? "https://" : "") + listener->address());
     listeners_.push_back(std::move(listener));

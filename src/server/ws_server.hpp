@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "core/unique_fd.hpp"
 #include "src/config.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
@@ -39,7 +40,11 @@ class WsServer {
   WsServer(const WsServer&) = delete;
   WsServer& operator=(const WsServer&) = delete;
 
-  // Creates the context and binds every listen address; logs "listening on HOST:PORT" for each.
+  // Sockets passed by the service manager (socket activation). When any are given before start(), the
+  // daemon serves on them and only them: the `listen` setting is not used.
+  void use_activated_sockets(std::vector<UniqueFd> sockets) { activated_ = std::move(sockets); }
+  // Creates the context and binds every listen address (or adopts the activated sockets); logs
+  // "listening on HOST:PORT" for each.
   bool start(std::string* error);
   // New upgrades are refused (503) and /readyz answers 503.
   void stop_accepting();
@@ -73,6 +78,7 @@ class WsServer {
   struct lws_context* context_ = nullptr;
   struct lws_vhost* vhost_ = nullptr;      // plain HTTP/WebSocket
   struct lws_vhost* tls_vhost_ = nullptr;  // TLS, for TCP listeners when tls_cert is set
+  std::vector<UniqueFd> activated_;  // until start() hands them to Listeners
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::set<Connection*> connections_;
   std::unique_ptr<PeerLimits> peer_limits_;

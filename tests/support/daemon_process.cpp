@@ -58,7 +58,16 @@ void close_fd(int& fd) {
 
 }  // namespace
 
-DaemonProcess::DaemonProcess(std::vector<std::string> extra_args, std::chrono::milliseconds start_timeout) {
+DaemonProcess::DaemonProcess(std::vector<std::string> extra_args, std::chrono::milliseconds start_timeout)
+    : DaemonProcess(
+          [&] {
+            DaemonLaunch launch;
+            launch.extra_args = std::move(extra_args);
+            return launch;
+          }(),
+          start_timeout) {}
+
+DaemonProcess::DaemonProcess(const DaemonLaunch& launch, std::chrono::milliseconds start_timeout) {
   std::string pattern = (std::filesystem::temp_directory_path() / "ptyhub-it-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) return;
   directory_ = pattern;
@@ -72,12 +81,22 @@ DaemonProcess::DaemonProcess(std::vector<std::string> extra_args, std::chrono::m
   }
   std::filesystem::permissions(secret_file_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 
-  std::vector<std::string> argv = {PTYHUBD_PATH,  "--listen", "127.0.0.1:0", "--jwt-secret-file", secret_file_.string(),
-                                   "--shell",     "/bin/sh",  "--home",      home_.string(),      "--log-level",
-                                   "debug"};
-  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  spawn(argv);
-  if (pid_ > 0) wait_for_port(start_timeout);
+  std::map<std::string, std::string> environment = launch.environment;
+  std::vector<std::string> argv = launch.wrapper;
+  argv.push_back(PTYHUBD_PATH);
+  if (launch.listen_on_free_port) argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+  if (launch.secret_as_credential) {
+    const std::filesystem::path credentials = directory_ / "credentials";
+    std::filesystem::create_directory(credentials);
+    std::filesystem::copy_file(secret_file_, credentials / "jwt-secret");
+    environment["CREDENTIALS_DIRECTORY"] = credentials.string();
+  } else {
+    argv.insert(argv.end(), {"--jwt-secret-file", secret_file_.string()});
+  }
+  argv.insert(argv.end(), {"--shell", "/bin/sh", "--home", home_.string(), "--log-level", "debug"});
+  argv.insert(argv.end(), launch.extra_args.begin(), launch.extra_args.end());
+  spawn(argv, environment);
+  if (pid_ > 0 && launch.wait_for_port) wait_for_port(start_timeout);
 }
 
 DaemonProcess::~DaemonProcess() {
@@ -102,7 +121,17 @@ DaemonProcess::~DaemonProcess() {
   }
 }
 
-void DaemonProcess::spawn(const std::vector<std::string>& argv) {
+void DaemonProcess::spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment) {
+  // The environment is built before fork: only async-signal-safe calls may follow it.
+  std::vector<std::string> env_strings;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    if (environment.count(std::string(text.substr(0, text.find('=')))) == 0) env_strings.emplace_back(text);
+  }
+  for (const auto& [name, value] : environment) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& entry : env_strings) envp.push_back(entry.data());
+  envp.push_back(nullptr);
   int output[2];
   int stopper[2];
   if (::pipe2(output, O_CLOEXEC) != 0) return;
@@ -125,7 +154,7 @@ void DaemonProcess::spawn(const std::vector<std::string>& argv) {
     ::dup2(output[1], STDOUT_FILENO);
     ::dup2(output[1], STDERR_FILENO);
     ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    ::execv(args[0], args.data());
+    ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
   }
   ::close(output[1]);

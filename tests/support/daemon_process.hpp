@@ -31,8 +31,23 @@ namespace ptyhub::test {
 // Scopes of an ordinary interactive user.
 inline constexpr std::string_view kUserScopes = "terminal:create terminal:read terminal:write";
 
+// How to start the daemon when the defaults do not fit (systemd tests).
+struct DaemonLaunch {
+  std::vector<std::string> extra_args;
+  // Set in the daemon's environment on top of this process's own.
+  std::map<std::string, std::string> environment;
+  // argv put in front of ptyhubd's (e.g. systemd-socket-activate -l ADDR); it must exec ptyhubd in place.
+  std::vector<std::string> wrapper;
+  bool listen_on_free_port = true;  // --listen 127.0.0.1:0
+  // The secret as the credential "jwt-secret" in <tmp>/credentials (CREDENTIALS_DIRECTORY) instead of
+  // --jwt-secret-file.
+  bool secret_as_credential = false;
+  bool wait_for_port = true;        // else the constructor returns once the process is started
+};
+
 class DaemonProcess {
  public:
+  explicit DaemonProcess(const DaemonLaunch& launch, std::chrono::milliseconds start_timeout = std::chrono::seconds(10));
   // Starts ptyhubd on 127.0.0.1:0 with a fresh secret, --shell /bin/sh, --home <tmp>, --log-level debug and
   // `extra_args`, and waits until it logs the port it listens on.
   explicit DaemonProcess(std::vector<std::string> extra_args = {},
@@ -71,7 +86,7 @@ class DaemonProcess {
   bool wait_for_log(std::string_view needle, std::chrono::milliseconds timeout) const;
 
  private:
-  void spawn(const std::vector<std::string>& argv);
+  void spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment = {});
   void read_output();
   void wait_for_port(std::chrono::milliseconds timeout);
 

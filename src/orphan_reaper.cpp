@@ -1,0 +1,256 @@
+// OrphanReaper: subreaper, SIGCHLD sweep, attribution by environment, SIGTERM → SIGKILL.
+#include "src/orphan_reaper.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+#include "core/log.hpp"
+#include "core/unique_fd.hpp"
+
+namespace ptyhub {
+namespace {
+
+constexpr size_t kMaxEnvironBytes = 1024 * 1024;
+constexpr int kStopWaitMs = 1000;
+
+uint64_t now_ms() { return uv_hrtime() / 1000000; }
+
+pid_t parse_pid(const char* name) {
+  char* end = nullptr;
+  const long value = std::strtol(name, &end, 10);
+  if (end == name || *end != '\0' || value <= 0) return 0;
+  return static_cast<pid_t>(value);
+}
+
+// Reads up to `limit` bytes of a /proc file; empty when it cannot be read (the process is gone).
+std::string read_proc_file(const std::string& path, size_t limit) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  std::string content;
+  if (!fd) return content;
+  char buffer[4096];
+  while (content.size() < limit) {
+    const ssize_t n = read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    content.append(buffer, static_cast<size_t>(n));
+  }
+  return content;
+}
+
+// "pid (comm) state ppid … starttime(22) …": comm may hold spaces and ')', so fields are read after the
+// last ')'.
+bool parse_stat(const std::string& text, char* state, pid_t* parent, unsigned long long* start_time) {
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream fields(text.substr(close + 1));
+  long ppid = 0;
+  fields >> *state >> ppid;
+  std::string skip;
+  for (int field = 5; field < 22 && fields; ++field) fields >> skip;  // pgrp … itrealvalue
+  fields >> *start_time;
+  *parent = static_cast<pid_t>(ppid);
+  return static_cast<bool>(fields);
+}
+
+struct ChildInfo {
+  pid_t pid;
+  char state;
+  unsigned long long start_time;
+};
+
+std::vector<ChildInfo> children_of(pid_t self) {
+  std::vector<ChildInfo> children;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return children;
+  while (dirent* entry = readdir(proc)) {
+    const pid_t pid = parse_pid(entry->d_name);
+    if (pid == 0 || pid == self) continue;
+    char state = '?';
+    pid_t parent = 0;
+    unsigned long long start_time = 0;
+    const std::string stat = read_proc_file("/proc/" + std::string(entry->d_name) + "/stat", 1024);
+    if (!parse_stat(stat, &state, &parent, &start_time) || parent != self) continue;
+    children.push_back({pid, state, start_time});
+  }
+  closedir(proc);
+  return children;
+}
+
+// The pids this process holds pidfds for: PTY processes that pty/ will reap itself.
+std::set<pid_t> pidfd_targets() {
+  std::set<pid_t> pids;
+  DIR* fds = opendir("/proc/self/fd");
+  if (fds == nullptr) return pids;
+  while (dirent* entry = readdir(fds)) {
+    if (entry->d_name[0] == '.') continue;
+    char target[64] = "";
+    const std::string link = std::string("/proc/self/fd/") + entry->d_name;
+    const ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0 || std::string_view(target, static_cast<size_t>(n)) != "anon_inode:[pidfd]") continue;
+    const std::string info = read_proc_file(std::string("/proc/self/fdinfo/") + entry->d_name, 4096);
+    const size_t at = info.find("\nPid:");
+    if (at != std::string::npos) pids.insert(static_cast<pid_t>(std::strtol(info.c_str() + at + 5, nullptr, 10)));
+  }
+  closedir(fds);
+  return pids;
+}
+
+// PTYHUB_TERMINAL_ID of a live process; empty when absent or unreadable.
+std::string terminal_id_of(pid_t pid) {
+  const std::string environ = read_proc_file("/proc/" + std::to_string(pid) + "/environ", kMaxEnvironBytes);
+  const std::string prefix = std::string(kTerminalIdVariable) + "=";
+  size_t start = 0;
+  while (start < environ.size()) {
+    size_t end = environ.find('\0', start);
+    if (end == std::string::npos) end = environ.size();
+    if (environ.compare(start, prefix.size(), prefix) == 0) {
+      return environ.substr(start + prefix.size(), end - start - prefix.size());
+    }
+    start = end + 1;
+  }
+  return {};
+}
+
+bool is_zombie(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+
+}  // namespace
+
+OrphanReaper::OrphanReaper(uv_loop_t* loop, uint64_t kill_grace_ms, IsRunning is_running)
+    : loop_(loop), kill_grace_ms_(kill_grace_ms), is_running_(std::move(is_running)) {}
+
+OrphanReaper::~OrphanReaper() { stop(); }
+
+bool OrphanReaper::start(std::string* error) {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+    *error = std::string("PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno);
+    return false;
+  }
+  uv_signal_init(loop_, sigchld_.get());
+  sigchld_.mark_initialised();
+  sigchld_.get()->data = this;
+  uv_unref(sigchld_.as_handle());
+  uv_signal_start(
+      sigchld_.get(),
+      [](uv_signal_t* handle, int) {
+        if (auto* self = static_cast<OrphanReaper*>(handle->data)) self->sweep();
+      },
+      SIGCHLD);
+  uv_timer_init(loop_, kill_timer_.get());
+  kill_timer_.mark_initialised();
+  kill_timer_.get()->data = this;
+  uv_unref(kill_timer_.as_handle());
+  started_ = true;
+  sweep();  // children inherited across an exec, if any
+  return true;
+}
+
+void OrphanReaper::sweep() {
+  if (!started_) return;
+  const pid_t self = getpid();
+  std::vector<ChildInfo> children = children_of(self);
+  bool have_pidfds = false;
+  std::set<pid_t> owned_by_pty;
+  for (const ChildInfo& child : children) {
+    if (is_zombie(child.state)) {
+      if (!have_pidfds) {
+        owned_by_pty = pidfd_targets();
+        have_pidfds = true;
+      }
+      if (owned_by_pty.count(child.pid) != 0) continue;
+      int status = 0;
+      if (waitpid(child.pid, &status, WNOHANG) == child.pid) {
+        log::debug("reaped orphan " + std::to_string(child.pid));
+      }
+      continue;
+    }
+    const std::string terminal = terminal_id_of(child.pid);
+    if (terminal.empty() || is_running_(terminal)) continue;
+    const bool known = std::any_of(condemned_.begin(), condemned_.end(), [&](const Condemned& c) {
+      return c.pid == child.pid && c.start_time == child.start_time;
+    });
+    if (known) continue;
+    log::info("terminal " + terminal + " ended: SIGTERM to the process " + std::to_string(child.pid) +
+              " it left behind");
+    kill(child.pid, SIGTERM);
+    condemned_.push_back({child.pid, child.start_time, now_ms() + kill_grace_ms_});
+    arm_kill_timer();
+  }
+  // Forget the condemned that are gone.
+  std::erase_if(condemned_, [&](const Condemned& c) {
+    return std::none_of(children.begin(), children.end(), [&](const ChildInfo& child) {
+      return child.pid == c.pid && child.start_time == c.start_time && !is_zombie(child.state);
+    });
+  });
+}
+
+void OrphanReaper::arm_kill_timer() {
+  if (condemned_.empty() || !kill_timer_.initialised() || kill_timer_.get() == nullptr) return;
+  uint64_t next = condemned_.front().kill_at_ms;
+  for (const Condemned& c : condemned_) next = std::min(next, c.kill_at_ms);
+  const uint64_t now = now_ms();
+  uv_timer_start(
+      kill_timer_.get(),
+      [](uv_timer_t* handle) {
+        if (auto* self = static_cast<OrphanReaper*>(handle->data)) self->on_kill_timer();
+      },
+      next > now ? next - now : 0, 0);
+}
+
+void OrphanReaper::on_kill_timer() {
+  const pid_t self = getpid();
+  const std::vector<ChildInfo> children = children_of(self);
+  const uint64_t now = now_ms();
+  std::erase_if(condemned_, [&](const Condemned& c) {
+    if (c.kill_at_ms > now) return false;
+    const bool alive = std::any_of(children.begin(), children.end(), [&](const ChildInfo& child) {
+      return child.pid == c.pid && child.start_time == c.start_time && !is_zombie(child.state);
+    });
+    if (alive) {
+      log::info("SIGKILL to the left-behind process " + std::to_string(c.pid) + " after kill_grace");
+      kill(c.pid, SIGKILL);
+    }
+    return true;
+  });
+  arm_kill_timer();
+}
+
+void OrphanReaper::stop() {
+  if (!started_) return;
+  started_ = false;
+  sigchld_.close();
+  kill_timer_.close();
+  condemned_.clear();
+  const pid_t self = getpid();
+  const std::set<pid_t> owned_by_pty = pidfd_targets();
+  for (const ChildInfo& child : children_of(self)) {
+    if (owned_by_pty.count(child.pid) != 0) continue;
+    UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, child.pid, 0)));
+    if (!is_zombie(child.state)) {
+      log::info("stopping: SIGKILL to the left-behind process " + std::to_string(child.pid));
+      kill(child.pid, SIGKILL);
+      if (pidfd) {
+        pollfd wait{pidfd.get(), POLLIN, 0};
+        while (poll(&wait, 1, kStopWaitMs) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    int status = 0;
+    waitpid(child.pid, &status, WNOHANG);
+  }
+}
+
+}  // namespace ptyhub
