@@ -556,6 +556,61 @@ std::string padded(std::string text, size_t width) {
 
 }  // namespace
 
+std::vector<std::string> reload_settings(Config& live, const Config& fresh, std::vector<std::string>* needs_restart) {
+  std::vector<std::string> changed;
+  const auto take = [&](const char* name, auto& current, const auto& next) {
+    if (current == next) return;
+    current = next;
+    changed.push_back(name);
+  };
+  const auto keep = [&](const char* name, const auto& current, const auto& next) {
+    if (!(current == next)) needs_restart->push_back(name);
+  };
+  take("log_level", live.log_level, fresh.log_level);
+  take("shell", live.shell, fresh.shell);
+  take("home", live.home, fresh.home);
+  take("jwt_secret_file", live.jwt_secret_file, fresh.jwt_secret_file);
+  take("jwt_public_key", live.jwt_public_key, fresh.jwt_public_key);
+  take("jwt_issuer", live.jwt_issuer, fresh.jwt_issuer);
+  take("jwt_audience", live.jwt_audience, fresh.jwt_audience);
+  take("jwt_leeway", live.jwt_leeway, fresh.jwt_leeway);
+  take("allowed_origin", live.allowed_origin, fresh.allowed_origin);
+  take("max_connections", live.max_connections, fresh.max_connections);
+  take("max_terminals", live.max_terminals, fresh.max_terminals);
+  take("max_terminals_per_user", live.max_terminals_per_user, fresh.max_terminals_per_user);
+  take("exited_retention", live.exited_retention, fresh.exited_retention);
+  take("detached_timeout", live.detached_timeout, fresh.detached_timeout);
+  take("git_timeout", live.git_timeout, fresh.git_timeout);
+  take("max_git_operations", live.max_git_operations, fresh.max_git_operations);
+  take("max_git_operations_per_user", live.max_git_operations_per_user, fresh.max_git_operations_per_user);
+
+  const auto same_listen = [](const std::vector<ListenAddress>& a, const std::vector<ListenAddress>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i].unix_socket != b[i].unix_socket || a[i].host != b[i].host || a[i].port != b[i].port ||
+          a[i].path != b[i].path) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!same_listen(live.listen, fresh.listen)) needs_restart->push_back("listen");
+  keep("auth_timeout", live.auth_timeout, fresh.auth_timeout);
+  keep("tls_cert", live.tls_cert, fresh.tls_cert);
+  keep("tls_key", live.tls_key, fresh.tls_key);
+  keep("tls_client_ca", live.tls_client_ca, fresh.tls_client_ca);
+  keep("max_message", live.max_message, fresh.max_message);
+  keep("max_connections_per_ip", live.max_connections_per_ip, fresh.max_connections_per_ip);
+  keep("auth_failures_per_ip", live.auth_failures_per_ip, fresh.auth_failures_per_ip);
+  keep("ring_buffer_bytes", live.ring_buffer_bytes, fresh.ring_buffer_bytes);
+  keep("client_queue_limit", live.client_queue_limit, fresh.client_queue_limit);
+  keep("kill_grace", live.kill_grace, fresh.kill_grace);
+  keep("ping_interval", live.ping_interval, fresh.ping_interval);
+  keep("repos_root", live.repos_root, fresh.repos_root);
+  keep("git_allowed_protocols", live.git_allowed_protocols, fresh.git_allowed_protocols);
+  return changed;
+}
+
 bool parse_size(const std::string& text, uint64_t* out) {
   size_t digits = count_digits(text);
   uint64_t value = 0;
@@ -629,6 +684,9 @@ std::string config_help_text() {
       "Serves PTY-backed shells over WebSockets. `token` prints a signed HS256 token for testing.\n"
       "Every option is also a key of the TOML file, with '_' for '-'; flags override the file.\n"
       "Durations are seconds (decimals allowed); sizes are bytes (KiB and MiB suffixes allowed).\n"
+      "SIGHUP reads the command line, the file and the keys again; log_level, jwt_*, allowed_origin, the\n"
+      "max_* limits but max_message and max_connections_per_ip, git_timeout, shell, home, exited_retention\n"
+      "and detached_timeout take effect, other changes need a restart.\n"
       "\n";
   size_t flag_width = 0, default_width = 0;
   for (const Setting& s : kSettings) {

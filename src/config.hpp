@@ -71,6 +71,11 @@ inline constexpr const char* kDefaultConfigFile = "/etc/ptyhub/ptyhub.toml";
 // As above, with the file read when no --config is given (kDefaultConfigFile above); for tests.
 ConfigResult load_config(const std::vector<std::string>& args, const std::string& default_config_file);
 
+// SIGHUP: copies into `live` the settings of `fresh` that take effect without a restart (log level,
+// JWT verification, allowed origins, limits, retention and timeouts, shell and home of new terminals).
+// Returns the names of those that changed; `needs_restart` gets the names of other settings that differ.
+std::vector<std::string> reload_settings(Config& live, const Config& fresh, std::vector<std::string>* needs_restart);
+
 // The --help text: usage, subcommands, every setting with its default.
 std::string config_help_text();
 

@@ -32,7 +32,7 @@ void init_timer(uv_loop_t* loop, UvHandle<T>& timer, void* data) {
 
 }  // namespace
 
-Daemon::Daemon(Config config) : config_(std::move(config)) {}
+Daemon::Daemon(Config config, std::vector<std::string> args) : config_(std::move(config)), args_(std::move(args)) {}
 
 Daemon::~Daemon() { release_everything(); }
 
@@ -169,7 +169,9 @@ void Daemon::on_signal(int signal) {
 struct Daemon::KeyReload {
   uv_work_t work{};
   Daemon* daemon = nullptr;
-  Config config;
+  std::vector<std::string> args;
+  Config config;  // the settings in effect; replaced by the ones read again when `args` is not empty
+  std::vector<std::string> notes;
   auth::VerifierOptions options;
   std::string error;
   bool ok = false;
@@ -182,10 +184,20 @@ void Daemon::reload_keys() {
   job->work.data = job;
   job->daemon = this;
   job->config = config_;
+  job->args = args_;
   const int rc = uv_queue_work(
       &loop_, &job->work,
       [](uv_work_t* work) {
         auto* job = static_cast<KeyReload*>(work->data);
+        if (!job->args.empty()) {
+          ConfigResult fresh = load_config(job->args);
+          if (!fresh.ok) {
+            job->error = "settings: " + fresh.error;
+            return;
+          }
+          job->config = std::move(fresh.config);
+          if (!systemd::apply_credentials(&job->config, &job->notes, &job->error)) return;
+        }
         job->ok = load_verifier_options(job->config, &job->options, &job->error);
       },
       [](uv_work_t* work, int status) {
@@ -200,21 +212,33 @@ void Daemon::reload_keys() {
     delete job;
     return;
   }
-  notify("RELOADING=1\nSTATUS=reloading keys");
+  notify("RELOADING=1\nSTATUS=reloading settings and keys");
 }
 
 void Daemon::finish_reload(KeyReload& job) {
   if (!job.ok) {
-    log::error("SIGHUP: keys not reloaded: " + job.error);
+    log::error("SIGHUP: nothing reloaded: " + job.error);
     return;
   }
   auth::JwtVerifier fresh(std::move(job.options));
   if (!fresh.key_error().empty()) {
-    log::error("SIGHUP: keys not reloaded: " + fresh.key_error());
+    log::error("SIGHUP: nothing reloaded: " + fresh.key_error());
     return;
   }
   *verifier_ = std::move(fresh);  // sessions hold a reference to *verifier_; live connections stay
   log::info("SIGHUP: keys reloaded");
+  if (job.args.empty()) return;
+  // Components hold references to config_: the reloadable settings change in place, on the loop thread.
+  std::vector<std::string> needs_restart;
+  const std::vector<std::string> changed = reload_settings(config_, job.config, &needs_restart);
+  log::set_level(config_.log_level);
+  const auto joined = [](const std::vector<std::string>& names) {
+    std::string text;
+    for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+    return text;
+  };
+  log::info("SIGHUP: settings reloaded" + (changed.empty() ? std::string(", none changed") : ": " + joined(changed)));
+  if (!needs_restart.empty()) log::warn("SIGHUP: changed but only applied by a restart: " + joined(needs_restart));
 }
 
 void Daemon::begin_shutdown() {

@@ -31,7 +31,8 @@ namespace ptyhub {
 
 class Daemon {
  public:
-  explicit Daemon(Config config);
+  // `args` is the command line the config came from: SIGHUP reads it and the config file again.
+  explicit Daemon(Config config, std::vector<std::string> args = {});
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -44,7 +45,8 @@ class Daemon {
   void watch_signal(UvHandle<uv_signal_t>& handle, int signal);
   void on_signal(int signal);
   struct KeyReload;
-  // SIGHUP: reads the secret and public keys again and swaps the verifier; a failure keeps the old one.
+  // SIGHUP: reads the settings (command line and config file), the secret and the public keys again on a
+  // worker thread, then swaps the verifier and applies the reloadable settings; a failure keeps it all.
   void reload_keys();
   void finish_reload(KeyReload& job);
   void begin_shutdown();
@@ -58,6 +60,7 @@ class Daemon {
   void notify(const std::string& state);
 
   Config config_;
+  std::vector<std::string> args_;
   uv_loop_t loop_{};
   bool loop_initialised_ = false;
   hub::Metrics metrics_;

@@ -77,6 +77,6 @@ int main(int argc, char** argv) {
   if (!loaded.ok) return usage_error(loaded.error);
   ptyhub::log::init_from_environment();
   ptyhub::log::set_level(loaded.config.log_level);
-  ptyhub::Daemon daemon(std::move(loaded.config));
+  ptyhub::Daemon daemon(std::move(loaded.config), args);
   return daemon.run();
 }

@@ -739,7 +739,7 @@ TEST_CASE("security: SIGHUP rotates keys, a live connection keeps working - a br
   INFO(daemon.log());
   REQUIRE(daemon.started());
   const std::string reloaded = "SIGHUP: keys reloaded";
-  const std::string not_reloaded = "SIGHUP: keys not reloaded";
+  const std::string not_reloaded = "SIGHUP: nothing reloaded";
 
   auto live = connect_with_token(daemon.ws_options(), k1_token("alice"));
   Json terminal = live->create_terminal();  // the configured shell, subscribed
@@ -1325,6 +1325,36 @@ TEST_CASE("security: max_terminals and max_terminals_per_user answer limit_excee
   CHECK(list_terminals(*alice).size() == 1);
   CHECK(list_terminals(*carol).empty());
   CHECK(metric(daemon.port(), "ptyhub_terminals") == 2);
+  CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
+}
+
+TEST_CASE("security: SIGHUP applies a new max_terminals_per_user from the config file; a broken file changes nothing") {
+  TempDir dir;
+  REQUIRE(!dir.path().empty());
+  const fs::path config = dir / "ptyhub.toml";
+  write_file(config, "max_terminals_per_user = 1\n");
+  DaemonProcess daemon({"--config", config.string()});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  const Json sleeper = {{"command", sh("exec sleep 1000")}};
+  alice->create_terminal(sleeper);
+  CHECK(is_error(alice->create(sleeper), "limit_exceeded"));
+
+  write_file(config, "max_terminals_per_user = 3\nlisten = [\"127.0.0.1:1\"]\n");
+  REQUIRE(daemon.send_signal(SIGHUP));
+  REQUIRE(daemon.wait_for_log("SIGHUP: settings reloaded: max_terminals_per_user", 10s));
+  CHECK(daemon.wait_for_log("only applied by a restart: listen", 5s));
+  auto second = alice->create(sleeper);
+  CHECK_MESSAGE((second && (*second)["type"] == "shell.created"), brief(second));
+  CHECK(pongs(*alice));  // the connection lived through the reload
+
+  write_file(config, "max_terminals_per_user = \"many\"\n");
+  REQUIRE(daemon.send_signal(SIGHUP));
+  REQUIRE(daemon.wait_for_log("SIGHUP: nothing reloaded: settings: ", 10s));
+  alice->create_terminal(sleeper);  // the third of 3 still fits
+  CHECK(is_error(alice->create(sleeper), "limit_exceeded"));
+  CHECK(daemon.running());
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 

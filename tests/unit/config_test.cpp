@@ -467,4 +467,26 @@ TEST_CASE("help text names every setting with its default") {
   CHECK(contains(line_of("--max-message"), "1MiB"));
 }
 
+TEST_CASE("reload_settings takes the reloadable settings and names the others") {
+  Config live;
+  live.max_terminals_per_user = 1;
+  live.log_level = log::Level::info;
+  Config fresh = live;
+  fresh.max_terminals_per_user = 3;
+  fresh.log_level = log::Level::debug;
+  fresh.allowed_origin = {"https://example.org"};
+  fresh.client_queue_limit = live.client_queue_limit * 2;
+  fresh.listen = {ListenAddress{false, "127.0.0.1", 1, ""}};
+  std::vector<std::string> needs_restart;
+  const std::vector<std::string> changed = reload_settings(live, fresh, &needs_restart);
+  CHECK(changed == std::vector<std::string>{"log_level", "allowed_origin", "max_terminals_per_user"});
+  CHECK(needs_restart == std::vector<std::string>{"listen", "client_queue_limit"});
+  CHECK(live.max_terminals_per_user == 3);
+  CHECK(live.log_level == log::Level::debug);
+  CHECK(live.client_queue_limit == Config{}.client_queue_limit);  // kept until a restart
+  needs_restart.clear();
+  CHECK(reload_settings(live, live, &needs_restart).empty());
+  CHECK(needs_restart.empty());
+}
+
 }  // namespace ptyhub
