@@ -7,7 +7,7 @@
 //   pty_local echo-many T SECONDS      T PTYs running `cat`, each typing one key per second (random
 //                                      phase) for SECONDS; every echo is timed
 //
-// Each mode prints one JSON object on stdout. PTYs are created like ptyhubd creates them (forkpty with
+// Each mode prints one JSON object on stdout. PTYs are set up like ptyhubd sets them up (forkpty here, with
 // the kernel's default termios, 80x24), so output processing (\n -> \r\n) and echo are the same.
 #include <errno.h>
 #include <fcntl.h>

@@ -2,6 +2,7 @@
 #include "pty/child_exec.hpp"
 
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <string_view>
@@ -97,6 +98,14 @@ void ExecPlan::run_in_child(int report_fd) const {
     if (last_error == EACCES) saw_eacces = true;
   }
   fail(report_fd, ChildStage::exec, saw_eacces ? EACCES : last_error);
+}
+
+void ExecPlan::run_on_terminal_in_child(int pty_slave, int report_fd) const {
+  if (setsid() < 0 || ioctl(pty_slave, TIOCSCTTY, 0) != 0) fail(report_fd, ChildStage::terminal, errno);
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (pty_slave != fd && dup2(pty_slave, fd) < 0) fail(report_fd, ChildStage::terminal, errno);
+  }
+  run_in_child(report_fd);  // the slave's own fd (> 2) is closed at exec
 }
 
 void ExecPlan::fail(int report_fd, ChildStage stage, int error_number) const {

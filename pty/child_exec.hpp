@@ -16,7 +16,7 @@
 namespace ptyhub::pty::detail {
 
 // Which step of the child failed; sent to the parent over the report pipe.
-enum class ChildStage : int { cwd = 1, exec = 2 };
+enum class ChildStage : int { cwd = 1, exec = 2, terminal = 3 };
 
 // Fixed-size record the child writes to the CLOEXEC report pipe when it cannot exec.
 struct ChildReport {
@@ -35,6 +35,9 @@ class ExecPlan {
   // chdir, then execve each candidate in turn. On failure writes a ChildReport to `report_fd`
   // and _exit(127). Never returns.
   [[noreturn]] void run_in_child(int report_fd) const;
+  // As run_in_child, first making `pty_slave` the controlling terminal of a new session and the
+  // child's stdin, stdout and stderr (what login_tty does). Safe in a vfork child: syscalls only.
+  [[noreturn]] void run_on_terminal_in_child(int pty_slave, int report_fd) const;
 
  private:
   [[noreturn]] void fail(int report_fd, ChildStage stage, int error_number) const;

@@ -71,7 +71,7 @@ class PtyProcess {
   static constexpr size_t kReadBudget = 256 * 1024;  // at most this much per wake-up
   static constexpr int kReadsPerWakeup = 64;         // and at most this many read() calls
 
-  // Forks a child on a new PTY (forkpty: new session, controlling terminal), chdir(cwd), execve.
+  // Starts a child on a new PTY (openpty, vfork; new session, controlling terminal), chdir(cwd), execve.
   // A chdir or exec failure in the child is reported back synchronously (CLOEXEC pipe) as `error`
   // and nullptr is returned; the failed child is reaped before returning.
   static std::unique_ptr<PtyProcess> spawn(uv_loop_t* loop, const SpawnOptions& options, Callbacks callbacks,
