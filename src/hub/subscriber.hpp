@@ -21,9 +21,9 @@ class Subscriber {
   virtual const auth::Principal& principal() const = 0;
   // True while the client's outbound queue is below client_queue_limit (it can take more output).
   virtual bool has_room() const = 0;
-  // Loop time (uv_now, ms) when the client last took bytes off its queue: a client without room that
-  // still takes data is slow, one that took nothing for a while is stalled.
-  virtual uint64_t last_progress_ms() const = 0;
+  // True when the client took nothing off its queue for longer than its own recent pace allows
+  // (`now_ms`: uv_now): a client without room that still takes data is slow, not stalled.
+  virtual bool stalled(uint64_t now_ms) const = 0;
 };
 
 enum class Encoding { utf8, base64 };

@@ -185,7 +185,7 @@ bool Terminal::holds_reading(const Subscription& s, uint64_t now_ms) const {
   if (s.paused || live(s) || s.cursor < ring_.start()) return false;
   constexpr uint64_t kNextRead = pty::PtyProcess::kReadBudget + 4;
   if (s.cursor + ring_.capacity() >= ring_.end() + kNextRead) return false;
-  return now_ms - s.subscriber->last_progress_ms() < kStalledAfterMs;
+  return !s.subscriber->stalled(now_ms);
 }
 
 // Reads the PTY while some subscriber takes output live, or nobody is subscribed, unless that would

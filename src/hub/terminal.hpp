@@ -7,9 +7,9 @@
 // is caught up, not paused and has room receives the chunk's shared frame (encoded once per encoding);
 // one that lags is caught up from the ring when it has room again, after a shell.gap if its cursor left
 // the ring. When every subscriber lags or is paused, the PTY is not read (the process blocks); with no
-// subscriber it is read into the ring. A lagging subscriber that still takes data (it sent something
-// within kStalledAfterMs) is not left behind: the PTY is not read while the next read could push its
-// next byte out of the ring. One that takes nothing for kStalledAfterMs no longer holds anyone back.
+// subscriber it is read into the ring. A lagging subscriber that still takes data (not stalled, as its
+// connection judges by its own recent pace) is not left behind: the PTY is not read while the next read
+// could push its next byte out of the ring. A stalled one no longer holds anyone back.
 // shell.exit reaches each subscriber after all its output.
 // Owned by the Hub; loop thread only.
 #pragma once
@@ -70,7 +70,7 @@ class Terminal {
   // Largest shell.output payload in raw bytes: a PTY wake-up's output (up to 256 KiB) goes out in
   // several frames, so one frame never dwarfs client_queue_limit and terminals interleave fairly.
   static constexpr size_t kMaxFrameBytes = 64 * 1024;
-  // A subscriber without room that took no data for this long is stalled and may be left behind.
+  // While a subscriber holds the PTY, how often it is asked again whether it stalled.
   static constexpr uint64_t kStalledAfterMs = 250;
 
   Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit);

@@ -27,7 +27,7 @@ Connection::Connection(struct lws* wsi, session::SessionContext context, Limits 
       loop_(context.loop),
       metrics_(context.metrics),
       limits_(limits),
-      last_sent_ms_(uv_now(context.loop)),
+      pace_(uv_now(context.loop)),
       session_(context, *this, std::move(peer)) {
   ++metrics_.connections_open;
   ++metrics_.connections_total;
@@ -66,6 +66,7 @@ void Connection::send(const protocol::SharedFrame& frame) {
     close(1008, "client too slow");
     return;
   }
+  pace_.on_queued(uv_now(loop_), queue_.empty());
   queue_.push_back(frame);
   queued_bytes_ += frame->size();
   if (queued_bytes_ >= limits_.room_bytes) was_full_ = true;
@@ -94,7 +95,7 @@ int Connection::on_writeable() {
     const int written = lws_write(wsi_, frame->send_pointer(), frame->size(), LWS_WRITE_TEXT);
     if (written < static_cast<int>(frame->size())) return -1;
     metrics_.ws_bytes_out += frame->size();
-    last_sent_ms_ = uv_now(loop_);
+    pace_.on_sent(uv_now(loop_), !queue_.empty());
     if (was_full_ && queued_bytes_ < limits_.room_bytes && !closing_) {
       was_full_ = false;
       session_.on_room();  // may queue more frames

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "src/protocol/frame.hpp"
+#include "src/server/drain_pace.hpp"
 #include "src/session/client_session.hpp"
 #include "src/session/outbox.hpp"
 
@@ -50,7 +51,7 @@ class Connection final : public session::Outbox {
   void pause_reading() override;
   void resume_reading() override;
   uint64_t queued_bytes() const override { return queued_bytes_; }
-  uint64_t last_sent_ms() const override { return last_sent_ms_; }
+  bool stalled(uint64_t now_ms) const override { return pace_.stalled(now_ms); }
 
  private:
   int write_close_frame();
@@ -61,7 +62,7 @@ class Connection final : public session::Outbox {
   Limits limits_;
   std::deque<protocol::SharedFrame> queue_;
   uint64_t queued_bytes_ = 0;
-  uint64_t last_sent_ms_ = 0;
+  DrainPace pace_;
   std::string inbound_;
   bool inbound_binary_ = false;
   bool was_full_ = false;  // queue reached room_bytes; the session is told when it drains below

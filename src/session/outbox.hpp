@@ -21,8 +21,8 @@ class Outbox {
   virtual void resume_reading() = 0;
   // Bytes queued and not yet sent.
   virtual uint64_t queued_bytes() const = 0;
-  // Loop time (uv_now, ms) of the last frame handed to the socket, or of the connection's start.
-  virtual uint64_t last_sent_ms() const = 0;
+  // True when the client took no frame for longer than its recent pace allows (`now_ms`: uv_now).
+  virtual bool stalled(uint64_t now_ms) const = 0;
 };
 
 }  // namespace ptyhub::session
