@@ -444,12 +444,19 @@ struct PauseSetup {
   std::string id;
 };
 
+// The content comes in two parts: the second only after another line of input, which
+// pause_while_other_reads sends once `first` has paused, so the stream cannot end before the pause.
+constexpr std::size_t kFirstPart = 1 * kMiB;
+
 PauseSetup start_paused_stream(DaemonProcess& daemon, const std::string& content) {
-  write_file(daemon.home() / "payload.txt", content);
+  REQUIRE(content.size() > kFirstPart);
+  write_file(daemon.home() / "part1.txt", content.substr(0, kFirstPart));
+  write_file(daemon.home() / "part2.txt", content.substr(kFirstPart));
   PauseSetup setup;
   setup.first = connect_user(daemon, "alice");
   setup.second = connect_user(daemon, "alice");
-  const Json terminal = setup.first->create_terminal({{"command", sh(kGate + "exec cat payload.txt")}});
+  const Json terminal =
+      setup.first->create_terminal({{"command", sh(kGate + "cat part1.txt; read y; exec cat part2.txt")}});
   setup.id = terminal.value("id", "");
   REQUIRE(!setup.id.empty());
   subscribe(*setup.second, setup.id);
@@ -473,6 +480,7 @@ std::pair<std::size_t, std::uint64_t> pause_while_other_reads(PauseSetup& setup,
   const std::size_t paused_at = first.mark();
   const std::uint64_t position = first.output(id).next;
   CHECK_FALSE(first.output(id).exit);
+  REQUIRE(first.request("shell.input", {{"terminalId", id}, {"data", "go\n"}}));  // the second part
 
   // While output flows to `second`, `first` gets nothing of the terminal.
   REQUIRE(pump_until({&first, &second}, [&] { return second.output(id).exit.has_value(); }, 25s));
