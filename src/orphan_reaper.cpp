@@ -72,21 +72,51 @@ struct ChildInfo {
   unsigned long long start_time;
 };
 
-std::vector<ChildInfo> children_of(pid_t self) {
-  std::vector<ChildInfo> children;
+// The child pids of every thread of this process, from /proc/self/task/<tid>/children (CONFIG_PROC_CHILDREN);
+// false when the kernel does not offer those files.
+bool listed_children(std::vector<pid_t>* pids) {
+  DIR* tasks = opendir("/proc/self/task");
+  if (tasks == nullptr) return false;
+  bool listed = true;
+  while (dirent* entry = readdir(tasks)) {
+    if (parse_pid(entry->d_name) == 0) continue;
+    const std::string path = std::string("/proc/self/task/") + entry->d_name + "/children";
+    if (access(path.c_str(), R_OK) != 0) {
+      listed = false;
+      break;
+    }
+    std::istringstream list(read_proc_file(path, 1024 * 1024));
+    for (pid_t pid = 0; list >> pid;) pids->push_back(pid);
+  }
+  closedir(tasks);
+  return listed;
+}
+
+// Every pid on the host, for kernels without the children files.
+std::vector<pid_t> all_pids(pid_t self) {
+  std::vector<pid_t> pids;
   DIR* proc = opendir("/proc");
-  if (proc == nullptr) return children;
+  if (proc == nullptr) return pids;
   while (dirent* entry = readdir(proc)) {
     const pid_t pid = parse_pid(entry->d_name);
-    if (pid == 0 || pid == self) continue;
+    if (pid != 0 && pid != self) pids.push_back(pid);
+  }
+  closedir(proc);
+  return pids;
+}
+
+std::vector<ChildInfo> children_of(pid_t self) {
+  std::vector<pid_t> candidates;
+  if (!listed_children(&candidates)) candidates = all_pids(self);
+  std::vector<ChildInfo> children;
+  for (pid_t pid : candidates) {
     char state = '?';
     pid_t parent = 0;
     unsigned long long start_time = 0;
-    const std::string stat = read_proc_file("/proc/" + std::string(entry->d_name) + "/stat", 1024);
+    const std::string stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat", 1024);
     if (!parse_stat(stat, &state, &parent, &start_time) || parent != self) continue;
     children.push_back({pid, state, start_time});
   }
-  closedir(proc);
   return children;
 }
 

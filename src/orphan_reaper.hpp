@@ -7,6 +7,8 @@
 // variable (it cleared its environment, or changed user and is unreadable) is not attributed: it is reaped
 // when it exits and killed when the daemon stops, never earlier.
 //
+// The daemon's children are listed from /proc/self/task/*/children (a scan of /proc where the kernel does
+// not offer those files).
 // Reaping: on SIGCHLD (a uv_signal), zombies among the daemon's children are reaped one by one with
 // waitpid(pid, WNOHANG) — never waitpid(-1) — except the PTY processes, which pty/ reaps through their
 // pidfds: a zombie that a pidfd of this process refers to (/proc/self/fdinfo "Pid:") is left to its owner.
