@@ -565,28 +565,46 @@ TEST_CASE("git: a failing operation ends failed with git's exit code or is refus
   stop_cleanly(daemon);
 }
 
-TEST_CASE("git: cancel right after the first progress event ends cancelled and leaves no git process") {
-  become_subreaper();
+// A clone of a repository of 30,000 blobs, started by alice and past its first progress event.
+struct CloneInProgress {
   TempDir tmp;
-  REQUIRE(!tmp.path().empty());
-  const fs::path root = tmp / "root";
-  fs::create_directories(root);
-  make_big_bare(root / "big.git", 30000, tmp.path());
+  fs::path root = tmp / "root";
+  std::unique_ptr<DaemonProcess> daemon;
+  std::unique_ptr<TestClient> client;
+  Json request;
+  Run run;
+  pid_t leader = 0;
 
-  DaemonProcess daemon({"--repos-root", root.string(), "--kill-grace", "1"});
+  CloneInProgress() {
+    become_subreaper();
+    REQUIRE(!tmp.path().empty());
+    fs::create_directories(root);
+    make_big_bare(root / "big.git", 30000, tmp.path());
+    daemon = std::make_unique<DaemonProcess>(std::vector<std::string>{"--repos-root", root.string(), "--kill-grace", "1"});
+    INFO(daemon->log());
+    REQUIRE(daemon->started());
+    client = connect_user(*daemon, "alice", kGitScopes);
+    request = {{"operation", "clone"}, {"repo", "bigclone"}, {"url", file_url(root / "big.git")}};
+    run = start(*client, request, false);
+    INFO("start -> ", brief(run.reply));
+    REQUIRE(run.started());
+    leader = listed_terminal(*client, run.terminal_id).value("pid", 0);
+    REQUIRE(leader > 0);
+    auto first = client->wait_for(
+        [&](const Json& m) { return is_event(m, "git.operation.progress", channel_of(run.terminal_id)); }, 15s,
+        run.from);
+    REQUIRE_MESSAGE(first, "no progress event");
+  }
+};
+
+TEST_CASE("git: cancel right after the first progress event ends cancelled and leaves no git process") {
+  CloneInProgress clone;
+  DaemonProcess& daemon = *clone.daemon;
   INFO(daemon.log());
-  REQUIRE(daemon.started());
-  auto client = connect_user(daemon, "alice", kGitScopes);
-
-  const Json request = {{"operation", "clone"}, {"repo", "bigclone"}, {"url", file_url(root / "big.git")}};
-  Run run = start(*client, request, false);
-  INFO("start -> ", brief(run.reply));
-  REQUIRE(run.started());
-  const pid_t leader = listed_terminal(*client, run.terminal_id).value("pid", 0);
-  REQUIRE(leader > 0);
-  auto first = client->wait_for(
-      [&](const Json& m) { return is_event(m, "git.operation.progress", channel_of(run.terminal_id)); }, 15s, run.from);
-  REQUIRE_MESSAGE(first, "no progress event");
+  auto& client = clone.client;
+  const Json& request = clone.request;
+  Run& run = clone.run;
+  const pid_t leader = clone.leader;
   auto cancelled = client->request("git.operation.cancel", {{"operationId", run.operation_id}});
   INFO("cancel -> ", brief(cancelled));
   REQUIRE(cancelled);
@@ -683,26 +701,10 @@ TEST_CASE("git: --max-git-operations-per-user 1 refuses a second concurrent oper
 }
 
 TEST_CASE("git: SIGTERM to the daemon mid-clone ends git and leaves no process behind") {
-  become_subreaper();
-  TempDir tmp;
-  REQUIRE(!tmp.path().empty());
-  const fs::path root = tmp / "root";
-  fs::create_directories(root);
-  make_big_bare(root / "big.git", 30000, tmp.path());
-
-  DaemonProcess daemon({"--repos-root", root.string(), "--kill-grace", "1"});
+  CloneInProgress clone;
+  DaemonProcess& daemon = *clone.daemon;
   INFO(daemon.log());
-  REQUIRE(daemon.started());
-  auto client = connect_user(daemon, "alice", kGitScopes);
-  const Json request = {{"operation", "clone"}, {"repo", "bigclone"}, {"url", file_url(root / "big.git")}};
-  Run run = start(*client, request, false);
-  INFO("start -> ", brief(run.reply));
-  REQUIRE(run.started());
-  const pid_t leader = listed_terminal(*client, run.terminal_id).value("pid", 0);
-  REQUIRE(leader > 0);
-  REQUIRE(client->wait_for(
-      [&](const Json& m) { return is_event(m, "git.operation.progress", channel_of(run.terminal_id)); }, 15s,
-      run.from));
+  const pid_t leader = clone.leader;
   stop_cleanly(daemon);
   CHECK_MESSAGE(session_gone(leader), describe(processes_in_session(leader)));
 }
