@@ -20,6 +20,7 @@
 
 #include "core/log.hpp"
 #include "core/unique_fd.hpp"
+#include "src/hub/hub.hpp"
 
 namespace ptyhub {
 namespace {
@@ -139,10 +140,10 @@ std::set<pid_t> pidfd_targets() {
   return pids;
 }
 
-// PTYHUB_TERMINAL_ID of a live process; empty when absent or unreadable.
+// hub::kTerminalIdVariable of a live process; empty when absent or unreadable.
 std::string terminal_id_of(pid_t pid) {
   const std::string environ = read_proc_file("/proc/" + std::to_string(pid) + "/environ", kMaxEnvironBytes);
-  const std::string prefix = std::string(kTerminalIdVariable) + "=";
+  const std::string prefix = std::string(hub::kTerminalIdVariable) + "=";
   size_t start = 0;
   while (start < environ.size()) {
     size_t end = environ.find('\0', start);

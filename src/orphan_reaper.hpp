@@ -34,8 +34,6 @@
 
 namespace ptyhub {
 
-inline constexpr const char* kTerminalIdVariable = "PTYHUB_TERMINAL_ID";
-
 class OrphanReaper {
  public:
   // Whether the terminal with this id still runs.

@@ -105,8 +105,9 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   pty::SpawnError error;
   std::vector<std::string> environment = options.environment ? *options.environment : child_environment(options.env);
   // Descendants inherit it: the daemon attributes processes they leave behind to this terminal.
-  std::erase_if(environment, [](const std::string& entry) { return entry.starts_with("PTYHUB_TERMINAL_ID="); });
-  environment.push_back("PTYHUB_TERMINAL_ID=" + terminal->id());
+  const std::string variable = std::string(kTerminalIdVariable) + "=";
+  std::erase_if(environment, [&](const std::string& entry) { return entry.starts_with(variable); });
+  environment.push_back(variable + terminal->id());
   if (!terminal->start(loop_, std::move(environment), 2000, &error)) {
     result.failure = error.failure == pty::SpawnFailure::cwd       ? CreateFailure::cwd
                      : error.failure == pty::SpawnFailure::command ? CreateFailure::command

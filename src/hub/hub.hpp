@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/uv_handle.hpp"
@@ -101,6 +102,9 @@ class Hub {
   std::function<void(const std::string&)> on_removed_;
   std::function<void(const std::string&)> on_exited_;
 };
+
+// The environment variable every terminal's processes carry: the terminal's id.
+inline constexpr std::string_view kTerminalIdVariable = "PTYHUB_TERMINAL_ID";
 
 // A fresh terminal id: 128 random bits, base64url (22 characters).
 std::string new_terminal_id();

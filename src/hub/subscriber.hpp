@@ -7,6 +7,7 @@
 
 #include "auth/permissions.hpp"
 #include "src/protocol/frame.hpp"
+#include "src/protocol/output_frame.hpp"
 
 namespace ptyhub::hub {
 
@@ -26,6 +27,7 @@ class Subscriber {
   virtual bool stalled(uint64_t now_ms) const = 0;
 };
 
-enum class Encoding { utf8, base64 };
+// How a subscription receives shell.output data.
+using Encoding = protocol::OutputEncoding;
 
 }  // namespace ptyhub::hub

@@ -16,14 +16,6 @@ using nlohmann::json;
 
 uint64_t steady_millis() { return uv_hrtime() / 1000000; }
 
-// One shell.output frame for raw bytes [offset, offset + raw.size()).
-protocol::SharedFrame output_frame(const std::string& id, const std::string& channel, uint64_t offset,
-                                   std::string_view raw, Encoding encoding) {
-  return protocol::shell_output_frame(
-      channel, id, offset, raw,
-      encoding == Encoding::base64 ? protocol::OutputEncoding::base64 : protocol::OutputEncoding::utf8);
-}
-
 // The length of the next frame's piece of `raw`: at most `limit` bytes, ending on a UTF-8 boundary.
 size_t piece_length(std::string_view raw, size_t limit) {
   if (raw.size() <= limit) return raw.size();
@@ -169,7 +161,7 @@ void Terminal::catch_up(Subscription& s) {
     size_t length = protocol::utf8_complete_prefix(raw);
     if (length == 0) length = raw.size();  // only a fragment is left before the cut: send it as is
     raw.resize(length);
-    s.subscriber->deliver(output_frame(spec_.id, channel_, s.cursor, raw, s.encoding));
+    s.subscriber->deliver(protocol::shell_output_frame(channel_, spec_.id, s.cursor, raw, s.encoding));
     s.cursor += length;
   }
   if (exited_ && !s.exit_sent && !s.paused && s.cursor == ring_.end()) {
@@ -206,7 +198,7 @@ void Terminal::update_reading() {
         [](uv_timer_t* handle) {
           if (auto* self = static_cast<Terminal*>(handle->data)) self->update_reading();
         },
-        kStalledAfterMs, 0);
+        kStallRecheckMs, 0);
   } else {
     uv_timer_stop(stall_timer_.get());
   }
@@ -333,7 +325,7 @@ void Terminal::publish_chunk(std::string_view raw) {
       continue;
     }
     auto& frame = frames[static_cast<int>(s.encoding)];
-    if (!frame) frame = output_frame(spec_.id, channel_, offset, raw, s.encoding);
+    if (!frame) frame = protocol::shell_output_frame(channel_, spec_.id, offset, raw, s.encoding);
     s.subscriber->deliver(frame);
     s.cursor = ring_.end();
   }

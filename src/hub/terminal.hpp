@@ -71,7 +71,7 @@ class Terminal {
   // several frames, so one frame never dwarfs client_queue_limit and terminals interleave fairly.
   static constexpr size_t kMaxFrameBytes = 64 * 1024;
   // While a subscriber holds the PTY, how often it is asked again whether it stalled.
-  static constexpr uint64_t kStalledAfterMs = 250;
+  static constexpr uint64_t kStallRecheckMs = 250;
 
   Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit);
   ~Terminal();

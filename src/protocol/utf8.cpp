@@ -47,8 +47,6 @@ Step next_step(std::string_view bytes, size_t pos) {
   return {StepKind::valid, lead.length};
 }
 
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-
 }  // namespace
 
 size_t utf8_complete_prefix(std::string_view bytes) {
@@ -61,30 +59,6 @@ size_t utf8_complete_prefix(std::string_view bytes) {
     if (step.kind == StepKind::truncated) return pos;
   }
   return bytes.size();
-}
-
-std::string utf8_sanitize(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  size_t pos = 0;
-  while (pos < bytes.size()) {
-    // Fast path for ASCII runs.
-    size_t run = pos;
-    while (run < bytes.size() && static_cast<uint8_t>(bytes[run]) < 0x80) ++run;
-    if (run > pos) {
-      out.append(bytes.substr(pos, run - pos));
-      pos = run;
-      continue;
-    }
-    const Step step = next_step(bytes, pos);
-    if (step.kind == StepKind::valid) {
-      out.append(bytes.substr(pos, step.length));
-    } else {
-      out.append(kReplacement);
-    }
-    pos += step.length;
-  }
-  return out;
 }
 
 size_t utf8_sequence_at(std::string_view bytes, size_t pos, size_t* invalid_length) {

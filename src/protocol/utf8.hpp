@@ -13,10 +13,6 @@ namespace ptyhub::protocol {
 // 3 bytes) is carried to the next read.
 size_t utf8_complete_prefix(std::string_view bytes);
 
-// `bytes` as valid UTF-8: each maximal invalid subpart (Unicode §3.9, "substitution of maximal subparts")
-// becomes U+FFFD, as do incomplete sequences at the end.
-std::string utf8_sanitize(std::string_view bytes);
-
 // At `pos`, a byte >= 0x80: the length of the valid sequence starting there, or 0 when there is none,
 // with `*invalid_length` set to the bytes one U+FFFD replaces (the maximal invalid subpart, or the
 // incomplete rest at the end).

@@ -1,17 +1,28 @@
 // Tests of src/protocol/utf8: where an output chunk may end (utf8_complete_prefix), how invalid bytes are
-// replaced (utf8_sanitize, Unicode §3.9 maximal subparts) and validation (utf8_valid).
+// replaced in shell.output (Unicode §3.9 maximal subparts; through shell_output_frame) and validation
+// (utf8_valid).
 // The chunker below frames bytes the way PROTOCOL.md §6 requires for shell.output with encoding "utf8".
 #include "src/protocol/utf8.hpp"
 
 #include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "src/protocol/output_frame.hpp"
+
 namespace ptyhub::protocol {
 namespace {
+
+// The text a utf8 subscriber receives for `raw`: the data of the shell.output frame the daemon builds.
+std::string sanitized(std::string_view raw) {
+  const auto frame = shell_output_frame("shell:terminal:t", "t", 0, raw, OutputEncoding::utf8);
+  return nlohmann::json::parse(frame->payload())["data"]["data"].get<std::string>();
+}
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
 
@@ -69,7 +80,7 @@ class Chunker {
   // What a client receives: every chunk sanitized on its own.
   std::string sanitized() const {
     std::string out;
-    for (const std::string& chunk : chunks_) out += utf8_sanitize(chunk);
+    for (const std::string& chunk : chunks_) out += protocol::sanitized(chunk);
     return out;
   }
 
@@ -123,7 +134,7 @@ TEST_CASE("every sample character is valid UTF-8 and survives sanitize unchanged
   for (const Character& c : characters()) {
     CAPTURE(c.name);
     CHECK(utf8_valid(c.bytes));
-    CHECK(utf8_sanitize(c.bytes) == c.bytes);
+    CHECK(sanitized(c.bytes) == c.bytes);
     CHECK(utf8_complete_prefix(c.bytes) == c.bytes.size());
   }
 }
@@ -203,7 +214,7 @@ TEST_CASE("invalid sequences become one U+FFFD per maximal subpart") {
   for (const SanitizeCase& c : invalid_cases()) {
     CAPTURE(c.name);
     CAPTURE(hex(c.input));
-    const std::string out = utf8_sanitize(c.input);
+    const std::string out = sanitized(c.input);
     CAPTURE(hex(out));
     CHECK(out == c.expected);
     CHECK(utf8_valid(out));
@@ -216,13 +227,13 @@ TEST_CASE("bytes 0xF5 to 0xFF are each replaced, alone and among text") {
     const char byte = static_cast<char>(value);
     CAPTURE(value);
     const std::string alone(1, byte);
-    CHECK(utf8_sanitize(alone) == kReplacement);
+    CHECK(sanitized(alone) == kReplacement);
     CHECK_FALSE(utf8_valid(alone));
     CHECK(utf8_complete_prefix(alone) == 1);
     const std::string followed = std::string(1, byte) + "\x80\x80\x80";
-    CHECK(utf8_sanitize(followed) == replacements(4));
+    CHECK(sanitized(followed) == replacements(4));
     const std::string surrounded = "a" + std::string(1, byte) + "b";
-    CHECK(utf8_sanitize(surrounded) == "a" + std::string(kReplacement) + "b");
+    CHECK(sanitized(surrounded) == "a" + std::string(kReplacement) + "b");
   }
 }
 
@@ -230,7 +241,7 @@ TEST_CASE("a chunked stream with invalid bytes reads exactly like the whole stre
   for (const SanitizeCase& c : invalid_cases()) {
     // Surround the case with characters so that splits land before, inside and after it.
     const std::string text = "\xC3\xA9" + std::string(c.input) + "\xF0\x9F\x98\x80" + "z";
-    const std::string whole = utf8_sanitize(text);
+    const std::string whole = sanitized(text);
     for (size_t split = 0; split <= text.size(); ++split) {
       CAPTURE(c.name);
       CAPTURE(split);
@@ -300,7 +311,7 @@ TEST_CASE("utf8_valid accepts well-formed text and rejects anything else") {
 TEST_CASE("utf8_sanitize of a long ASCII run next to replacements keeps every byte") {
   const std::string run(10000, 'q');
   const std::string text = run + "\xFF" + run + "\xE2\x82";
-  CHECK(utf8_sanitize(text) == run + std::string(kReplacement) + run + std::string(kReplacement));
+  CHECK(sanitized(text) == run + std::string(kReplacement) + run + std::string(kReplacement));
 }
 
 }  // namespace
