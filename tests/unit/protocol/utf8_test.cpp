@@ -308,7 +308,7 @@ TEST_CASE("utf8_valid accepts well-formed text and rejects anything else") {
   CHECK_FALSE(utf8_valid("\xED\xA0\x80"));
 }
 
-TEST_CASE("utf8_sanitize of a long ASCII run next to replacements keeps every byte") {
+TEST_CASE("sanitising a long ASCII run next to replacements keeps every byte") {
   const std::string run(10000, 'q');
   const std::string text = run + "\xFF" + run + "\xE2\x82";
   CHECK(sanitized(text) == run + std::string(kReplacement) + run + std::string(kReplacement));
