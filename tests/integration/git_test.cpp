@@ -565,7 +565,8 @@ TEST_CASE("git: a failing operation ends failed with git's exit code or is refus
   stop_cleanly(daemon);
 }
 
-// A clone of a repository of 30,000 blobs, started by alice and past its first progress event.
+// A clone of a repository of 30,000 blobs, started by alice on a daemon with `flags` (and --kill-grace 1),
+// past its first progress event when `wait_for_progress`.
 struct CloneInProgress {
   TempDir tmp;
   fs::path root = tmp / "root";
@@ -575,12 +576,13 @@ struct CloneInProgress {
   Run run;
   pid_t leader = 0;
 
-  CloneInProgress() {
+  explicit CloneInProgress(std::vector<std::string> flags = {}, bool wait_for_progress = true) {
     become_subreaper();
     REQUIRE(!tmp.path().empty());
     fs::create_directories(root);
     make_big_bare(root / "big.git", 30000, tmp.path());
-    daemon = std::make_unique<DaemonProcess>(std::vector<std::string>{"--repos-root", root.string(), "--kill-grace", "1"});
+    flags.insert(flags.end(), {"--repos-root", root.string(), "--kill-grace", "1"});
+    daemon = std::make_unique<DaemonProcess>(flags);
     INFO(daemon->log());
     REQUIRE(daemon->started());
     client = connect_user(*daemon, "alice", kGitScopes);
@@ -590,6 +592,7 @@ struct CloneInProgress {
     REQUIRE(run.started());
     leader = listed_terminal(*client, run.terminal_id).value("pid", 0);
     REQUIRE(leader > 0);
+    if (!wait_for_progress) return;
     auto first = client->wait_for(
         [&](const Json& m) { return is_event(m, "git.operation.progress", channel_of(run.terminal_id)); }, 15s,
         run.from);
@@ -628,24 +631,13 @@ TEST_CASE("git: cancel right after the first progress event ends cancelled and l
 }
 
 TEST_CASE("git: a clone that outlives --git-timeout ends timed_out") {
-  become_subreaper();
-  TempDir tmp;
-  REQUIRE(!tmp.path().empty());
-  const fs::path root = tmp / "root";
-  fs::create_directories(root);
-  make_big_bare(root / "big.git", 30000, tmp.path());
-
-  DaemonProcess daemon({"--repos-root", root.string(), "--git-timeout", "0.3", "--kill-grace", "1"});
+  CloneInProgress clone({"--git-timeout", "0.3"}, false);
+  DaemonProcess& daemon = *clone.daemon;
   INFO(daemon.log());
-  REQUIRE(daemon.started());
-  auto client = connect_user(daemon, "alice", kGitScopes);
-
-  const Json request = {{"operation", "clone"}, {"repo", "bigclone"}, {"url", file_url(root / "big.git")}};
-  Run run = start(*client, request, false);
-  INFO("start -> ", brief(run.reply));
-  REQUIRE(run.started());
-  const pid_t leader = listed_terminal(*client, run.terminal_id).value("pid", 0);
-  REQUIRE(leader > 0);
+  auto& client = clone.client;
+  const Json& request = clone.request;
+  Run& run = clone.run;
+  const pid_t leader = clone.leader;
   run.completed = client->wait_for(
       [&](const Json& m) { return is_event(m, "git.operation.completed", channel_of(run.terminal_id)); }, 15s,
       run.from);

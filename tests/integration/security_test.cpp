@@ -1236,6 +1236,15 @@ std::unique_ptr<TestClient> refused_connection(const WsOptions& options) {
   return client;
 }
 
+// With one of two connections closed, the daemon counts one, and `user` gets a working connection again.
+void check_room_after_close(DaemonProcess& daemon, TestClient& closing, std::string_view user) {
+  closing.ws().close();
+  CHECK(closing.ws().wait_closed(5s));
+  CHECK(eventually([&] { return metric(daemon.port(), "ptyhub_connections") == 1; }, 5s));
+  auto again = connect_user(daemon, user);
+  CHECK(pongs(*again));
+}
+
 TEST_CASE("security: max_connections - the connection over the limit is closed 4429, a freed slot is reusable") {
   DaemonProcess daemon({"--max-connections", "2"});
   INFO(daemon.log());
@@ -1250,11 +1259,7 @@ TEST_CASE("security: max_connections - the connection over the limit is closed 4
   CHECK(pongs(*first));
   CHECK(pongs(*second));
 
-  first->ws().close();
-  CHECK(first->ws().wait_closed(5s));
-  CHECK(eventually([&] { return metric(daemon.port(), "ptyhub_connections") == 1; }, 5s));
-  auto fourth = connect_user(daemon, "carol");
-  CHECK(pongs(*fourth));
+  check_room_after_close(daemon, *first, "carol");
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 
@@ -1275,11 +1280,7 @@ TEST_CASE("security: max_connections_per_ip - the third connection from 127.0.0.
   CHECK(pongs(*first));
   CHECK(pongs(*second));
 
-  second->ws().close();
-  CHECK(second->ws().wait_closed(5s));
-  CHECK(eventually([&] { return metric(daemon.port(), "ptyhub_connections") == 1; }, 5s));
-  auto again = connect_user(daemon, "alice");
-  CHECK(pongs(*again));
+  check_room_after_close(daemon, *second, "alice");
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 
