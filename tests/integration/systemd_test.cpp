@@ -24,6 +24,7 @@
 #include "auth/jwt.hpp"
 #include "core/unique_fd.hpp"
 #include "tests/support/daemon_process.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/test_client.hpp"
 
 #ifndef PTYHUB_SYSTEMD_SOURCE_DIR
@@ -46,19 +47,6 @@ std::string random_suffix() {
   std::random_device device;
   return std::to_string(std::uniform_int_distribution<unsigned>(100000, 999999)(device));
 }
-
-// A temporary directory removed again at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "ptyhub-sd-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) != nullptr) path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path.empty()) fs::remove_all(path, ignored);
-  }
-};
 
 // Runs a command and returns its exit status and combined output (the command finishes by itself).
 std::pair<int, std::string> run_command(const std::string& command) {
@@ -171,8 +159,8 @@ TEST_CASE("systemd: systemd-analyze verify accepts ptyhub.service and ptyhub.soc
     return;
   }
   // The installed unit names the installed binary; verify a copy that names the built one.
-  TempDir dir;
-  REQUIRE(!dir.path.empty());
+  TempDir dir("ptyhub-sd");
+  REQUIRE(!dir.path().empty());
   std::ifstream in(fs::path(PTYHUB_SYSTEMD_BINARY_DIR) / "ptyhub.service");
   REQUIRE(in);
   std::ostringstream unit;
@@ -180,11 +168,11 @@ TEST_CASE("systemd: systemd-analyze verify accepts ptyhub.service and ptyhub.soc
     if (line.starts_with("ExecStart=")) line = std::string("ExecStart=") + PTYHUBD_PATH + " --config /etc/ptyhub/ptyhub.toml";
     unit << line << "\n";
   }
-  std::ofstream(dir.path / "ptyhub.service") << unit.str();
-  fs::copy_file(fs::path(PTYHUB_SYSTEMD_SOURCE_DIR) / "ptyhub.socket", dir.path / "ptyhub.socket");
+  std::ofstream(dir / "ptyhub.service") << unit.str();
+  fs::copy_file(fs::path(PTYHUB_SYSTEMD_SOURCE_DIR) / "ptyhub.socket", dir / "ptyhub.socket");
   const auto [status, output] = run_command(std::string(kSystemdAnalyze) + " verify --man=no " +
-                                            (dir.path / "ptyhub.socket").string() + " " +
-                                            (dir.path / "ptyhub.service").string());
+                                            (dir / "ptyhub.socket").string() + " " +
+                                            (dir / "ptyhub.service").string());
   INFO(output);
   CHECK(status == 0);
   CHECK(output.find("ptyhub.service:") == std::string::npos);  // no complaint about either unit
@@ -192,8 +180,8 @@ TEST_CASE("systemd: systemd-analyze verify accepts ptyhub.service and ptyhub.soc
 }
 
 TEST_CASE("systemd: READY=1 with STATUS, WATCHDOG=1 at half of WATCHDOG_USEC, STATUS updates, STOPPING=1") {
-  TempDir dir;
-  NotifyReceiver notify((dir.path / "notify.sock").string());
+  TempDir dir("ptyhub-sd");
+  NotifyReceiver notify((dir / "notify.sock").string());
   REQUIRE(notify.bound());
   DaemonLaunch launch;
   launch.environment = {{"NOTIFY_SOCKET", notify.address()}, {"WATCHDOG_USEC", "200000"}};
@@ -244,8 +232,8 @@ TEST_CASE("systemd: NOTIFY_SOCKET in the abstract namespace") {
 }
 
 TEST_CASE("systemd: SIGHUP reload is announced with RELOADING=1 and READY=1") {
-  TempDir dir;
-  NotifyReceiver notify((dir.path / "notify.sock").string());
+  TempDir dir("ptyhub-sd");
+  NotifyReceiver notify((dir / "notify.sock").string());
   REQUIRE(notify.bound());
   DaemonLaunch launch;
   launch.environment = {{"NOTIFY_SOCKET", notify.address()}};
@@ -264,10 +252,10 @@ TEST_CASE("systemd: socket activation - WebSocket sessions over the passed TCP a
     MESSAGE("skipped: ", kSocketActivate, " is not installed (Debian package systemd)");
     return;
   }
-  TempDir dir;
+  TempDir dir("ptyhub-sd");
   const int port = free_port();
   REQUIRE(port > 0);
-  const std::string unix_path = (dir.path / "ptyhub.sock").string();
+  const std::string unix_path = (dir / "ptyhub.sock").string();
   DaemonLaunch launch;
   launch.wrapper = {kSocketActivate, "-l", "127.0.0.1:" + std::to_string(port), "-l", unix_path};
   launch.listen_on_free_port = false;
