@@ -271,9 +271,9 @@ bool PtyProcess::read_master(int max_reads, bool ignore_pause) {
   static char buffer[kReadBudget];
   size_t used = 0;
   bool eof = false;
-  for (int i = 0; i < max_reads && used < sizeof buffer; ++i) {
+  for (int i = 0; i < max_reads && used < read_budget_; ++i) {
     if (master_fd_ < 0 || master_eof_ || (output_paused_ && !ignore_pause)) break;
-    ssize_t n = ::read(master_fd_, buffer + used, sizeof buffer - used);
+    ssize_t n = ::read(master_fd_, buffer + used, read_budget_ - used);
     if (n > 0) {
       used += static_cast<size_t>(n);
       continue;

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -68,7 +69,7 @@ class PtyProcess {
   static constexpr size_t kInputLowWater = 16 * 1024;
   // Reads per wake-up are bounded so one busy PTY cannot starve the loop; what they return is
   // coalesced and handed to on_output once (a PTY read rarely returns more than 4 KiB).
-  static constexpr size_t kReadBudget = 256 * 1024;  // at most this much per wake-up
+  static constexpr size_t kReadBudget = 256 * 1024;  // at most this much per wake-up (the default)
   static constexpr int kReadsPerWakeup = 64;         // and at most this many read() calls
 
   // Starts a child on a new PTY (openpty, vfork; new session, controlling terminal), chdir(cwd), execve.
@@ -99,6 +100,8 @@ class PtyProcess {
   // Stop / restart reading the master (flow control). While paused, the child blocks when the PTY
   // buffer fills; nothing is lost. Once the child is reaped and the drain grace expires, what the
   // PTY still holds (bounded by its buffer) is delivered even while paused, then on_exit.
+  // Reads at most `bytes` (1..kReadBudget) per wake-up from now on.
+  void set_read_budget(size_t bytes) { read_budget_ = std::clamp<size_t>(bytes, 1, kReadBudget); }
   void pause_output();
   void resume_output();
   bool output_paused() const { return output_paused_; }
@@ -139,6 +142,7 @@ class PtyProcess {
   UvHandle<uv_poll_t> pidfd_poll_;
   UvHandle<uv_timer_t> drain_timer_;
   UvHandle<uv_timer_t> kill_timer_;
+  size_t read_budget_ = kReadBudget;
   std::deque<std::string> input_queue_;
   size_t input_head_offset_ = 0;  // bytes of input_queue_.front() already written
   size_t pending_input_bytes_ = 0;

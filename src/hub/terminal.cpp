@@ -52,6 +52,9 @@ bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t dra
   process_ = pty::PtyProcess::spawn(loop, options, std::move(callbacks), error);
   if (!process_) return false;
   pid_ = process_->pid();
+  // One wake-up's read must fit in the ring beside what a held subscriber has still to take.
+  read_budget_ = std::min(pty::PtyProcess::kReadBudget, limits_.ring_bytes / 2);
+  process_->set_read_budget(read_budget_);
   started_steady_ms_ = steady_millis();
   ++metrics_.terminals_running;
   ++metrics_.terminals_created_total;
@@ -172,11 +175,11 @@ void Terminal::catch_up(Subscription& s) {
 }
 
 // True when `s` is behind (or full), not paused, still in the ring, still taking data, and the next PTY
-// read (up to kReadBudget, plus a carried partial character) could push its next byte out of the ring.
+// read (up to read_budget_, plus a carried partial character) could push its next byte out of the ring.
 bool Terminal::holds_reading(const Subscription& s, uint64_t now_ms) const {
   if (s.paused || live(s) || s.cursor < ring_.start()) return false;
-  constexpr uint64_t kNextRead = pty::PtyProcess::kReadBudget + 4;
-  if (s.cursor + ring_.capacity() >= ring_.end() + kNextRead) return false;
+  const uint64_t next_read = read_budget_ + 4;
+  if (s.cursor + ring_.capacity() >= ring_.end() + next_read) return false;
   return !s.subscriber->stalled(now_ms);
 }
 

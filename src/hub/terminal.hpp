@@ -145,6 +145,7 @@ class Terminal {
   ExitHook exit_hook_;
   std::unique_ptr<pty::PtyProcess> process_;
   uv_loop_t* loop_ = nullptr;
+  size_t read_budget_ = pty::PtyProcess::kReadBudget;  // at most half the ring per PTY wake-up
   UvHandle<uv_timer_t> detached_timer_;
   UvHandle<uv_timer_t> stall_timer_;  // re-checks a hold once its subscriber may have stalled
   OutputRing ring_;

@@ -525,7 +525,8 @@ TEST_CASE("stream: shell.resume after the ring moved on - an exact shell.gap, th
   DaemonProcess daemon({"--ring-buffer-bytes", "4KiB", "--client-queue-limit", "256KiB"});
   INFO(daemon.log());
   REQUIRE(daemon.started());
-  const std::string expected = "R" + random_text(8 * kMiB, 5);
+  // Small: with a 4 KiB ring the PTY is read 2 KiB per wake-up.
+  const std::string expected = "R" + random_text(2 * kMiB, 5);
   PauseSetup setup = start_paused_stream(daemon, expected.substr(1));
   const auto [resumed_at, position] = pause_while_other_reads(setup, 256 * kKiB);
 
@@ -637,6 +638,37 @@ TEST_CASE("stream: the smallest client_queue_limit never closes a reading client
     total = (*exit)["data"].value("outputBytes", std::uint64_t{0});
   }
   CHECK(total == expected.size());
+  stop_cleanly(daemon);
+}
+
+// The ring (4 KiB) is far smaller than one PTY wake-up's read by default (256 KiB) and than a client's
+// queue (64 KiB): a wake-up may only read what the ring can hold beside a reader that is momentarily full,
+// or that reader is left a shell.gap.
+TEST_CASE("stream: two readers of one terminal both get every byte, even with a ring smaller than a PTY read") {
+  DaemonProcess daemon({"--ring-buffer-bytes", "4KiB", "--client-queue-limit", "64KiB"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  const std::string content = random_text(2 * kMiB, 8);
+  write_file(daemon.home() / "payload.txt", content);
+  const std::string expected = "R" + content;
+  auto first = connect_user(daemon, "alice");
+  auto second = connect_user(daemon, "alice");
+  const Json terminal = first->create_terminal({{"command", sh(kGate + "exec cat payload.txt")}});
+  const std::string id = terminal.value("id", "");
+  REQUIRE(!id.empty());
+  subscribe(*second, id, {{"encoding", "base64"}});  // the one with more bytes to take
+  REQUIRE(first->wait_output(id, "R", 5s));
+  REQUIRE(second->wait_output(id, "R", 5s));
+  REQUIRE(first->request("shell.input", {{"terminalId", id}, {"data", "go\n"}}));
+  REQUIRE(pump_until(
+      {first.get(), second.get()},
+      [&] { return first->output(id).exit.has_value() && second->output(id).exit.has_value(); }, 30s));
+  for (TestClient* client : {first.get(), second.get()}) {
+    const TerminalOutput& output = client->output(id);
+    CHECK(output.gaps.empty());
+    CHECK(output.problems.empty());
+    CHECK(difference(output.text, expected) == "");
+  }
   stop_cleanly(daemon);
 }
 
