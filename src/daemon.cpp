@@ -78,7 +78,7 @@ bool Daemon::start(std::string* error) {
   });
   if (!reaper_->start(error)) return false;
   hub_ = std::make_unique<hub::Hub>(&loop_, config_, metrics_);
-  hub_->set_on_exited([this](const std::string&) {
+  hub_->add_exited_observer([this](const std::string&) {
     if (reaper_) reaper_->terminal_exited();
   });
   git_ = std::make_unique<hub::GitOperations>(&loop_, config_, *hub_, metrics_);

@@ -22,6 +22,8 @@ constexpr uint16_t kGitColumns = 120;  // wide enough that git prints each progr
 struct GitOperations::Operation {
   std::string id;
   std::string terminal_id;
+  ObserverId tap = 0;      // the progress parser on the terminal's output
+  ObserverId trailer = 0;  // git.operation.completed after shell.exit
   std::string channel;
   std::string owner;
   std::string operation;
@@ -38,15 +40,15 @@ GitOperations::GitOperations(uv_loop_t* loop, const Config& config, Hub& hub, Me
     : loop_(loop), config_(config), hub_(hub), metrics_(metrics) {
   policy_.repos_root = config.repos_root;
   policy_.allowed_protocols = config.git_allowed_protocols;
-  hub_.set_on_removed([this](const std::string& terminal_id) { forget_terminal(terminal_id); });
+  removed_observer_ = hub_.add_removed_observer([this](const std::string& terminal_id) { forget_terminal(terminal_id); });
 }
 
 GitOperations::~GitOperations() {
-  hub_.set_on_removed(nullptr);
+  hub_.remove_removed_observer(removed_observer_);
   for (auto& [id, op] : operations_) {
     if (Terminal* terminal = hub_.find_any(op->terminal_id)) {
-      terminal->set_output_tap(nullptr);
-      terminal->set_exit_trailer(nullptr);
+      terminal->remove_output_tap(op->tap);
+      terminal->remove_exit_trailer(op->trailer);
     }
   }
 }
@@ -111,8 +113,8 @@ GitStartResult GitOperations::start(const auth::Principal& principal, const json
   Operation* raw = op.get();
   op->terminal_id = terminal.id();
   op->channel = terminal.channel();
-  terminal.set_output_tap([this, raw](std::string_view bytes) { on_progress(*raw, bytes); });
-  terminal.set_exit_trailer(
+  op->tap = terminal.add_output_tap([this, raw](std::string_view bytes) { on_progress(*raw, bytes); });
+  op->trailer = terminal.add_exit_trailer(
       [this, raw](const pty::ExitStatus& status, uint64_t duration_ms) { return on_exit(*raw, status, duration_ms); });
   uv_timer_init(loop_, op->timeout.get());
   op->timeout.mark_initialised();

@@ -63,6 +63,7 @@ class GitOperations {
   Hub& hub_;
   Metrics& metrics_;
   git::GitPolicy policy_;
+  ObserverId removed_observer_ = 0;
   std::map<std::string, std::unique_ptr<Operation>, std::less<>> operations_;  // by operation id
 };
 

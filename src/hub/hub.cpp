@@ -180,7 +180,7 @@ void Hub::on_terminal_exit(Terminal& terminal) {
                                                      {"signal", data["signal"]},
                                                      {"outputBytes", data["outputBytes"]}}));
   schedule_removal(terminal);
-  if (on_exited_) on_exited_(terminal.id());
+  on_exited_.notify(terminal.id());
   if (on_all_exited_ && running_count() == 0) {
     auto callback = std::move(on_all_exited_);
     on_all_exited_ = nullptr;
@@ -216,7 +216,7 @@ void Hub::remove(const std::string& id) {
   publish_lifecycle(*it->second, protocol::event_frame("shell.removed", "shell:terminals", {{"terminalId", id}}));
   terminals_.erase(it);
   removal_timers_.erase(id);
-  if (on_removed_) on_removed_(id);
+  on_removed_.notify(id);
 }
 
 void Hub::hang_up_all(std::function<void()> on_all_exited) {

@@ -19,6 +19,7 @@
 #include "core/uv_handle.hpp"
 #include "src/config.hpp"
 #include "src/hub/metrics.hpp"
+#include "src/hub/observers.hpp"
 #include "src/hub/subscriber.hpp"
 #include "src/hub/terminal.hpp"
 
@@ -72,10 +73,12 @@ class Hub {
   void publish_lifecycle(const Terminal& terminal, const protocol::SharedFrame& frame);
   // The daemon's environment as children get it (without systemd's variables).
   std::vector<std::string> inherited_environment() const { return child_environment({}); }
-  // Called after a terminal was removed (its id), e.g. to forget a git operation.
-  void set_on_removed(std::function<void(const std::string&)> callback) { on_removed_ = std::move(callback); }
-  // Called after a terminal exited (its id), e.g. to end the processes it left behind.
-  void set_on_exited(std::function<void(const std::string&)> callback) { on_exited_ = std::move(callback); }
+  // Observers called after a terminal was removed (its id), e.g. to forget a git operation.
+  ObserverId add_removed_observer(std::function<void(const std::string&)> callback) { return on_removed_.add(std::move(callback)); }
+  void remove_removed_observer(ObserverId id) { on_removed_.remove(id); }
+  // Observers called after a terminal exited (its id), e.g. to end the processes it left behind.
+  ObserverId add_exited_observer(std::function<void(const std::string&)> callback) { return on_exited_.add(std::move(callback)); }
+  void remove_exited_observer(ObserverId id) { on_exited_.remove(id); }
 
   // Removes every reference to `subscriber` (before it is destroyed).
   void detach(Subscriber* subscriber);
@@ -99,8 +102,8 @@ class Hub {
   std::map<std::string, std::unique_ptr<UvHandle<uv_timer_t>>> removal_timers_;
   std::vector<Subscriber*> lifecycle_subscribers_;
   std::function<void()> on_all_exited_;
-  std::function<void(const std::string&)> on_removed_;
-  std::function<void(const std::string&)> on_exited_;
+  Observers<void(const std::string&)> on_removed_;
+  Observers<void(const std::string&)> on_exited_;
 };
 
 // The environment variable every terminal's processes carry: the terminal's id.

@@ -20,7 +20,7 @@ void OutputRing::grow_for(size_t extra) {
 
 void OutputRing::append(std::string_view bytes) {
   end_ += bytes.size();
-  if (capacity_ == 0) return;
+  if (capacity_ == 0 || bytes.empty()) return;
   if (bytes.size() >= capacity_) {
     bytes = bytes.substr(bytes.size() - capacity_);
     buffer_.resize(capacity_);
@@ -36,6 +36,21 @@ void OutputRing::append(std::string_view bytes) {
   std::memcpy(buffer_.data(), bytes.data() + first, bytes.size() - first);
   head_ = (head_ + bytes.size()) % cap;
   size_ = std::min(size_ + bytes.size(), cap);
+}
+
+void OutputRing::skip(uint64_t count) {
+  if (count >= capacity_) {
+    end_ += count;
+    head_ = 0;
+    size_ = 0;
+    return;
+  }
+  static constexpr char kZeros[4096] = {};
+  while (count > 0) {
+    const size_t piece = static_cast<size_t>(std::min<uint64_t>(count, sizeof kZeros));
+    append(std::string_view(kZeros, piece));
+    count -= piece;
+  }
 }
 
 void OutputRing::read_into(char* out) const {

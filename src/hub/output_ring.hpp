@@ -17,6 +17,9 @@ class OutputRing {
   explicit OutputRing(size_t capacity) : capacity_(capacity) {}
 
   void append(std::string_view bytes);
+  // Advances end() by `count` bytes that are not known (a hole in a mirrored stream): the ring holds
+  // zero bytes in their place, or nothing at all when `count` is at least the capacity.
+  void skip(uint64_t count);
   uint64_t start() const { return end_ - size_; }
   uint64_t end() const { return end_; }
   // Copies up to `max` bytes from offset `from` (start() <= from <= end()) into `out` (replacing it).

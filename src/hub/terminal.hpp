@@ -1,16 +1,11 @@
-// Terminal: one PTY process with its channel `shell:terminal:<id>`, its retained output, its
-// subscriptions and its state.
+// Terminal: one PTY process with its channel `shell:terminal:<id>`, its shares and its state — a thin
+// adapter between its byte source (the PTY) and the fan-out core (Fanout) that owns the retained output,
+// the subscriptions and every flow-control decision (docs/protocol.md §6).
 //
-// Owns its PtyProcess, an OutputRing of the last `ring_buffer_bytes` of output, and the timer of
-// `detached_timeout`. Output is published in chunks that end on UTF-8 boundaries (a split character is
-// carried to the next read) and carry raw-byte offsets. Each subscription has a cursor: a subscriber that
-// is caught up, not paused and has room receives the chunk's shared frame (encoded once per encoding);
-// one that lags is caught up from the ring when it has room again, after a shell.gap if its cursor left
-// the ring. When every subscriber lags or is paused, the PTY is not read (the process blocks); with no
-// subscriber it is read into the ring. A lagging subscriber that still takes data (not stalled, as its
-// connection judges by its own recent pace) is not left behind: the PTY is not read while the next read
-// could push its next byte out of the ring. A stalled one no longer holds anyone back.
-// shell.exit reaches each subscriber after all its output.
+// It carries a character split across PTY reads to the next read, so the core is fed complete
+// characters at their offsets; after every change it asks the core whether the PTY may be read and
+// applies the answer (pausing the PTY, re-asking on a timer while a subscriber holds it). It tells the
+// core which subscribers may hold the PTY: the owner and those the terminal is shared with for writing.
 // Owned by the Hub; loop thread only.
 #pragma once
 
@@ -30,7 +25,8 @@
 #include "core/uv_handle.hpp"
 #include "pty/pty_process.hpp"
 #include "src/hub/metrics.hpp"
-#include "src/hub/output_ring.hpp"
+#include "src/hub/observers.hpp"
+#include "src/hub/fanout.hpp"
 #include "src/hub/subscriber.hpp"
 
 namespace ptyhub::hub {
@@ -52,26 +48,14 @@ struct TerminalLimits {
   uint64_t kill_grace_ms = 5000;
 };
 
-// Where a new subscription starts, for the `subscribed` reply.
-struct ReplayRange {
-  uint64_t from = 0;
-  uint64_t to = 0;
-};
-
 class Terminal {
  public:
   // Called once after shell.exit was published.
   using ExitHook = std::function<void(Terminal&)>;
   // Sees every raw byte read from the PTY, in order (git progress parsing).
   using OutputTap = std::function<void(std::string_view raw)>;
-  // Builds the event each subscriber receives right after shell.exit (git.operation.completed).
+  // Builds an event each subscriber receives right after shell.exit (git.operation.completed).
   using ExitTrailer = std::function<protocol::SharedFrame(const pty::ExitStatus& status, uint64_t duration_ms)>;
-
-  // Largest shell.output payload in raw bytes: a PTY wake-up's output (up to 256 KiB) goes out in
-  // several frames, so one frame never dwarfs client_queue_limit and terminals interleave fairly.
-  static constexpr size_t kMaxFrameBytes = 64 * 1024;
-  // While a subscriber holds the PTY, how often it is asked again whether it stalled.
-  static constexpr uint64_t kStallRecheckMs = 250;
 
   Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit);
   ~Terminal();
@@ -82,17 +66,20 @@ class Terminal {
   bool start(uv_loop_t* loop, std::vector<std::string> env, uint64_t drain_grace_ms, pty::SpawnError* error);
 
   const std::string& id() const { return spec_.id; }
-  const std::string& channel() const { return channel_; }
+  const std::string& channel() const { return fanout_.channel(); }
   const std::string& owner() const { return spec_.owner; }
   const std::string& kind() const { return spec_.kind; }
-  void set_output_tap(OutputTap tap) { output_tap_ = std::move(tap); }
-  void set_exit_trailer(ExitTrailer trailer) { exit_trailer_ = std::move(trailer); }
+  // Observers: each is added to a list (none replaces another) and removed by its id.
+  ObserverId add_output_tap(OutputTap tap) { return output_taps_.add(std::move(tap)); }
+  void remove_output_tap(ObserverId id) { output_taps_.remove(id); }
+  ObserverId add_exit_trailer(ExitTrailer trailer) { return exit_trailers_.add(std::move(trailer)); }
+  void remove_exit_trailer(ObserverId id) { exit_trailers_.remove(id); }
   // Sends an event to every subscriber at once (resized, git progress).
   void publish_event(const protocol::SharedFrame& frame);
   bool running() const { return !exited_; }
   // Offset the next published chunk starts at (raw bytes, not counting a carried partial character).
-  uint64_t published_offset() const { return ring_.end(); }
-  uint64_t retained_from() const { return ring_.start(); }
+  uint64_t published_offset() const { return fanout_.end(); }
+  uint64_t retained_from() const { return fanout_.start(); }
   auth::Access access_for(const auth::Principal& principal) const;
   nlohmann::json to_json() const;
 
@@ -112,45 +99,31 @@ class Terminal {
   void forget_writer(Subscriber* writer);
   void resize(uint16_t cols, uint16_t rows);
   // Grants `user` read or write access, or revokes it (Access::none): the user's live subscriptions
-  // that lose read access end with `unsubscribed {channel, reason: "revoked"}`.
+  // that lose read access end with `unsubscribed {channel, reason: "revoked"}`; those that lose write
+  // access no longer hold the PTY.
   void share(const std::string& user, auth::Access access);
   // Signals every process of the session; SIGHUP and SIGTERM escalate to SIGKILL after `grace_ms`.
   void kill(int signal, uint64_t grace_ms);
 
  private:
-  struct Subscription {
-    Subscriber* subscriber;
-    Encoding encoding;
-    uint64_t cursor;  // next offset this subscriber receives
-    bool paused = false;
-    bool exit_sent = false;
-  };
-
-  Subscription* find(const Subscriber* subscriber);
   void on_output(std::string_view bytes);
-  void publish(std::string_view complete);
-  void publish_chunk(std::string_view raw);
   void on_exit(pty::ExitStatus status);
   void on_input_drained();
-  bool live(const Subscription& subscription) const;
-  bool holds_reading(const Subscription& subscription, uint64_t now_ms) const;
-  void catch_up(Subscription& subscription);
+  // Applies the core's decision to the PTY: read or not, and a re-check while a subscriber holds it.
   void update_reading();
   void update_detached_timer();
+  bool may_hold(const Subscriber* subscriber) const;
 
   TerminalSpec spec_;
   TerminalLimits limits_;
-  std::string channel_;
   Metrics& metrics_;
   ExitHook exit_hook_;
+  Fanout fanout_;
   std::unique_ptr<pty::PtyProcess> process_;
   uv_loop_t* loop_ = nullptr;
-  size_t read_budget_ = pty::PtyProcess::kReadBudget;  // at most half the ring per PTY wake-up
   UvHandle<uv_timer_t> detached_timer_;
-  UvHandle<uv_timer_t> stall_timer_;  // re-checks a hold once its subscriber may have stalled
-  OutputRing ring_;
+  UvHandle<uv_timer_t> stall_timer_;  // re-asks the core once a holding subscriber may have stalled
   std::map<std::string, auth::Access, std::less<>> shares_;
-  std::vector<Subscription> subscriptions_;
   std::vector<Subscriber*> input_waiters_;
   std::string carry_;            // bytes of a character split across reads
   uint64_t output_bytes_ = 0;    // raw bytes read so far
@@ -160,10 +133,8 @@ class Terminal {
   bool exited_ = false;
   bool reading_paused_ = false;
   pty::ExitStatus exit_status_{};
-  protocol::SharedFrame exit_frame_;
-  protocol::SharedFrame exit_trailer_frame_;
-  OutputTap output_tap_;
-  ExitTrailer exit_trailer_;
+  Observers<void(std::string_view)> output_taps_;
+  Observers<protocol::SharedFrame(const pty::ExitStatus&, uint64_t)> exit_trailers_;
 };
 
 }  // namespace ptyhub::hub

@@ -69,7 +69,7 @@ void Connection::send(const protocol::SharedFrame& frame) {
   pace_.on_queued(uv_now(loop_), queue_.empty());
   queue_.push_back(frame);
   queued_bytes_ += frame->size();
-  if (queued_bytes_ >= limits_.room_bytes) was_full_ = true;
+  if (!has_room()) was_full_ = true;
   metrics_.outbound_queue_bytes += frame->size();
   lws_callback_on_writable(wsi_);
 }
@@ -96,7 +96,7 @@ int Connection::on_writeable() {
     if (written < static_cast<int>(frame->size())) return -1;
     metrics_.ws_bytes_out += frame->size();
     pace_.on_sent(uv_now(loop_), !queue_.empty());
-    if (was_full_ && queued_bytes_ < limits_.room_bytes && !closing_) {
+    if (was_full_ && has_room() && !closing_) {
       was_full_ = false;
       session_.on_room();  // may queue more frames
     }

@@ -50,7 +50,7 @@ class Connection final : public session::Outbox {
   void close(int code, std::string_view reason) override;
   void pause_reading() override;
   void resume_reading() override;
-  uint64_t queued_bytes() const override { return queued_bytes_; }
+  bool has_room() const override { return queued_bytes_ < limits_.room_bytes; }
   bool stalled(uint64_t now_ms) const override { return pace_.stalled(now_ms); }
 
  private:

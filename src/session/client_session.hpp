@@ -50,7 +50,7 @@ class ClientSession final : public hub::Subscriber {
   void deliver(const protocol::SharedFrame& frame) override;
   void on_input_drained(std::string_view terminal_id) override;
   const auth::Principal& principal() const override { return principal_; }
-  bool has_room() const override { return outbox_.queued_bytes() < context_.config.client_queue_limit; }
+  bool has_room() const override { return outbox_.has_room(); }
   bool stalled(uint64_t now_ms) const override { return outbox_.stalled(now_ms); }
   // The outbox fell below client_queue_limit again.
   void on_room();

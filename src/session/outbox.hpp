@@ -19,8 +19,9 @@ class Outbox {
   // Stop / restart reading the client's socket (input flow control).
   virtual void pause_reading() = 0;
   virtual void resume_reading() = 0;
-  // Bytes queued and not yet sent.
-  virtual uint64_t queued_bytes() const = 0;
+  // True while the connection's outbound queue is below its limit (client_queue_limit): the one place
+  // that decides whether a client can take more output.
+  virtual bool has_room() const = 0;
   // True when the client took no frame for longer than its recent pace allows (`now_ms`: uv_now).
   virtual bool stalled(uint64_t now_ms) const = 0;
 };

@@ -1019,5 +1019,64 @@ TEST_CASE("stream: a subscriber that arrives after the exit gets the retained ou
   stop_cleanly(daemon);
 }
 
+// A terminal that writes 20 MB once released, watched only by `watcher`, which never reads from then on.
+// The owner follows it on shell:terminals: it must end within seconds, not when keep-alive drops the
+// watcher. Then the watcher reads again and gets what it had, an exact gap to the ring, the ring, the exit.
+void check_watcher_does_not_freeze(DaemonProcess& daemon, TestClient& owner, TestClient& watcher, const std::string& id) {
+  constexpr std::uint64_t kLines = 200000;
+  constexpr std::uint64_t kLineBytes = 101;  // 99 'a', then "\r\n" from the PTY
+  constexpr std::uint64_t kRing = 1 * kMiB;  // the default
+  const std::uint64_t expected_total = 1 + kLines * kLineBytes;
+  REQUIRE(watcher.wait_output(id, "R", 5s));
+  REQUIRE(owner.request("subscribe", {{"channel", "shell:terminals"}}));
+  REQUIRE(owner.request("unsubscribe", {{"channel", channel_of(id)}}));
+  REQUIRE(owner.request("shell.input", {{"terminalId", id}, {"data", "go\n"}}));
+
+  // The watcher is not serviced now: its queue fills, then its socket.
+  const auto exited = owner.wait_event("shell.exit", id, 20s);
+  REQUIRE(exited);
+  CHECK((*exited)["data"]["outputBytes"] == expected_total);
+
+  REQUIRE(watcher.wait_exit(id, 20s));
+  const TerminalOutput& lagging = watcher.output(id);
+  for (const auto& problem : lagging.problems) FAIL_CHECK(problem);
+  INFO("gaps: ", Json(lagging.gaps).dump(), " next ", lagging.next);
+  REQUIRE(!lagging.gaps.empty());
+  CHECK(lagging.gaps.back()["to"] == expected_total - kRing);
+  CHECK(lagging.next == expected_total);
+  stop_cleanly(daemon);
+}
+
+std::string flood_script() {
+  return kGate + "yes " + std::string(99, 'a') + " | head -n 200000";
+}
+
+TEST_CASE("stream: a read-only viewer that stops reading never slows the terminal - it gets a gap instead") {
+  DaemonProcess daemon({"--client-queue-limit", "256KiB"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  auto bob = connect_user(daemon, "bob");
+  const Json terminal = alice->create_terminal({{"command", sh(flood_script())}});
+  const std::string id = terminal.value("id", "");
+  REQUIRE(!id.empty());
+  REQUIRE(alice->request("shell.share", {{"terminalId", id}, {"user", "bob"}, {"mode", "read"}}));
+  subscribe(*bob, id);
+  check_watcher_does_not_freeze(daemon, *alice, *bob, id);
+}
+
+TEST_CASE("stream: a writer that stops reading holds the terminal only until it counts as stalled") {
+  DaemonProcess daemon({"--client-queue-limit", "256KiB"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  auto alice_elsewhere = connect_user(daemon, "alice");
+  const Json terminal = alice->create_terminal({{"command", sh(flood_script())}});
+  const std::string id = terminal.value("id", "");
+  REQUIRE(!id.empty());
+  subscribe(*alice_elsewhere, id);
+  check_watcher_does_not_freeze(daemon, *alice, *alice_elsewhere, id);
+}
+
 }  // namespace
 }  // namespace ptyhub::test
