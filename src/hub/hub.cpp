@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "auth/base64url.hpp"
+#include "core/log.hpp"
 #include "src/protocol/envelope.hpp"
 
 extern char** environ;
@@ -190,7 +191,11 @@ void Hub::on_terminal_exit(Terminal& terminal) {
 
 void Hub::schedule_removal(Terminal& terminal) {
   auto timer = std::make_unique<UvHandle<uv_timer_t>>();
-  uv_timer_init(loop_, timer->get());
+  if (const int rc = uv_timer_init(loop_, timer->get()); rc != 0) {
+    // Without a timer the terminal stays listed until it is removed otherwise; never a crash.
+    log::error(std::string("cannot schedule the removal of an exited terminal: ") + uv_strerror(rc));
+    return;
+  }
   timer->mark_initialised();
   timer->get()->data = this;
   uv_unref(timer->as_handle());  // a pending removal never keeps the loop alive

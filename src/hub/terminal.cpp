@@ -41,6 +41,17 @@ bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t dra
   options.cols = spec_.cols;
   options.rows = spec_.rows;
   options.drain_grace_ms = drain_grace_ms;
+  // The timers first: a failure leaves no process behind.
+  for (UvHandle<uv_timer_t>* timer : {&detached_timer_, &stall_timer_}) {
+    if (const int rc = uv_timer_init(loop, timer->get()); rc != 0) {
+      error->failure = pty::SpawnFailure::system;
+      error->error_number = -rc;
+      error->message = std::string("uv_timer_init: ") + uv_strerror(rc);
+      return false;
+    }
+    timer->mark_initialised();
+    timer->get()->data = this;
+  }
   pty::PtyProcess::Callbacks callbacks;
   callbacks.on_output = [this](std::string_view bytes) { on_output(bytes); };
   callbacks.on_exit = [this](pty::ExitStatus status) { on_exit(status); };
@@ -54,12 +65,6 @@ bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t dra
   ++metrics_.terminals_running;
   ++metrics_.terminals_created_total;
   loop_ = loop;
-  uv_timer_init(loop, detached_timer_.get());
-  detached_timer_.mark_initialised();
-  detached_timer_.get()->data = this;
-  uv_timer_init(loop, stall_timer_.get());
-  stall_timer_.mark_initialised();
-  stall_timer_.get()->data = this;
   update_detached_timer();
   return true;
 }
