@@ -2,7 +2,6 @@
 #include "src/hub/git_operations.hpp"
 
 #include <csignal>
-#include <cmath>
 
 #include "core/log.hpp"
 #include "core/time_format.hpp"
@@ -12,8 +11,6 @@ namespace ptyhub::hub {
 namespace {
 
 using nlohmann::json;
-
-uint64_t millis(double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1000.0)); }
 
 constexpr uint16_t kGitColumns = 120;  // wide enough that git prints each progress line whole
 
@@ -34,10 +31,9 @@ struct GitOperations::Operation {
   UvHandle<uv_timer_t> timeout;
 };
 
-GitOperations::GitOperations(uv_loop_t* loop, const Config& config, Hub& hub, Metrics& metrics)
-    : loop_(loop), config_(config), hub_(hub), metrics_(metrics) {
-  policy_.repos_root = config.repos_root;
-  policy_.allowed_protocols = config.git_allowed_protocols;
+GitOperations::GitOperations(uv_loop_t* loop, GitLimits limits, Hub& hub, Metrics& metrics)
+    : loop_(loop), hub_(hub), metrics_(metrics) {
+  set_limits(std::move(limits));
   hub_.set_on_removed([this](const std::string& terminal_id) { forget_terminal(terminal_id); });
 }
 
@@ -49,6 +45,12 @@ GitOperations::~GitOperations() {
       terminal->set_exit_trailer(nullptr);
     }
   }
+}
+
+void GitOperations::set_limits(GitLimits limits) {
+  limits_ = std::move(limits);
+  policy_.repos_root = limits_.repos_root;
+  policy_.allowed_protocols = limits_.allowed_protocols;
 }
 
 bool GitOperations::validate(const json& data, GitStartResult* result) const {
@@ -79,8 +81,8 @@ GitStartResult GitOperations::start(const auth::Principal& principal, const json
     result.field = error.field;
     return result;
   }
-  if (running_count(nullptr) >= config_.max_git_operations ||
-      running_count(&principal.user) >= config_.max_git_operations_per_user) {
+  if (running_count(nullptr) >= limits_.max_operations ||
+      running_count(&principal.user) >= limits_.max_operations_per_user) {
     result.error_code = protocol::code::kLimitExceeded;
     result.message = "too many git operations are running (max_git_operations / max_git_operations_per_user)";
     return result;
@@ -117,14 +119,14 @@ GitStartResult GitOperations::start(const auth::Principal& principal, const json
   uv_timer_init(loop_, op->timeout.get());
   op->timeout.mark_initialised();
   op->timeout.get()->data = raw;
-  if (config_.git_timeout > 0) {
+  if (limits_.timeout_ms > 0) {
     uv_timer_start(
         op->timeout.get(),
         [](uv_timer_t* handle) {
           auto* operation = static_cast<Operation*>(handle->data);
           if (operation != nullptr) operation->owner_of->on_timeout(*operation);
         },
-        millis(config_.git_timeout), 0);
+        limits_.timeout_ms, 0);
   }
   result.started = {{"operationId", op->id}, {"terminalId", op->terminal_id}, {"operation", op->operation},
                     {"repo", op->repo},      {"args", op->args},               {"startedAt", iso8601_utc_now()}};
@@ -173,7 +175,7 @@ protocol::SharedFrame GitOperations::on_exit(Operation& op, const pty::ExitStatu
 void GitOperations::on_timeout(Operation& op) {
   if (!op.running) return;
   op.forced_status = "timed_out";
-  if (Terminal* terminal = hub_.find_any(op.terminal_id)) terminal->kill(SIGTERM, millis(config_.kill_grace));
+  if (Terminal* terminal = hub_.find_any(op.terminal_id)) terminal->kill(SIGTERM, limits_.kill_grace_ms);
 }
 
 std::string GitOperations::cancel(const auth::Principal& principal, std::string_view operation_id) {
@@ -184,7 +186,7 @@ std::string GitOperations::cancel(const auth::Principal& principal, std::string_
   Operation& op = *it->second;
   if (!op.running) return protocol::code::kConflict;
   if (op.forced_status.empty()) op.forced_status = "cancelled";
-  terminal->kill(SIGTERM, millis(config_.kill_grace));
+  terminal->kill(SIGTERM, limits_.kill_grace_ms);
   return "";
 }
 

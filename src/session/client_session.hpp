@@ -15,7 +15,6 @@
 
 #include "auth/jwt.hpp"
 #include "core/uv_handle.hpp"
-#include "src/config.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/protocol/envelope.hpp"
@@ -24,12 +23,19 @@
 
 namespace ptyhub::session {
 
+// A session's settings (docs/configuration.md), fixed for its life.
+struct SessionLimits {
+  uint64_t auth_timeout_ms = 10000;                // to present a token when the upgrade carried none
+  uint64_t kill_grace_ms = 5000;                   // shell.kill: SIGHUP/SIGTERM -> SIGKILL
+  uint64_t client_queue_limit = 4 * 1024 * 1024;   // queued outbound bytes before the client counts as full
+};
+
 struct SessionContext {
   uv_loop_t* loop;
   hub::Hub& hub;
   hub::GitOperations& git;
-  const auth::JwtVerifier& verifier;
-  const Config& config;
+  const auth::JwtVerifier& verifier;  // also the leeway on a token's exp
+  SessionLimits limits;
   hub::Metrics& metrics;
 };
 
@@ -50,7 +56,7 @@ class ClientSession final : public hub::Subscriber {
   void deliver(const protocol::SharedFrame& frame) override;
   void on_input_drained(std::string_view terminal_id) override;
   const auth::Principal& principal() const override { return principal_; }
-  bool has_room() const override { return outbox_.queued_bytes() < context_.config.client_queue_limit; }
+  bool has_room() const override { return outbox_.queued_bytes() < context_.limits.client_queue_limit; }
   bool stalled(uint64_t now_ms) const override { return outbox_.stalled(now_ms); }
   // The outbox fell below client_queue_limit again.
   void on_room();
