@@ -14,7 +14,32 @@ using nlohmann::json;
 
 constexpr uint16_t kGitColumns = 120;  // wide enough that git prints each progress line whole
 
+bool is_running(GitOperationState state) {
+  return state == GitOperationState::running || state == GitOperationState::cancelling ||
+         state == GitOperationState::timing_out;
+}
+
+// The done state of an operation in `state` whose process exited (`clean`: status 0, no signal).
+GitOperationState done_state(GitOperationState state, bool clean) {
+  if (state == GitOperationState::cancelling) return GitOperationState::cancelled;
+  if (state == GitOperationState::timing_out) return GitOperationState::timed_out;
+  return clean ? GitOperationState::succeeded : GitOperationState::failed;
+}
+
 }  // namespace
+
+std::string_view to_string(GitOperationState state) {
+  switch (state) {
+    case GitOperationState::running: return "running";
+    case GitOperationState::cancelling: return "cancelling";
+    case GitOperationState::timing_out: return "timing_out";
+    case GitOperationState::succeeded: return "succeeded";
+    case GitOperationState::failed: return "failed";
+    case GitOperationState::cancelled: return "cancelled";
+    case GitOperationState::timed_out: return "timed_out";
+  }
+  return "failed";
+}
 
 struct GitOperations::Operation {
   std::string id;
@@ -24,8 +49,7 @@ struct GitOperations::Operation {
   std::string operation;
   std::string repo;
   json args;
-  bool running = true;
-  std::string forced_status;  // "cancelled" or "timed_out" once decided
+  GitOperationState state = GitOperationState::running;
   GitOperations* owner_of = nullptr;
   git::GitProgressParser parser;
   UvHandle<uv_timer_t> timeout;
@@ -66,7 +90,7 @@ bool GitOperations::validate(const json& data, GitStartResult* result) const {
 size_t GitOperations::running_count(const std::string* user) const {
   size_t count = 0;
   for (const auto& [id, op] : operations_) {
-    if (op->running && (user == nullptr || op->owner == *user)) ++count;
+    if (is_running(op->state) && (user == nullptr || op->owner == *user)) ++count;
   }
   return count;
 }
@@ -155,10 +179,9 @@ void GitOperations::on_progress(Operation& op, std::string_view raw) {
 }
 
 protocol::SharedFrame GitOperations::on_exit(Operation& op, const pty::ExitStatus& status, uint64_t duration_ms) {
-  op.running = false;
+  op.state = done_state(op.state, status.signal == 0 && status.exit_code == 0);
   uv_timer_stop(op.timeout.get());
-  const bool clean = status.signal == 0 && status.exit_code == 0;
-  const std::string result = !op.forced_status.empty() ? op.forced_status : clean ? "succeeded" : "failed";
+  const std::string result(to_string(op.state));
   json data = {{"operationId", op.id}, {"terminalId", op.terminal_id}, {"operation", op.operation},
                {"repo", op.repo},      {"status", result},              {"exitCode", nullptr},
                {"durationMs", duration_ms}};
@@ -173,8 +196,8 @@ protocol::SharedFrame GitOperations::on_exit(Operation& op, const pty::ExitStatu
 }
 
 void GitOperations::on_timeout(Operation& op) {
-  if (!op.running) return;
-  op.forced_status = "timed_out";
+  if (!is_running(op.state)) return;
+  op.state = GitOperationState::timing_out;
   if (Terminal* terminal = hub_.find_any(op.terminal_id)) terminal->kill(SIGTERM, limits_.kill_grace_ms);
 }
 
@@ -184,8 +207,8 @@ std::string GitOperations::cancel(const auth::Principal& principal, std::string_
   if (terminal == nullptr) return protocol::code::kNotFound;
   if (terminal->access_for(principal) != auth::Access::write) return protocol::code::kForbidden;
   Operation& op = *it->second;
-  if (!op.running) return protocol::code::kConflict;
-  if (op.forced_status.empty()) op.forced_status = "cancelled";
+  if (!is_running(op.state)) return protocol::code::kConflict;
+  if (op.state == GitOperationState::running) op.state = GitOperationState::cancelling;
   terminal->kill(SIGTERM, limits_.kill_grace_ms);
   return "";
 }

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -33,6 +34,13 @@ struct GitLimits {
   uint64_t timeout_ms = 1800000;                // then timed_out; 0 = none
   uint64_t kill_grace_ms = 5000;                // SIGTERM -> SIGKILL on cancel and timeout
 };
+
+// Where a git operation is. It runs until its process exits; a cancel or its timeout marks it as being
+// stopped (the timeout wins over a cancel still waiting for the exit); the exit makes it done.
+enum class GitOperationState { running, cancelling, timing_out, succeeded, failed, cancelled, timed_out };
+
+// The `status` of git.operation.completed for a done state: "succeeded", "failed", "cancelled", "timed_out".
+std::string_view to_string(GitOperationState state);
 
 struct GitStartResult {
   Terminal* terminal = nullptr;
