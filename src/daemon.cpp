@@ -243,7 +243,7 @@ struct Daemon::KeyReload {
 };
 
 void Daemon::reload_keys() {
-  if (reload_in_flight_ || shutting_down_) return;
+  if (reload_in_flight_ || phase_ != Phase::serving) return;
   reload_in_flight_ = true;
   auto* job = new KeyReload;
   job->work.data = job;
@@ -270,7 +270,7 @@ void Daemon::reload_keys() {
         Daemon* daemon = job->daemon;
         daemon->reload_in_flight_ = false;
         if (status == 0) daemon->finish_reload(*job);
-        if (!daemon->shutting_down_) daemon->notify("READY=1\nSTATUS=" + systemd::status_line(daemon->status_text()));
+        if (daemon->phase_ == Phase::serving) daemon->notify("READY=1\nSTATUS=" + systemd::status_line(daemon->status_text()));
       });
   if (rc != 0) {
     reload_in_flight_ = false;
@@ -315,8 +315,8 @@ void Daemon::apply_settings() {
 }
 
 void Daemon::begin_shutdown() {
-  if (shutting_down_) return;
-  shutting_down_ = true;
+  if (phase_ != Phase::serving) return;
+  phase_ = Phase::hanging_up;
   notify("STOPPING=1\nSTATUS=" + systemd::status_line("stopping: " + status_text()));
   log::info("shutting down: " + std::to_string(hub_->running_count()) + " terminals, " +
             std::to_string(server_->connection_count()) + " connections");
@@ -331,8 +331,8 @@ void Daemon::begin_shutdown() {
 }
 
 void Daemon::close_connections() {
-  if (closing_connections_) return;
-  closing_connections_ = true;
+  if (phase_ >= Phase::closing_connections) return;
+  phase_ = Phase::closing_connections;
   server_->close_all(protocol::close_code::kGoingAway, "server shutting down");
   uv_timer_start(
       shutdown_deadline_.get(),
@@ -354,8 +354,8 @@ void Daemon::schedule_teardown() {
 }
 
 void Daemon::teardown() {
-  if (torn_down_) return;
-  torn_down_ = true;
+  if (phase_ == Phase::torn_down) return;
+  phase_ = Phase::torn_down;
   if (server_) server_->destroy_context();
   sigterm_.close();
   sigint_.close();

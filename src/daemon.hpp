@@ -83,10 +83,10 @@ class Daemon {
   UvHandle<uv_signal_t> sighup_;
   UvHandle<uv_timer_t> shutdown_deadline_;
   UvHandle<uv_timer_t> teardown_timer_;
-  bool shutting_down_ = false;
+  // The stages of shutdown, in order; teardown also follows a failed start.
+  enum class Phase { serving, hanging_up, closing_connections, torn_down };
+  Phase phase_ = Phase::serving;
   bool reload_in_flight_ = false;
-  bool closing_connections_ = false;
-  bool torn_down_ = false;
 };
 
 // The command line `ptyhubd [options]`, read with the config file: what main() is to do.
