@@ -75,6 +75,8 @@ class JwtVerifier {
   // Empty when every key of the options could be used; otherwise the first problem, e.g.
   // `key "a": duplicate kid`. The daemon should refuse such options (this verifier accepts nothing).
   const std::string& key_error() const;
+  // The allowed clock skew of the options, in seconds (never negative).
+  int64_t leeway_seconds() const { return options_.leeway_seconds < 0 ? 0 : options_.leeway_seconds; }
 
  private:
   VerifierOptions options_;

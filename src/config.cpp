@@ -21,6 +21,7 @@
 #include <optional>
 #include <string_view>
 #include <toml++/toml.h>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -55,63 +56,89 @@ struct Setting {
   std::string_view value_name;  // --help placeholder
   std::string_view default_text;
   std::string_view meaning;
+  Reload reload = Reload::unspecified;  // what SIGHUP does with it
+  std::string_view reload_scope;        // for Reload::applied: what a new value applies to
 };
 
-// Every setting of docs CONFIG.md, in its order.
+constexpr Reload kRestart = Reload::restart;
+constexpr Reload kApplied = Reload::applied;
+
+// What a reloaded value applies to, for the settings of the same kind.
+constexpr std::string_view kNewTerminals = "terminals created from then on";
+constexpr std::string_view kTokens =
+    "tokens presented from then on (auth and refresh); authenticated connections stay";
+constexpr std::string_view kTerminalCreation = "shell.create from then on; running terminals stay";
+constexpr std::string_view kGitStarts = "git.start from then on; running operations stay";
+
+// Every setting of docs/configuration.md, in its order.
 const Setting kSettings[] = {
     {"listen", Kind::listen, &Config::listen, {}, "ADDR", "127.0.0.1:7700",
-     "HOST:PORT, [V6]:PORT or unix:/path (port 0 = any free port); repeatable"},
+     "HOST:PORT, [V6]:PORT or unix:/path (port 0 = any free port); repeatable", kRestart, {}},
     {"config", Kind::config, {}, {}, "FILE", "/etc/ptyhub/ptyhub.toml",
-     "TOML file with these settings (the default one only when it exists)"},
-    {"log_level", Kind::level, &Config::log_level, {}, "LEVEL", "info", "error, warn, info or debug"},
+     "TOML file with these settings (the default one only when it exists)", Reload::reread, {}},
+    {"log_level", Kind::level, &Config::log_level, {}, "LEVEL", "info", "error, warn, info or debug", kApplied,
+     "at once"},
     {"shell", Kind::text, &Config::shell, {}, "PATH", "login shell, else /bin/sh",
-     "default command of shell.create"},
-    {"home", Kind::text, &Config::home, {}, "DIR", "the user's home", "default cwd of shell.create"},
+     "default command of shell.create", kApplied, kNewTerminals},
+    {"home", Kind::text, &Config::home, {}, "DIR", "the user's home", "default cwd of shell.create", kApplied,
+     kNewTerminals},
     {"jwt_secret_file", Kind::text, &Config::jwt_secret_file, {}, "FILE", "-",
-     "HS256/384/512 secret (whole file, trailing newline ignored); under systemd, unset means the credential jwt-secret and a relative path names a credential"},
+     "HS256/384/512 secret (whole file, trailing newline ignored); under systemd, unset means the credential jwt-secret and a relative path names a credential",
+     kApplied, kTokens},
     {"jwt_public_key", Kind::text_list, &Config::jwt_public_key, {}, "FILE", "-",
-     "PEM public key (RSA, EC P-256, Ed25519; kid = file name without extension), a directory of *.pem, or a JWKS *.json; repeatable"},
-    {"jwt_issuer", Kind::text, &Config::jwt_issuer, {}, "ISS", "-", "required value of iss when set"},
-    {"jwt_audience", Kind::text, &Config::jwt_audience, {}, "AUD", "-", "required value of aud when set"},
-    {"jwt_leeway", Kind::duration, &Config::jwt_leeway, {}, "SECONDS", "30",
-     "clock skew allowed on exp/nbf/iat"},
-    {"auth_timeout", Kind::duration, &Config::auth_timeout, {0, true}, "SECONDS", "10",
-     "time to present a token"},
+     "PEM public key (RSA, EC P-256, Ed25519; kid = file name without extension), a directory of *.pem, or a JWKS *.json; repeatable",
+     kApplied, kTokens},
+    {"jwt_issuer", Kind::text, &Config::jwt_issuer, {}, "ISS", "-", "required value of iss when set", kApplied,
+     kTokens},
+    {"jwt_audience", Kind::text, &Config::jwt_audience, {}, "AUD", "-", "required value of aud when set", kApplied,
+     kTokens},
+    {"jwt_leeway", Kind::duration, &Config::jwt_leeway, {}, "SECONDS", "30", "clock skew allowed on exp/nbf/iat",
+     kApplied, "tokens presented from then on, and the expiry of the sessions they authenticate"},
+    {"auth_timeout", Kind::duration, &Config::auth_timeout, {0, true}, "SECONDS", "10", "time to present a token",
+     kRestart, {}},
     {"allowed_origin", Kind::text_list, &Config::allowed_origin, {}, "ORIGIN", "-",
-     "extra allowed Origin besides same-origin; repeatable"},
-    {"tls_cert", Kind::text, &Config::tls_cert, {}, "FILE", "-", "PEM certificate: TLS on every TCP listener"},
-    {"tls_key", Kind::text, &Config::tls_key, {}, "FILE", "-", "PEM private key of tls_cert"},
+     "extra allowed Origin besides same-origin; repeatable", kApplied,
+     "WebSocket upgrades from then on; open connections stay"},
+    {"tls_cert", Kind::text, &Config::tls_cert, {}, "FILE", "-", "PEM certificate: TLS on every TCP listener",
+     kRestart, {}},
+    {"tls_key", Kind::text, &Config::tls_key, {}, "FILE", "-", "PEM private key of tls_cert", kRestart, {}},
     {"tls_client_ca", Kind::text, &Config::tls_client_ca, {}, "FILE", "-",
-     "PEM CA; when set, clients must present a certificate"},
+     "PEM CA; when set, clients must present a certificate", kRestart, {}},
     {"max_message", Kind::size, &Config::max_message, {double(kKiB), false, double(64 * kMiB)}, "BYTES",
-     "1MiB", "largest inbound message"},
-    {"max_connections", Kind::count, &Config::max_connections, {1}, "N", "10000", "then close 4429"},
+     "1MiB", "largest inbound message", kRestart, {}},
+    {"max_connections", Kind::count, &Config::max_connections, {1}, "N", "10000", "then close 4429", kApplied,
+     "connections opened from then on; open connections stay"},
     {"max_connections_per_ip", Kind::count, &Config::max_connections_per_ip, {1}, "N", "256",
-     "open connections from one client address, then close 4429"},
+     "open connections from one client address, then close 4429", kRestart, {}},
     {"auth_failures_per_ip", Kind::count, &Config::auth_failures_per_ip, {1}, "N", "20",
-     "rejected tokens from one address per minute, then its connections are closed with 4429"},
-    {"max_terminals", Kind::count, &Config::max_terminals, {1}, "N", "1000", "then limit_exceeded"},
+     "rejected tokens from one address per minute, then its connections are closed with 4429", kRestart, {}},
+    {"max_terminals", Kind::count, &Config::max_terminals, {1}, "N", "1000", "then limit_exceeded", kApplied,
+     kTerminalCreation},
     {"max_terminals_per_user", Kind::count, &Config::max_terminals_per_user, {1}, "N", "50",
-     "per user, then limit_exceeded"},
+     "per user, then limit_exceeded", kApplied, kTerminalCreation},
     {"ring_buffer_bytes", Kind::size, &Config::ring_buffer_bytes, {double(4 * kKiB)}, "BYTES", "1MiB",
-     "retained output per terminal"},
+     "retained output per terminal", kRestart, {}},
     {"client_queue_limit", Kind::size, &Config::client_queue_limit, {double(64 * kKiB)}, "BYTES", "4MiB",
-     "outbound bytes queued per connection before it counts as full"},
+     "outbound bytes queued per connection before it counts as full", kRestart, {}},
     {"exited_retention", Kind::duration, &Config::exited_retention, {}, "SECONDS", "300",
-     "how long an exited terminal stays listed"},
+     "how long an exited terminal stays listed", kApplied,
+     "terminals that exit from then on; already exited ones keep their removal time"},
     {"detached_timeout", Kind::duration, &Config::detached_timeout, {}, "SECONDS", "0 (off)",
-     "SIGHUP a terminal nobody has subscribed to for this long"},
-    {"kill_grace", Kind::duration, &Config::kill_grace, {}, "SECONDS", "5", "SIGHUP/SIGTERM -> SIGKILL delay"},
+     "SIGHUP a terminal nobody has subscribed to for this long", kApplied, kNewTerminals},
+    {"kill_grace", Kind::duration, &Config::kill_grace, {}, "SECONDS", "5", "SIGHUP/SIGTERM -> SIGKILL delay",
+     kRestart, {}},
     {"ping_interval", Kind::duration, &Config::ping_interval, {0, true}, "SECONDS", "30",
-     "WebSocket ping period"},
+     "WebSocket ping period", kRestart, {}},
     {"repos_root", Kind::text, &Config::repos_root, {}, "DIR", "- (git disabled)",
-     "the only directory git operations may touch"},
+     "the only directory git operations may touch", kRestart, {}},
     {"git_allowed_protocols", Kind::protocols, &Config::git_allowed_protocols, {}, "LIST", "https,ssh,git,file",
-     "comma-separated URL protocols allowed for clone/fetch/pull/push"},
-    {"git_timeout", Kind::duration, &Config::git_timeout, {}, "SECONDS", "1800", "then timed_out"},
-    {"max_git_operations", Kind::count, &Config::max_git_operations, {1}, "N", "16", "concurrent git operations"},
+     "comma-separated URL protocols allowed for clone/fetch/pull/push", kRestart, {}},
+    {"git_timeout", Kind::duration, &Config::git_timeout, {}, "SECONDS", "1800", "then timed_out", kApplied,
+     "git operations started from then on"},
+    {"max_git_operations", Kind::count, &Config::max_git_operations, {1}, "N", "16", "concurrent git operations",
+     kApplied, kGitStarts},
     {"max_git_operations_per_user", Kind::count, &Config::max_git_operations_per_user, {1}, "N", "4",
-     "concurrent git operations per user"},
+     "concurrent git operations per user", kApplied, kGitStarts},
 };
 
 // ---- small helpers ----
@@ -554,62 +581,87 @@ std::string padded(std::string text, size_t width) {
   return text;
 }
 
+// "A, B and C".
+std::string joined_names(const std::vector<std::string_view>& names) {
+  std::string text;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) text += i + 1 == names.size() ? " and " : ", ";
+    text += names[i];
+  }
+  return text;
+}
+
+// Words wrapped to lines of at most `width` characters.
+std::string wrapped(const std::string& text, size_t width) {
+  std::string out, line;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t space = text.find(' ', start);
+    std::string word = text.substr(start, space == std::string::npos ? std::string::npos : space - start);
+    if (!line.empty() && line.size() + 1 + word.size() > width) {
+      out += line + "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+    if (space == std::string::npos) break;
+    start = space + 1;
+  }
+  return line.empty() ? out : out + line + "\n";
+}
+
+// The --help paragraph on SIGHUP, from the table's reload rules.
+std::string sighup_text() {
+  std::vector<std::string_view> applied;
+  for (const Setting& s : kSettings) {
+    if (s.reload == Reload::applied) applied.push_back(s.name);
+  }
+  return wrapped("Without a restart it applies " + joined_names(applied) +
+                     "; a change of any other setting is named in a warning and needs a restart.",
+                 100);
+}
+
+// One Markdown table cell: '|' escaped.
+std::string cell(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::string> reload_settings(Config& live, const Config& fresh, std::vector<std::string>* needs_restart) {
   std::vector<std::string> changed;
-  const auto take = [&](const char* name, auto& current, const auto& next) {
-    if (current == next) return;
-    current = next;
-    changed.push_back(name);
-  };
-  const auto keep = [&](const char* name, const auto& current, const auto& next) {
-    if (!(current == next)) needs_restart->push_back(name);
-  };
-  take("log_level", live.log_level, fresh.log_level);
-  take("shell", live.shell, fresh.shell);
-  take("home", live.home, fresh.home);
-  take("jwt_secret_file", live.jwt_secret_file, fresh.jwt_secret_file);
-  take("jwt_public_key", live.jwt_public_key, fresh.jwt_public_key);
-  take("jwt_issuer", live.jwt_issuer, fresh.jwt_issuer);
-  take("jwt_audience", live.jwt_audience, fresh.jwt_audience);
-  take("jwt_leeway", live.jwt_leeway, fresh.jwt_leeway);
-  take("allowed_origin", live.allowed_origin, fresh.allowed_origin);
-  take("max_connections", live.max_connections, fresh.max_connections);
-  take("max_terminals", live.max_terminals, fresh.max_terminals);
-  take("max_terminals_per_user", live.max_terminals_per_user, fresh.max_terminals_per_user);
-  take("exited_retention", live.exited_retention, fresh.exited_retention);
-  take("detached_timeout", live.detached_timeout, fresh.detached_timeout);
-  take("git_timeout", live.git_timeout, fresh.git_timeout);
-  take("max_git_operations", live.max_git_operations, fresh.max_git_operations);
-  take("max_git_operations_per_user", live.max_git_operations_per_user, fresh.max_git_operations_per_user);
-
-  const auto same_listen = [](const std::vector<ListenAddress>& a, const std::vector<ListenAddress>& b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-      if (a[i].unix_socket != b[i].unix_socket || a[i].host != b[i].host || a[i].port != b[i].port ||
-          a[i].path != b[i].path) {
-        return false;
-      }
-    }
-    return true;
-  };
-  if (!same_listen(live.listen, fresh.listen)) needs_restart->push_back("listen");
-  keep("auth_timeout", live.auth_timeout, fresh.auth_timeout);
-  keep("tls_cert", live.tls_cert, fresh.tls_cert);
-  keep("tls_key", live.tls_key, fresh.tls_key);
-  keep("tls_client_ca", live.tls_client_ca, fresh.tls_client_ca);
-  keep("max_message", live.max_message, fresh.max_message);
-  keep("max_connections_per_ip", live.max_connections_per_ip, fresh.max_connections_per_ip);
-  keep("auth_failures_per_ip", live.auth_failures_per_ip, fresh.auth_failures_per_ip);
-  keep("ring_buffer_bytes", live.ring_buffer_bytes, fresh.ring_buffer_bytes);
-  keep("client_queue_limit", live.client_queue_limit, fresh.client_queue_limit);
-  keep("kill_grace", live.kill_grace, fresh.kill_grace);
-  keep("ping_interval", live.ping_interval, fresh.ping_interval);
-  keep("repos_root", live.repos_root, fresh.repos_root);
-  keep("git_allowed_protocols", live.git_allowed_protocols, fresh.git_allowed_protocols);
+  for (const Setting& s : kSettings) {
+    std::visit(
+        [&](auto member) {
+          if constexpr (!std::is_same_v<decltype(member), std::monostate>) {
+            if (live.*member == fresh.*member) return;
+            if (s.reload == Reload::applied) {
+              live.*member = fresh.*member;
+              changed.emplace_back(s.name);
+            } else {
+              needs_restart->emplace_back(s.name);
+            }
+          }
+        },
+        s.field);
+  }
   return changed;
 }
+
+std::vector<SettingInfo> settings_table() {
+  std::vector<SettingInfo> rows;
+  for (const Setting& s : kSettings) {
+    rows.push_back({std::string(s.name), flag_of(s.name), std::string(s.value_name), std::string(s.default_text),
+                    std::string(s.meaning), s.reload, std::string(s.reload_scope)});
+  }
+  return rows;
+}
+
+uint64_t to_millis(double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1000.0)); }
 
 bool parse_size(const std::string& text, uint64_t* out) {
   size_t digits = count_digits(text);
@@ -684,10 +736,9 @@ std::string config_help_text() {
       "Serves PTY-backed shells over WebSockets. `token` prints a signed HS256 token for testing.\n"
       "Every option is also a key of the TOML file, with '_' for '-'; flags override the file.\n"
       "Durations are seconds (decimals allowed); sizes are bytes (KiB and MiB suffixes allowed).\n"
-      "SIGHUP reads the command line, the file and the keys again; log_level, jwt_*, allowed_origin, the\n"
-      "max_* limits but max_message and max_connections_per_ip, git_timeout, shell, home, exited_retention\n"
-      "and detached_timeout take effect, other changes need a restart.\n"
-      "\n";
+      "SIGHUP reads the command line, the file and the keys again (docs/configuration.md).\n";
+  text += sighup_text();
+  text += "\n";
   size_t flag_width = 0, default_width = 0;
   for (const Setting& s : kSettings) {
     flag_width = std::max(flag_width, flag_of(s.name).size() + 1 + s.value_name.size());
@@ -701,6 +752,26 @@ std::string config_help_text() {
   }
   text += "  " + padded("-h, --help", flag_width + default_width + 4) + "show this text\n";
   text += "  " + padded("-V, --version", flag_width + default_width + 4) + "print the version\n";
+  return text;
+}
+
+std::string configuration_reference() {
+  std::string text = std::string(kReferenceBegin) + "\n\n";
+  text += "| TOML key | flag | default | meaning | SIGHUP |\n";
+  text += "|---|---|---|---|---|\n";
+  for (const Setting& s : kSettings) {
+    std::string reload;
+    switch (s.reload) {
+      case Reload::applied: reload = "applied: " + std::string(s.reload_scope); break;
+      case Reload::reread: reload = "read again"; break;
+      case Reload::restart: reload = "restart"; break;
+      case Reload::unspecified: reload = "?"; break;
+    }
+    std::string key = s.kind == Kind::config ? "- (flag only)" : "`" + std::string(s.name) + "`";
+    text += "| " + key + " | `" + flag_of(s.name) + " " + std::string(s.value_name) + "` | " +
+            cell(s.default_text) + " | " + cell(s.meaning) + " | " + cell(reload) + " |\n";
+  }
+  text += "\n" + std::string(kReferenceEnd) + "\n";
   return text;
 }
 

@@ -19,6 +19,7 @@ struct ListenAddress {
   std::string host;  // for TCP
   uint16_t port = 0; // 0 = any free port
   std::string path;  // for unix:/path
+  bool operator==(const ListenAddress&) const = default;
 };
 
 struct Config {
@@ -71,13 +72,43 @@ inline constexpr const char* kDefaultConfigFile = "/etc/ptyhub/ptyhub.toml";
 // As above, with the file read when no --config is given (kDefaultConfigFile above); for tests.
 ConfigResult load_config(const std::vector<std::string>& args, const std::string& default_config_file);
 
-// SIGHUP: copies into `live` the settings of `fresh` that take effect without a restart (log level,
-// JWT verification, allowed origins, limits, retention and timeouts, shell and home of new terminals).
-// Returns the names of those that changed; `needs_restart` gets the names of other settings that differ.
+// What SIGHUP does with a setting; each row of the settings table has one.
+enum class Reload {
+  unspecified,  // no rule: never in the table (a unit test checks)
+  restart,      // a change is named in a warning and takes effect at the next start
+  applied,      // a change takes effect without a restart (the row's reload_scope says for what)
+  reread,       // `config`: the file SIGHUP reads again
+};
+
+// One row of the settings table, as --help, docs/configuration.md and the tests see it.
+struct SettingInfo {
+  std::string name;          // the TOML key
+  std::string flag;          // "--" + name with '_' -> '-'
+  std::string value_name;    // e.g. SECONDS
+  std::string default_text;
+  std::string meaning;
+  Reload reload = Reload::unspecified;
+  std::string reload_scope;  // for Reload::applied: what the new value applies to
+};
+
+// Every setting, in the table's order.
+std::vector<SettingInfo> settings_table();
+
+// SIGHUP: copies into `live` the settings of `fresh` whose table row says Reload::applied. Returns the
+// names of those that changed; `needs_restart` gets the names of the Reload::restart ones that differ.
+// Both in table order.
 std::vector<std::string> reload_settings(Config& live, const Config& fresh, std::vector<std::string>* needs_restart);
 
 // The --help text: usage, subcommands, every setting with its default.
 std::string config_help_text();
+
+// The settings reference of docs/configuration.md (Markdown, from the table), between these markers.
+inline constexpr const char* kReferenceBegin = "<!-- settings table: generated from src/config.cpp -->";
+inline constexpr const char* kReferenceEnd = "<!-- end of settings table -->";
+std::string configuration_reference();
+
+// Seconds to whole milliseconds (rounded), the unit every component takes.
+uint64_t to_millis(double seconds);
 
 // Parsing helpers, exposed for tests.
 bool parse_size(const std::string& text, uint64_t* out);        // "1MiB", "512KiB", "1024"

@@ -1,12 +1,12 @@
 // Daemon: start, signals and shutdown order.
 #include "src/daemon.hpp"
 
-#include <cmath>
 #include <csignal>
 #include <optional>
 #include <vector>
 
 #include "core/log.hpp"
+#include "src/config.hpp"
 #include "src/key_loader.hpp"
 #include "src/protocol/envelope.hpp"
 #include "src/systemd/credentials.hpp"
@@ -15,7 +15,69 @@
 namespace ptyhub {
 namespace {
 
-uint64_t millis(double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1000.0)); }
+// ---- the settings each component takes, from the config (durations in milliseconds from here on) ----
+
+hub::HubLimits hub_limits(const Config& config) {
+  hub::HubLimits limits;
+  limits.max_terminals = config.max_terminals;
+  limits.max_terminals_per_user = config.max_terminals_per_user;
+  limits.shell = config.shell;
+  limits.home = config.home;
+  limits.exited_retention_ms = to_millis(config.exited_retention);
+  limits.terminal.ring_bytes = config.ring_buffer_bytes;
+  limits.terminal.detached_timeout_ms = to_millis(config.detached_timeout);
+  limits.terminal.kill_grace_ms = to_millis(config.kill_grace);
+  return limits;
+}
+
+hub::GitLimits git_limits(const Config& config) {
+  hub::GitLimits limits;
+  limits.repos_root = config.repos_root;
+  limits.allowed_protocols = config.git_allowed_protocols;
+  limits.max_operations = config.max_git_operations;
+  limits.max_operations_per_user = config.max_git_operations_per_user;
+  limits.timeout_ms = to_millis(config.git_timeout);
+  limits.kill_grace_ms = to_millis(config.kill_grace);
+  return limits;
+}
+
+server::EdgeSettings edge_settings(const Config& config) {
+  server::EdgeSettings settings;
+  for (const ListenAddress& address : config.listen) {
+    settings.listen.push_back({address.unix_socket, address.host, address.port, address.path});
+  }
+  settings.tls_cert = config.tls_cert;
+  settings.tls_key = config.tls_key;
+  settings.tls_client_ca = config.tls_client_ca;
+  settings.ping_interval_ms = to_millis(config.ping_interval);
+  settings.max_message = config.max_message;
+  settings.client_queue_limit = config.client_queue_limit;
+  settings.max_connections = config.max_connections;
+  settings.max_connections_per_ip = config.max_connections_per_ip;
+  settings.auth_failures_per_ip = config.auth_failures_per_ip;
+  settings.allowed_origin = config.allowed_origin;
+  settings.session.auth_timeout_ms = to_millis(config.auth_timeout);
+  settings.session.kill_grace_ms = to_millis(config.kill_grace);
+  return settings;
+}
+
+KeySettings key_settings(const Config& config) {
+  return {config.jwt_secret_file, config.jwt_public_key, config.jwt_issuer, config.jwt_audience,
+          static_cast<int64_t>(config.jwt_leeway)};
+}
+
+// systemd::apply_credentials on the paths of `config`.
+bool resolve_credentials(Config* config, std::vector<std::string>* notes, std::string* error) {
+  systemd::CredentialPaths paths{config->jwt_secret_file, config->jwt_public_key, config->tls_cert,
+                                 config->tls_key, config->tls_client_ca};
+  if (!systemd::apply_credentials(&paths, notes, error)) return false;
+  config->jwt_secret_file = std::move(paths.jwt_secret_file);
+  config->jwt_public_key = std::move(paths.jwt_public_key);
+  config->tls_cert = std::move(paths.tls_cert);
+  config->tls_key = std::move(paths.tls_key);
+  config->tls_client_ca = std::move(paths.tls_client_ca);
+  return true;
+}
 
 // How long terminals get to drain after SIGKILL, and sockets to flush their close frames.
 constexpr uint64_t kExitDrainMs = 3000;
@@ -32,7 +94,8 @@ void init_timer(uv_loop_t* loop, UvHandle<T>& timer, void* data) {
 
 }  // namespace
 
-Daemon::Daemon(Config config, std::vector<std::string> args) : config_(std::move(config)), args_(std::move(args)) {}
+Daemon::Daemon(const Config& config, std::vector<std::string> args)
+    : config_(std::make_unique<Config>(config)), args_(std::move(args)) {}
 
 Daemon::~Daemon() { release_everything(); }
 
@@ -49,11 +112,11 @@ bool Daemon::start(std::string* error) {
   std::optional<uint64_t> watchdog_usec;
   if (!systemd::watchdog_interval_from_environment(&watchdog_usec, error)) return false;
   std::vector<std::string> notes;
-  if (!systemd::apply_credentials(&config_, &notes, error)) return false;
+  if (!resolve_credentials(config_.get(), &notes, error)) return false;
   for (const std::string& note : notes) log::info(note);
 
   auth::VerifierOptions options;
-  if (!load_verifier_options(config_, &options, error)) return false;
+  if (!load_verifier_options(key_settings(*config_), &options, error)) return false;
   verifier_ = std::make_unique<auth::JwtVerifier>(std::move(options));
   if (!verifier_->key_error().empty()) {
     *error = "jwt keys: " + verifier_->key_error();
@@ -72,17 +135,17 @@ bool Daemon::start(std::string* error) {
   init_timer(&loop_, teardown_timer_, this);
   init_timer(&loop_, status_timer_, this);
   uv_unref(status_timer_.as_handle());
-  reaper_ = std::make_unique<OrphanReaper>(&loop_, millis(config_.kill_grace), [this](std::string_view id) {
+  reaper_ = std::make_unique<OrphanReaper>(&loop_, to_millis(config_->kill_grace), [this](std::string_view id) {
     hub::Terminal* terminal = hub_ ? hub_->find_any(id) : nullptr;
     return terminal != nullptr && terminal->running();
   });
   if (!reaper_->start(error)) return false;
-  hub_ = std::make_unique<hub::Hub>(&loop_, config_, metrics_);
+  hub_ = std::make_unique<hub::Hub>(&loop_, hub_limits(*config_), metrics_);
   hub_->add_exited_observer([this](const std::string&) {
     if (reaper_) reaper_->terminal_exited();
   });
-  git_ = std::make_unique<hub::GitOperations>(&loop_, config_, *hub_, metrics_);
-  server_ = std::make_unique<server::WsServer>(&loop_, config_, *hub_, *git_, *verifier_, metrics_);
+  git_ = std::make_unique<hub::GitOperations>(&loop_, git_limits(*config_), *hub_, metrics_);
+  server_ = std::make_unique<server::WsServer>(&loop_, edge_settings(*config_), *hub_, *git_, *verifier_, metrics_);
   if (!activated.empty()) {
     log::info("socket activation: serving on " + std::to_string(activated.size()) +
               " passed sockets; the listen setting is not used");
@@ -132,6 +195,7 @@ void Daemon::watch_signal(UvHandle<uv_signal_t>& handle, int signal) {
 }
 
 int Daemon::run() {
+  log::set_level(config_->log_level);
   std::string error;
   if (!start(&error)) {
     log::error(error);
@@ -178,12 +242,12 @@ struct Daemon::KeyReload {
 };
 
 void Daemon::reload_keys() {
-  if (reload_in_flight_ || shutting_down_) return;
+  if (reload_in_flight_ || phase_ != Phase::serving) return;
   reload_in_flight_ = true;
   auto* job = new KeyReload;
   job->work.data = job;
   job->daemon = this;
-  job->config = config_;
+  job->config = *config_;
   job->args = args_;
   const int rc = uv_queue_work(
       &loop_, &job->work,
@@ -196,16 +260,16 @@ void Daemon::reload_keys() {
             return;
           }
           job->config = std::move(fresh.config);
-          if (!systemd::apply_credentials(&job->config, &job->notes, &job->error)) return;
+          if (!resolve_credentials(&job->config, &job->notes, &job->error)) return;
         }
-        job->ok = load_verifier_options(job->config, &job->options, &job->error);
+        job->ok = load_verifier_options(key_settings(job->config), &job->options, &job->error);
       },
       [](uv_work_t* work, int status) {
         std::unique_ptr<KeyReload> job(static_cast<KeyReload*>(work->data));
         Daemon* daemon = job->daemon;
         daemon->reload_in_flight_ = false;
         if (status == 0) daemon->finish_reload(*job);
-        if (!daemon->shutting_down_) daemon->notify("READY=1\nSTATUS=" + systemd::status_line(daemon->status_text()));
+        if (daemon->phase_ == Phase::serving) daemon->notify("READY=1\nSTATUS=" + systemd::status_line(daemon->status_text()));
       });
   if (rc != 0) {
     reload_in_flight_ = false;
@@ -228,10 +292,11 @@ void Daemon::finish_reload(KeyReload& job) {
   *verifier_ = std::move(fresh);  // sessions hold a reference to *verifier_; live connections stay
   log::info("SIGHUP: keys reloaded");
   if (job.args.empty()) return;
-  // Components hold references to config_: the reloadable settings change in place, on the loop thread.
+  // The reloadable settings change in config_ (the table of src/config.cpp says which), then every
+  // component gets its settings built from it again, on the loop thread.
   std::vector<std::string> needs_restart;
-  const std::vector<std::string> changed = reload_settings(config_, job.config, &needs_restart);
-  log::set_level(config_.log_level);
+  const std::vector<std::string> changed = reload_settings(*config_, job.config, &needs_restart);
+  apply_settings();
   const auto joined = [](const std::vector<std::string>& names) {
     std::string text;
     for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
@@ -241,9 +306,16 @@ void Daemon::finish_reload(KeyReload& job) {
   if (!needs_restart.empty()) log::warn("SIGHUP: changed but only applied by a restart: " + joined(needs_restart));
 }
 
+void Daemon::apply_settings() {
+  log::set_level(config_->log_level);
+  hub_->set_limits(hub_limits(*config_));
+  git_->set_limits(git_limits(*config_));
+  server_->apply(edge_settings(*config_));
+}
+
 void Daemon::begin_shutdown() {
-  if (shutting_down_) return;
-  shutting_down_ = true;
+  if (phase_ != Phase::serving) return;
+  phase_ = Phase::hanging_up;
   notify("STOPPING=1\nSTATUS=" + systemd::status_line("stopping: " + status_text()));
   log::info("shutting down: " + std::to_string(hub_->running_count()) + " terminals, " +
             std::to_string(server_->connection_count()) + " connections");
@@ -253,13 +325,13 @@ void Daemon::begin_shutdown() {
       [](uv_timer_t* h) {
         if (auto* self = static_cast<Daemon*>(h->data)) self->close_connections();
       },
-      millis(config_.kill_grace) + kExitDrainMs, 0);
+      to_millis(config_->kill_grace) + kExitDrainMs, 0);
   hub_->hang_up_all([this] { close_connections(); });
 }
 
 void Daemon::close_connections() {
-  if (closing_connections_) return;
-  closing_connections_ = true;
+  if (phase_ >= Phase::closing_connections) return;
+  phase_ = Phase::closing_connections;
   server_->close_all(protocol::close_code::kGoingAway, "server shutting down");
   uv_timer_start(
       shutdown_deadline_.get(),
@@ -281,8 +353,8 @@ void Daemon::schedule_teardown() {
 }
 
 void Daemon::teardown() {
-  if (torn_down_) return;
-  torn_down_ = true;
+  if (phase_ == Phase::torn_down) return;
+  phase_ = Phase::torn_down;
   if (server_) server_->destroy_context();
   sigterm_.close();
   sigint_.close();
@@ -308,6 +380,34 @@ void Daemon::release_everything() {
   const int rc = uv_loop_close(&loop_);
   if (rc != 0) log::error(std::string("event loop closed with handles still open: ") + uv_strerror(rc));
   loop_initialised_ = false;
+}
+
+Invocation read_command_line(const std::vector<std::string>& args) {
+  Invocation invocation;
+  ConfigResult loaded = load_config(args);
+  if (loaded.show_help) {
+    invocation.action = Invocation::Action::help;
+    invocation.text = config_help_text();
+  } else if (loaded.show_version) {
+    invocation.action = Invocation::Action::version;
+  } else if (!loaded.ok) {
+    invocation.action = Invocation::Action::usage_error;
+    invocation.text = loaded.error;
+  } else {
+    invocation.action = Invocation::Action::run;
+    invocation.daemon = std::make_unique<Daemon>(loaded.config, args);
+  }
+  return invocation;
+}
+
+bool token_secret_file(const std::vector<std::string>& args, std::string* path, std::string* error) {
+  ConfigResult loaded = load_config(args);
+  if (!loaded.ok) {
+    *error = loaded.error;
+    return false;
+  }
+  *path = loaded.config.jwt_secret_file;
+  return true;
 }
 
 }  // namespace ptyhub

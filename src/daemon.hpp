@@ -15,10 +15,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "auth/jwt.hpp"
 #include "core/uv_handle.hpp"
-#include "src/config.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/hub/metrics.hpp"
@@ -29,10 +29,12 @@
 
 namespace ptyhub {
 
+struct Config;  // src/config.hpp: only this file's .cpp sees every setting
+
 class Daemon {
  public:
   // `args` is the command line the config came from: SIGHUP reads it and the config file again.
-  explicit Daemon(Config config, std::vector<std::string> args = {});
+  explicit Daemon(const Config& config, std::vector<std::string> args = {});
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
@@ -59,7 +61,10 @@ class Daemon {
   void publish_status(bool force);
   void notify(const std::string& state);
 
-  Config config_;
+  // Applies the settings in config_ to the components (SIGHUP).
+  void apply_settings();
+
+  std::unique_ptr<Config> config_;  // the settings in effect
   std::vector<std::string> args_;
   uv_loop_t loop_{};
   bool loop_initialised_ = false;
@@ -78,10 +83,23 @@ class Daemon {
   UvHandle<uv_signal_t> sighup_;
   UvHandle<uv_timer_t> shutdown_deadline_;
   UvHandle<uv_timer_t> teardown_timer_;
-  bool shutting_down_ = false;
+  // The stages of shutdown, in order; teardown also follows a failed start.
+  enum class Phase { serving, hanging_up, closing_connections, torn_down };
+  Phase phase_ = Phase::serving;
   bool reload_in_flight_ = false;
-  bool closing_connections_ = false;
-  bool torn_down_ = false;
 };
+
+// The command line `ptyhubd [options]`, read with the config file: what main() is to do.
+struct Invocation {
+  enum class Action { run, help, version, usage_error };
+  Action action = Action::usage_error;
+  std::string text;                // help: the --help text; usage_error: the message
+  std::unique_ptr<Daemon> daemon;  // run: the daemon with these settings
+};
+Invocation read_command_line(const std::vector<std::string>& args);
+
+// `ptyhubd token`: the jwt_secret_file named by the settings in `args` ("" when none). False with `error` when
+// the settings do not load.
+bool token_secret_file(const std::vector<std::string>& args, std::string* path, std::string* error);
 
 }  // namespace ptyhub

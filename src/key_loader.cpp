@@ -26,22 +26,22 @@ bool read_secret_file(const std::string& path, std::string* secret, std::string*
   return true;
 }
 
-bool load_verifier_options(const Config& config, auth::VerifierOptions* out, std::string* error) {
-  if (config.jwt_secret_file.empty() && config.jwt_public_key.empty()) {
+bool load_verifier_options(const KeySettings& settings, auth::VerifierOptions* out, std::string* error) {
+  if (settings.jwt_secret_file.empty() && settings.jwt_public_key.empty()) {
     *error = "no key to verify tokens: set jwt_secret_file and/or jwt_public_key";
     return false;
   }
   auth::VerifierOptions options;
-  if (!config.jwt_secret_file.empty() && !read_secret_file(config.jwt_secret_file, &options.hmac_secret, error)) {
+  if (!settings.jwt_secret_file.empty() && !read_secret_file(settings.jwt_secret_file, &options.hmac_secret, error)) {
     return false;
   }
-  if (!config.jwt_public_key.empty() && !auth::load_public_keys(config.jwt_public_key, &options.public_keys, error)) {
+  if (!settings.jwt_public_key.empty() && !auth::load_public_keys(settings.jwt_public_key, &options.public_keys, error)) {
     *error = "jwt_public_key: " + *error;
     return false;
   }
-  options.leeway_seconds = static_cast<int64_t>(config.jwt_leeway);
-  if (!config.jwt_issuer.empty()) options.issuer = config.jwt_issuer;
-  if (!config.jwt_audience.empty()) options.audience = config.jwt_audience;
+  options.leeway_seconds = settings.jwt_leeway_seconds;
+  if (!settings.jwt_issuer.empty()) options.issuer = settings.jwt_issuer;
+  if (!settings.jwt_audience.empty()) options.audience = settings.jwt_audience;
   *out = std::move(options);
   return true;
 }

@@ -2,10 +2,11 @@
 // Plain file I/O with no loop: called at start, and on a libuv worker thread for a SIGHUP reload.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "auth/jwt.hpp"
-#include "src/config.hpp"
 
 namespace ptyhub {
 
@@ -13,8 +14,17 @@ namespace ptyhub {
 // or empty.
 bool read_secret_file(const std::string& path, std::string* secret, std::string* error);
 
-// The verifier options of `config`: secret (jwt_secret_file), public keys (jwt_public_key), leeway,
+// The settings that say how tokens are verified (docs/configuration.md).
+struct KeySettings {
+  std::string jwt_secret_file;
+  std::vector<std::string> jwt_public_key;
+  std::string jwt_issuer;    // empty: iss is not checked
+  std::string jwt_audience;  // empty: aud is not checked
+  int64_t jwt_leeway_seconds = 30;
+};
+
+// The verifier options of `settings`: secret (jwt_secret_file), public keys (jwt_public_key), leeway,
 // issuer, audience. At least one secret or key is required.
-bool load_verifier_options(const Config& config, auth::VerifierOptions* out, std::string* error);
+bool load_verifier_options(const KeySettings& settings, auth::VerifierOptions* out, std::string* error);
 
 }  // namespace ptyhub

@@ -8,7 +8,6 @@
 #include "auth/jwt.hpp"
 #include "core/log.hpp"
 #include "core/time_format.hpp"
-#include "src/config.hpp"
 #include "src/daemon.hpp"
 #include "src/key_loader.hpp"
 
@@ -49,12 +48,12 @@ int run_token(const std::vector<std::string>& args) {
     }
   }
   if (sub.empty()) return usage_error("token needs --sub NAME");
-  ptyhub::ConfigResult loaded = ptyhub::load_config(rest);
-  if (!loaded.ok) return usage_error(loaded.error);
-  if (loaded.config.jwt_secret_file.empty()) return usage_error("token needs --jwt-secret-file or a config naming one");
-  std::string secret;
+  std::string secret_file;
   std::string error;
-  if (!ptyhub::read_secret_file(loaded.config.jwt_secret_file, &secret, &error)) return usage_error(error);
+  if (!ptyhub::token_secret_file(rest, &secret_file, &error)) return usage_error(error);
+  if (secret_file.empty()) return usage_error("token needs --jwt-secret-file or a config naming one");
+  std::string secret;
+  if (!ptyhub::read_secret_file(secret_file, &secret, &error)) return usage_error(error);
   std::cout << ptyhub::auth::mint_token(secret, sub, scope, ptyhub::unix_millis_now() / 1000, ttl) << "\n";
   return 0;
 }
@@ -65,18 +64,19 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "token") return run_token({args.begin() + 1, args.end()});
 
-  ptyhub::ConfigResult loaded = ptyhub::load_config(args);
-  if (loaded.show_help) {
-    std::cout << ptyhub::config_help_text();
-    return 0;
+  ptyhub::Invocation invocation = ptyhub::read_command_line(args);
+  switch (invocation.action) {
+    case ptyhub::Invocation::Action::help:
+      std::cout << invocation.text;
+      return 0;
+    case ptyhub::Invocation::Action::version:
+      std::cout << "ptyhubd " << PTYHUB_VERSION << "\n";
+      return 0;
+    case ptyhub::Invocation::Action::usage_error:
+      return usage_error(invocation.text);
+    case ptyhub::Invocation::Action::run:
+      break;
   }
-  if (loaded.show_version) {
-    std::cout << "ptyhubd " << PTYHUB_VERSION << "\n";
-    return 0;
-  }
-  if (!loaded.ok) return usage_error(loaded.error);
   ptyhub::log::init_from_environment();
-  ptyhub::log::set_level(loaded.config.log_level);
-  ptyhub::Daemon daemon(std::move(loaded.config), args);
-  return daemon.run();
+  return invocation.daemon->run();
 }

@@ -2,7 +2,6 @@
 #include "src/hub/git_operations.hpp"
 
 #include <csignal>
-#include <cmath>
 
 #include "core/log.hpp"
 #include "core/time_format.hpp"
@@ -13,11 +12,34 @@ namespace {
 
 using nlohmann::json;
 
-uint64_t millis(double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1000.0)); }
-
 constexpr uint16_t kGitColumns = 120;  // wide enough that git prints each progress line whole
 
+bool is_running(GitOperationState state) {
+  return state == GitOperationState::running || state == GitOperationState::cancelling ||
+         state == GitOperationState::timing_out;
+}
+
+// The done state of an operation in `state` whose process exited (`clean`: status 0, no signal).
+GitOperationState done_state(GitOperationState state, bool clean) {
+  if (state == GitOperationState::cancelling) return GitOperationState::cancelled;
+  if (state == GitOperationState::timing_out) return GitOperationState::timed_out;
+  return clean ? GitOperationState::succeeded : GitOperationState::failed;
+}
+
 }  // namespace
+
+std::string_view to_string(GitOperationState state) {
+  switch (state) {
+    case GitOperationState::running: return "running";
+    case GitOperationState::cancelling: return "cancelling";
+    case GitOperationState::timing_out: return "timing_out";
+    case GitOperationState::succeeded: return "succeeded";
+    case GitOperationState::failed: return "failed";
+    case GitOperationState::cancelled: return "cancelled";
+    case GitOperationState::timed_out: return "timed_out";
+  }
+  return "failed";
+}
 
 struct GitOperations::Operation {
   std::string id;
@@ -29,17 +51,15 @@ struct GitOperations::Operation {
   std::string operation;
   std::string repo;
   json args;
-  bool running = true;
-  std::string forced_status;  // "cancelled" or "timed_out" once decided
+  GitOperationState state = GitOperationState::running;
   GitOperations* owner_of = nullptr;
   git::GitProgressParser parser;
   UvHandle<uv_timer_t> timeout;
 };
 
-GitOperations::GitOperations(uv_loop_t* loop, const Config& config, Hub& hub, Metrics& metrics)
-    : loop_(loop), config_(config), hub_(hub), metrics_(metrics) {
-  policy_.repos_root = config.repos_root;
-  policy_.allowed_protocols = config.git_allowed_protocols;
+GitOperations::GitOperations(uv_loop_t* loop, GitLimits limits, Hub& hub, Metrics& metrics)
+    : loop_(loop), hub_(hub), metrics_(metrics) {
+  set_limits(std::move(limits));
   removed_observer_ = hub_.add_removed_observer([this](const std::string& terminal_id) { forget_terminal(terminal_id); });
 }
 
@@ -51,6 +71,12 @@ GitOperations::~GitOperations() {
       terminal->remove_exit_trailer(op->trailer);
     }
   }
+}
+
+void GitOperations::set_limits(GitLimits limits) {
+  limits_ = std::move(limits);
+  policy_.repos_root = limits_.repos_root;
+  policy_.allowed_protocols = limits_.allowed_protocols;
 }
 
 bool GitOperations::validate(const json& data, GitStartResult* result) const {
@@ -66,7 +92,7 @@ bool GitOperations::validate(const json& data, GitStartResult* result) const {
 size_t GitOperations::running_count(const std::string* user) const {
   size_t count = 0;
   for (const auto& [id, op] : operations_) {
-    if (op->running && (user == nullptr || op->owner == *user)) ++count;
+    if (is_running(op->state) && (user == nullptr || op->owner == *user)) ++count;
   }
   return count;
 }
@@ -81,8 +107,8 @@ GitStartResult GitOperations::start(const auth::Principal& principal, const json
     result.field = error.field;
     return result;
   }
-  if (running_count(nullptr) >= config_.max_git_operations ||
-      running_count(&principal.user) >= config_.max_git_operations_per_user) {
+  if (running_count(nullptr) >= limits_.max_operations ||
+      running_count(&principal.user) >= limits_.max_operations_per_user) {
     result.error_code = protocol::code::kLimitExceeded;
     result.message = "too many git operations are running (max_git_operations / max_git_operations_per_user)";
     return result;
@@ -119,14 +145,14 @@ GitStartResult GitOperations::start(const auth::Principal& principal, const json
   uv_timer_init(loop_, op->timeout.get());
   op->timeout.mark_initialised();
   op->timeout.get()->data = raw;
-  if (config_.git_timeout > 0) {
+  if (limits_.timeout_ms > 0) {
     uv_timer_start(
         op->timeout.get(),
         [](uv_timer_t* handle) {
           auto* operation = static_cast<Operation*>(handle->data);
           if (operation != nullptr) operation->owner_of->on_timeout(*operation);
         },
-        millis(config_.git_timeout), 0);
+        limits_.timeout_ms, 0);
   }
   result.started = {{"operationId", op->id}, {"terminalId", op->terminal_id}, {"operation", op->operation},
                     {"repo", op->repo},      {"args", op->args},               {"startedAt", iso8601_utc_now()}};
@@ -155,10 +181,9 @@ void GitOperations::on_progress(Operation& op, std::string_view raw) {
 }
 
 protocol::SharedFrame GitOperations::on_exit(Operation& op, const pty::ExitStatus& status, uint64_t duration_ms) {
-  op.running = false;
+  op.state = done_state(op.state, status.signal == 0 && status.exit_code == 0);
   uv_timer_stop(op.timeout.get());
-  const bool clean = status.signal == 0 && status.exit_code == 0;
-  const std::string result = !op.forced_status.empty() ? op.forced_status : clean ? "succeeded" : "failed";
+  const std::string result(to_string(op.state));
   json data = {{"operationId", op.id}, {"terminalId", op.terminal_id}, {"operation", op.operation},
                {"repo", op.repo},      {"status", result},              {"exitCode", nullptr},
                {"durationMs", duration_ms}};
@@ -173,9 +198,9 @@ protocol::SharedFrame GitOperations::on_exit(Operation& op, const pty::ExitStatu
 }
 
 void GitOperations::on_timeout(Operation& op) {
-  if (!op.running) return;
-  op.forced_status = "timed_out";
-  if (Terminal* terminal = hub_.find_any(op.terminal_id)) terminal->kill(SIGTERM, millis(config_.kill_grace));
+  if (!is_running(op.state)) return;
+  op.state = GitOperationState::timing_out;
+  if (Terminal* terminal = hub_.find_any(op.terminal_id)) terminal->kill(SIGTERM, limits_.kill_grace_ms);
 }
 
 std::string GitOperations::cancel(const auth::Principal& principal, std::string_view operation_id) {
@@ -184,9 +209,9 @@ std::string GitOperations::cancel(const auth::Principal& principal, std::string_
   if (terminal == nullptr) return protocol::code::kNotFound;
   if (terminal->access_for(principal) != auth::Access::write) return protocol::code::kForbidden;
   Operation& op = *it->second;
-  if (!op.running) return protocol::code::kConflict;
-  if (op.forced_status.empty()) op.forced_status = "cancelled";
-  terminal->kill(SIGTERM, millis(config_.kill_grace));
+  if (!is_running(op.state)) return protocol::code::kConflict;
+  if (op.state == GitOperationState::running) op.state = GitOperationState::cancelling;
+  terminal->kill(SIGTERM, limits_.kill_grace_ms);
   return "";
 }
 

@@ -12,16 +12,35 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "core/uv_handle.hpp"
-#include "src/config.hpp"
 #include "src/git/git_progress.hpp"
 #include "src/git/git_request.hpp"
 #include "src/hub/hub.hpp"
 
 namespace ptyhub::hub {
+
+// The git settings (docs/configuration.md), in the units GitOperations uses. set_limits() swaps them in:
+// the counts apply to git.start from then on, timeout_ms to operations started from then on.
+struct GitLimits {
+  std::string repos_root;                       // empty: git is disabled
+  std::vector<std::string> allowed_protocols;   // URL protocols of clone/fetch/pull/push
+  uint64_t max_operations = 16;                 // running at once
+  uint64_t max_operations_per_user = 4;
+  uint64_t timeout_ms = 1800000;                // then timed_out; 0 = none
+  uint64_t kill_grace_ms = 5000;                // SIGTERM -> SIGKILL on cancel and timeout
+};
+
+// Where a git operation is. It runs until its process exits; a cancel or its timeout marks it as being
+// stopped (the timeout wins over a cancel still waiting for the exit); the exit makes it done.
+enum class GitOperationState { running, cancelling, timing_out, succeeded, failed, cancelled, timed_out };
+
+// The `status` of git.operation.completed for a done state: "succeeded", "failed", "cancelled", "timed_out".
+std::string_view to_string(GitOperationState state);
 
 struct GitStartResult {
   Terminal* terminal = nullptr;
@@ -33,10 +52,13 @@ struct GitStartResult {
 
 class GitOperations {
  public:
-  GitOperations(uv_loop_t* loop, const Config& config, Hub& hub, Metrics& metrics);
+  GitOperations(uv_loop_t* loop, GitLimits limits, Hub& hub, Metrics& metrics);
   ~GitOperations();
   GitOperations(const GitOperations&) = delete;
   GitOperations& operator=(const GitOperations&) = delete;
+
+  // New settings (SIGHUP); see GitLimits for what they apply to.
+  void set_limits(GitLimits limits);
 
   // Validates `data` = {operation, repo, args?, url?}, checks the limits, and starts git with
   // `requester` subscribed from offset 0.
@@ -59,7 +81,7 @@ class GitOperations {
   void forget_terminal(const std::string& terminal_id);
 
   uv_loop_t* loop_;
-  const Config& config_;
+  GitLimits limits_;
   Hub& hub_;
   Metrics& metrics_;
   git::GitPolicy policy_;

@@ -27,8 +27,6 @@ bool daemon_only_variable(std::string_view name) {
   return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames);
 }
 
-uint64_t millis(double seconds) { return static_cast<uint64_t>(seconds * 1000.0); }
-
 }  // namespace
 
 std::string new_terminal_id() {
@@ -41,8 +39,8 @@ std::string new_terminal_id() {
   return auth::base64url_encode(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
 }
 
-Hub::Hub(uv_loop_t* loop, const Config& config, Metrics& metrics)
-    : loop_(loop), config_(config), metrics_(metrics) {}
+Hub::Hub(uv_loop_t* loop, HubLimits limits, Metrics& metrics)
+    : loop_(loop), limits_(std::move(limits)), metrics_(metrics) {}
 
 Hub::~Hub() {
   // Timers first (their callbacks point at this), then terminals: a running PtyProcess kills and
@@ -76,14 +74,14 @@ size_t Hub::count_owned_by(const std::string& user) const {
 CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& options, Subscriber* subscriber,
                          Encoding encoding) {
   CreateResult result;
-  if (terminals_.size() >= config_.max_terminals) {
+  if (terminals_.size() >= limits_.max_terminals) {
     result.failure = CreateFailure::limit_total;
-    result.message = "the daemon has max_terminals (" + std::to_string(config_.max_terminals) + ") terminals";
+    result.message = "the daemon has max_terminals (" + std::to_string(limits_.max_terminals) + ") terminals";
     return result;
   }
-  if (count_owned_by(owner.user) >= config_.max_terminals_per_user) {
+  if (count_owned_by(owner.user) >= limits_.max_terminals_per_user) {
     result.failure = CreateFailure::limit_user;
-    result.message = "you have max_terminals_per_user (" + std::to_string(config_.max_terminals_per_user) +
+    result.message = "you have max_terminals_per_user (" + std::to_string(limits_.max_terminals_per_user) +
                      ") terminals";
     return result;
   }
@@ -91,17 +89,13 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   spec.id = new_terminal_id();
   spec.owner = owner.user;
   spec.name = options.name;
-  spec.command = options.command.empty() ? std::vector<std::string>{config_.shell} : options.command;
-  spec.cwd = options.cwd.empty() ? config_.home : options.cwd;
+  spec.command = options.command.empty() ? std::vector<std::string>{limits_.shell} : options.command;
+  spec.cwd = options.cwd.empty() ? limits_.home : options.cwd;
   spec.cols = options.cols;
   spec.rows = options.rows;
   spec.kind = options.kind;
-  TerminalLimits limits;
-  limits.ring_bytes = config_.ring_buffer_bytes;
-  limits.detached_timeout_ms = millis(config_.detached_timeout);
-  limits.kill_grace_ms = millis(config_.kill_grace);
   auto terminal =
-      std::make_unique<Terminal>(std::move(spec), limits, metrics_, [this](Terminal& t) { on_terminal_exit(t); });
+      std::make_unique<Terminal>(std::move(spec), limits_.terminal, metrics_, [this](Terminal& t) { on_terminal_exit(t); });
   if (subscriber != nullptr) terminal->subscribe(subscriber, encoding, 0);
   pty::SpawnError error;
   std::vector<std::string> environment = options.environment ? *options.environment : child_environment(options.env);
@@ -211,7 +205,7 @@ void Hub::schedule_removal(Terminal& terminal) {
           }
         }
       },
-      millis(config_.exited_retention), 0);
+      limits_.exited_retention_ms, 0);
   removal_timers_[terminal.id()] = std::move(timer);
 }
 
@@ -227,7 +221,7 @@ void Hub::remove(const std::string& id) {
 void Hub::hang_up_all(std::function<void()> on_all_exited) {
   on_all_exited_ = std::move(on_all_exited);
   for (auto& [id, terminal] : terminals_) {
-    if (terminal->running()) terminal->kill(SIGHUP, millis(config_.kill_grace));
+    if (terminal->running()) terminal->kill(SIGHUP, limits_.terminal.kill_grace_ms);
   }
   if (on_all_exited_ && running_count() == 0) {
     auto callback = std::move(on_all_exited_);

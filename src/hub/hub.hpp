@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "core/uv_handle.hpp"
-#include "src/config.hpp"
 #include "src/hub/metrics.hpp"
 #include "src/hub/observers.hpp"
 #include "src/hub/subscriber.hpp"
@@ -37,6 +36,18 @@ struct CreateOptions {
   std::optional<std::vector<std::string>> environment;
 };
 
+// The hub's settings (docs/configuration.md), in the units it uses. set_limits() swaps them in: the
+// counts, shell and home apply to shell.create from then on, `terminal` to terminals created from then on
+// (a Terminal keeps the limits it was created with), exited_retention_ms to terminals that exit from then on.
+struct HubLimits {
+  uint64_t max_terminals = 1000;
+  uint64_t max_terminals_per_user = 50;
+  std::string shell = "/bin/sh";  // command of a terminal created without one
+  std::string home = "/";         // cwd of a terminal created without one
+  uint64_t exited_retention_ms = 300000;
+  TerminalLimits terminal;  // ring_bytes, detached_timeout_ms, kill_grace_ms of each new terminal
+};
+
 enum class CreateFailure { none, limit_total, limit_user, cwd, command, system };
 
 struct CreateResult {
@@ -47,10 +58,13 @@ struct CreateResult {
 
 class Hub {
  public:
-  Hub(uv_loop_t* loop, const Config& config, Metrics& metrics);
+  Hub(uv_loop_t* loop, HubLimits limits, Metrics& metrics);
   ~Hub();
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
+
+  // New settings (SIGHUP); see HubLimits for what they apply to.
+  void set_limits(HubLimits limits) { limits_ = std::move(limits); }
 
   // Creates and starts a terminal owned by `owner`. When `subscriber` is given it is subscribed
   // before the process starts.
@@ -96,7 +110,7 @@ class Hub {
   size_t count_owned_by(const std::string& user) const;
 
   uv_loop_t* loop_;
-  const Config& config_;
+  HubLimits limits_;
   Metrics& metrics_;
   std::map<std::string, std::unique_ptr<Terminal>, std::less<>> terminals_;
   std::map<std::string, std::unique_ptr<UvHandle<uv_timer_t>>> removal_timers_;

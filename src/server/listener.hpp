@@ -16,9 +16,16 @@
 
 #include "core/unique_fd.hpp"
 #include "core/uv_handle.hpp"
-#include "src/config.hpp"
 
 namespace ptyhub::server {
+
+// One address to listen on, as the `listen` setting names it.
+struct ListenAddress {
+  bool unix_socket = false;
+  std::string host;   // for TCP
+  uint16_t port = 0;  // 0 = any free port
+  std::string path;   // for unix:/path
+};
 
 class Listener {
  public:

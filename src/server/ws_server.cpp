@@ -5,6 +5,8 @@
 
 #include <libwebsockets.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "core/log.hpp"
@@ -123,10 +125,10 @@ void log_from_lws(int level, const char* line) {
 
 }  // namespace
 
-WsServer::WsServer(uv_loop_t* loop, const Config& config, hub::Hub& hub, hub::GitOperations& git,
+WsServer::WsServer(uv_loop_t* loop, EdgeSettings settings, hub::Hub& hub, hub::GitOperations& git,
                    const auth::JwtVerifier& verifier, hub::Metrics& metrics)
-    : loop_(loop), config_(config), hub_(hub), git_(git), verifier_(verifier), metrics_(metrics),
-      peer_limits_(std::make_unique<PeerLimits>(config.max_connections_per_ip, config.auth_failures_per_ip)) {}
+    : loop_(loop), settings_(std::move(settings)), hub_(hub), git_(git), verifier_(verifier), metrics_(metrics),
+      peer_limits_(std::make_unique<PeerLimits>(settings_.max_connections_per_ip, settings_.auth_failures_per_ip)) {}
 
 WsServer::~WsServer() {
   // Connections are deleted in LWS_CALLBACK_CLOSED during context destruction; any left are freed here.
@@ -143,7 +145,7 @@ bool WsServer::start(std::string* error) {
   std::memset(&info, 0, sizeof info);
   void* foreign_loops[] = {loop_};
   info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-  if (!config_.tls_cert.empty()) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  if (!settings_.tls_cert.empty()) info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
   info.foreign_loops = foreign_loops;
   info.pcontext = &context_;
   info.user = this;
@@ -164,8 +166,11 @@ bool WsServer::start(std::string* error) {
 // accept and adopt sockets into it.
 struct lws_vhost* WsServer::create_vhost(const char* name, bool tls, std::string* error) {
   static lws_retry_bo_t retry{};
-  retry.secs_since_valid_ping = static_cast<uint16_t>(std::max(1.0, config_.ping_interval));
-  retry.secs_since_valid_hangup = static_cast<uint16_t>(std::max(2.0, 2 * config_.ping_interval));
+  const auto seconds = [](uint64_t ms, uint64_t at_least) {
+    return static_cast<uint16_t>(std::clamp<uint64_t>(ms / 1000, at_least, UINT16_MAX));
+  };
+  retry.secs_since_valid_ping = seconds(settings_.ping_interval_ms, 1);
+  retry.secs_since_valid_hangup = seconds(2 * settings_.ping_interval_ms, 2);
   lws_context_creation_info info;
   std::memset(&info, 0, sizeof info);
   info.vhost_name = name;
@@ -175,16 +180,16 @@ struct lws_vhost* WsServer::create_vhost(const char* name, bool tls, std::string
   info.alpn = "http/1.1";
   if (tls) {
     info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;  // lws reads it per vhost to enable TLS there
-    info.ssl_cert_filepath = config_.tls_cert.c_str();
-    info.ssl_private_key_filepath = config_.tls_key.c_str();
-    if (!config_.tls_client_ca.empty()) {
-      info.ssl_ca_filepath = config_.tls_client_ca.c_str();
+    info.ssl_cert_filepath = settings_.tls_cert.c_str();
+    info.ssl_private_key_filepath = settings_.tls_key.c_str();
+    if (!settings_.tls_client_ca.empty()) {
+      info.ssl_ca_filepath = settings_.tls_client_ca.c_str();
       info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
     }
   }
   struct lws_vhost* vhost = lws_create_vhost(context_, &info);
   if (vhost == nullptr) {
-    *error = tls ? "cannot set up TLS with tls_cert " + config_.tls_cert + " and tls_key " + config_.tls_key
+    *error = tls ? "cannot set up TLS with tls_cert " + settings_.tls_cert + " and tls_key " + settings_.tls_key
                  : "cannot create the WebSocket vhost";
   }
   return vhost;
@@ -193,7 +198,7 @@ struct lws_vhost* WsServer::create_vhost(const char* name, bool tls, std::string
 bool WsServer::create_vhosts(std::string* error) {
   vhost_ = create_vhost("ptyhub", false, error);
   if (vhost_ == nullptr) return false;
-  const bool tls = !config_.tls_cert.empty();
+  const bool tls = !settings_.tls_cert.empty();
   if (tls && (tls_vhost_ = create_vhost("ptyhub-tls", true, error)) == nullptr) return false;
   auto handover = [](struct lws_vhost* vhost) {
     return [vhost](int fd, std::string bytes) {
@@ -217,7 +222,7 @@ bool WsServer::create_vhosts(std::string* error) {
     }
     return true;
   }
-  for (const ListenAddress& address : config_.listen) {
+  for (const ListenAddress& address : settings_.listen) {
     struct lws_vhost* vhost = tls && !address.unix_socket ? tls_vhost_ : vhost_;
     auto listener = std::make_unique<Listener>(loop_, handover(vhost), vhost != tls_vhost_);
     if (!listener->listen(address, error)) return false;
@@ -267,7 +272,7 @@ int WsServer::on_confirm_upgrade(struct lws* wsi) {
     return 1;
   }
   const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
-  if (!origin_allowed(origin, header(wsi, WSI_TOKEN_HOST), config_.allowed_origin)) {
+  if (!origin_allowed(origin, header(wsi, WSI_TOKEN_HOST), settings_.allowed_origin)) {
     log::warn("refused a WebSocket upgrade from Origin " + origin);
     lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
     return 1;
@@ -277,16 +282,16 @@ int WsServer::on_confirm_upgrade(struct lws* wsi) {
 
 int WsServer::on_established(struct lws* wsi, void* user) {
   auto** slot = static_cast<Connection**>(user);
-  session::SessionContext context{loop_, hub_, git_, verifier_, config_, metrics_};
-  const Connection::Limits limits{config_.max_message, config_.client_queue_limit,
-                                  4 * config_.client_queue_limit + kQueueSlackBytes};
+  session::SessionContext context{loop_, hub_, git_, verifier_, settings_.session, metrics_};
+  const Connection::Limits limits{settings_.max_message, settings_.client_queue_limit,
+                                  4 * settings_.client_queue_limit + kQueueSlackBytes};
   char peer[128] = "";
   lws_get_peer_simple(wsi, peer, sizeof peer);
   auto* connection = new Connection(wsi, context, limits, peer);
   *slot = connection;
   connections_.insert(connection);
   const uint64_t now = uv_now(loop_);
-  if (connections_.size() > config_.max_connections) {
+  if (connections_.size() > settings_.max_connections) {
     connection->close(protocol::close_code::kTooManyConnections, "too many connections");
     return 0;
   }

@@ -17,10 +17,11 @@
 
 #include "auth/jwt.hpp"
 #include "core/unique_fd.hpp"
-#include "src/config.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/hub/metrics.hpp"
+#include "src/server/listener.hpp"
+#include "src/session/client_session.hpp"
 
 struct lws;
 struct lws_context;
@@ -32,13 +33,33 @@ class Connection;
 class Listener;
 class PeerLimits;
 
+// The edge's settings (docs/configuration.md), in the units it uses. The listeners, TLS, the ping period and
+// the per-address limits are set up by start(); max_message and client_queue_limit go to each new connection,
+// `session` to each new session. apply() swaps them in: max_connections and allowed_origin apply to upgrades
+// from then on (open connections stay); the rest keeps what start() and open connections got.
+struct EdgeSettings {
+  std::vector<ListenAddress> listen;
+  std::string tls_cert, tls_key, tls_client_ca;  // TLS on TCP listeners when tls_cert is set
+  uint64_t ping_interval_ms = 30000;
+  uint64_t max_message = 1024 * 1024;
+  uint64_t client_queue_limit = 4 * 1024 * 1024;
+  uint64_t max_connections = 10000;
+  uint64_t max_connections_per_ip = 256;
+  uint64_t auth_failures_per_ip = 20;
+  std::vector<std::string> allowed_origin;  // besides same-origin
+  session::SessionLimits session;
+};
+
 class WsServer {
  public:
-  WsServer(uv_loop_t* loop, const Config& config, hub::Hub& hub, hub::GitOperations& git,
+  WsServer(uv_loop_t* loop, EdgeSettings settings, hub::Hub& hub, hub::GitOperations& git,
            const auth::JwtVerifier& verifier, hub::Metrics& metrics);
   ~WsServer();
   WsServer(const WsServer&) = delete;
   WsServer& operator=(const WsServer&) = delete;
+
+  // New settings (SIGHUP); see EdgeSettings for what they apply to.
+  void apply(EdgeSettings settings) { settings_ = std::move(settings); }
 
   // Sockets passed by the service manager (socket activation). When any are given before start(), the
   // daemon serves on them and only them: the `listen` setting is not used.
@@ -70,7 +91,7 @@ class WsServer {
   void check_no_connections();
 
   uv_loop_t* loop_;
-  const Config& config_;
+  EdgeSettings settings_;
   hub::Hub& hub_;
   hub::GitOperations& git_;
   const auth::JwtVerifier& verifier_;

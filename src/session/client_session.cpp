@@ -19,8 +19,6 @@ constexpr std::string_view kTerminalChannelPrefix = "shell:terminal:";
 constexpr std::string_view kLifecycleChannel = "shell:terminals";
 constexpr int64_t kMaxOffset = (int64_t{1} << 53);  // largest integer a JSON client reads exactly
 
-uint64_t millis(double seconds) { return static_cast<uint64_t>(std::llround(seconds * 1000.0)); }
-
 bool has_nul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
 
 }  // namespace
@@ -48,7 +46,7 @@ void ClientSession::start(const std::optional<std::string>& upgrade_token) {
         auto* self = static_cast<ClientSession*>(handle->data);
         if (self != nullptr && !self->authenticated_) self->close(protocol::close_code::kAuthTimeout, "authentication timeout");
       },
-      millis(context_.config.auth_timeout), 0);
+      context_.limits.auth_timeout_ms, 0);
 }
 
 void ClientSession::audit(std::string_view event,
@@ -230,7 +228,7 @@ void ClientSession::authenticate(const std::string& token, const Request* reques
 }
 
 void ClientSession::arm_expiry_timer(int64_t exp_seconds) {
-  const int64_t deadline_ms = (exp_seconds + static_cast<int64_t>(context_.config.jwt_leeway)) * 1000;
+  const int64_t deadline_ms = (exp_seconds + context_.verifier.leeway_seconds()) * 1000;
   const int64_t delay = std::max<int64_t>(0, deadline_ms - unix_millis_now());
   uv_timer_start(
       expiry_timer_.get(),
@@ -392,7 +390,7 @@ void ClientSession::handle_shell_kill(const Request& request) {
   if (terminal == nullptr || !writable_and_running(request, *terminal)) return;
   ack(request);
   audit("terminal.killed", {{"terminal", terminal->id()}, {"signal", signal.value_or("SIGHUP")}});
-  terminal->kill(pty::signal_from_name(signal.value_or("SIGHUP")), millis(context_.config.kill_grace));
+  terminal->kill(pty::signal_from_name(signal.value_or("SIGHUP")), context_.limits.kill_grace_ms);
 }
 
 void ClientSession::handle_shell_list(const Request& request) {

@@ -15,7 +15,6 @@
 
 #include "auth/jwt.hpp"
 #include "core/uv_handle.hpp"
-#include "src/config.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/protocol/envelope.hpp"
@@ -24,12 +23,18 @@
 
 namespace ptyhub::session {
 
+// A session's settings (docs/configuration.md), fixed for its life.
+struct SessionLimits {
+  uint64_t auth_timeout_ms = 10000;                // to present a token when the upgrade carried none
+  uint64_t kill_grace_ms = 5000;                   // shell.kill: SIGHUP/SIGTERM -> SIGKILL
+};
+
 struct SessionContext {
   uv_loop_t* loop;
   hub::Hub& hub;
   hub::GitOperations& git;
-  const auth::JwtVerifier& verifier;
-  const Config& config;
+  const auth::JwtVerifier& verifier;  // also the leeway on a token's exp
+  SessionLimits limits;
   hub::Metrics& metrics;
 };
 

@@ -16,7 +16,7 @@ void resolve(const std::string& directory, const char* setting, std::string* pat
 
 }  // namespace
 
-bool apply_credentials(Config* config, std::vector<std::string>* notes, std::string* error) {
+bool apply_credentials(CredentialPaths* paths, std::vector<std::string>* notes, std::string* error) {
   const char* value = std::getenv("CREDENTIALS_DIRECTORY");
   if (value == nullptr || *value == '\0') return true;
   std::string directory(value);
@@ -25,19 +25,19 @@ bool apply_credentials(Config* config, std::vector<std::string>* notes, std::str
     return false;
   }
   while (directory.size() > 1 && directory.back() == '/') directory.pop_back();
-  if (config->jwt_secret_file.empty()) {
+  if (paths->jwt_secret_file.empty()) {
     const std::string candidate = directory + "/" + kJwtSecretCredential;
     if (access(candidate.c_str(), F_OK) == 0) {
-      config->jwt_secret_file = candidate;
+      paths->jwt_secret_file = candidate;
       notes->push_back("jwt_secret_file: credential " + candidate);
     }
   } else {
-    resolve(directory, "jwt_secret_file", &config->jwt_secret_file, notes);
+    resolve(directory, "jwt_secret_file", &paths->jwt_secret_file, notes);
   }
-  for (std::string& key : config->jwt_public_key) resolve(directory, "jwt_public_key", &key, notes);
-  resolve(directory, "tls_cert", &config->tls_cert, notes);
-  resolve(directory, "tls_key", &config->tls_key, notes);
-  resolve(directory, "tls_client_ca", &config->tls_client_ca, notes);
+  for (std::string& key : paths->jwt_public_key) resolve(directory, "jwt_public_key", &key, notes);
+  resolve(directory, "tls_cert", &paths->tls_cert, notes);
+  resolve(directory, "tls_key", &paths->tls_key, notes);
+  resolve(directory, "tls_client_ca", &paths->tls_client_ca, notes);
   return true;
 }
 

@@ -11,14 +11,22 @@
 #include <string>
 #include <vector>
 
-#include "src/config.hpp"
 
 namespace ptyhub::systemd {
 
 inline constexpr const char* kJwtSecretCredential = "jwt-secret";
 
-// Applies the rule above to `config`. Returns one line per path it changed, for the log. False with `error`
+// The settings that may name a credential (docs/configuration.md).
+struct CredentialPaths {
+  std::string jwt_secret_file;
+  std::vector<std::string> jwt_public_key;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+};
+
+// Applies the rule above to `paths`. Returns one line per path it changed, for the log. False with `error`
 // when $CREDENTIALS_DIRECTORY is set but is not an absolute path.
-bool apply_credentials(Config* config, std::vector<std::string>* notes, std::string* error);
+bool apply_credentials(CredentialPaths* paths, std::vector<std::string>* notes, std::string* error);
 
 }  // namespace ptyhub::systemd

@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -487,6 +490,144 @@ TEST_CASE("reload_settings takes the reloadable settings and names the others") 
   needs_restart.clear();
   CHECK(reload_settings(live, live, &needs_restart).empty());
   CHECK(needs_restart.empty());
+}
+
+TEST_CASE("every setting of the table has a reload rule, and a scope when SIGHUP applies it") {
+  const std::vector<SettingInfo> table = settings_table();
+  CHECK(table.size() == 32);
+  for (const SettingInfo& s : table) {
+    CHECK_MESSAGE(s.reload != Reload::unspecified, s.name);
+    CHECK_MESSAGE((s.reload == Reload::applied) == !s.reload_scope.empty(), s.name);
+    CHECK_MESSAGE((s.reload == Reload::reread) == (s.name == "config"), s.name);
+  }
+}
+
+// For each setting but config, a value other than its default, as a flag.
+const std::map<std::string, std::vector<std::string>> kChangedValue = {
+    {"listen", {"--listen", "127.0.0.1:7701"}},
+    {"log_level", {"--log-level", "debug"}},
+    {"shell", {"--shell", "/nonexistent/shell"}},
+    {"home", {"--home", "/nonexistent/home"}},
+    {"jwt_secret_file", {"--jwt-secret-file", "/etc/secret"}},
+    {"jwt_public_key", {"--jwt-public-key", "/etc/keys/a.pem"}},
+    {"jwt_issuer", {"--jwt-issuer", "issuer"}},
+    {"jwt_audience", {"--jwt-audience", "audience"}},
+    {"jwt_leeway", {"--jwt-leeway", "0"}},
+    {"auth_timeout", {"--auth-timeout", "0.5"}},
+    {"allowed_origin", {"--allowed-origin", "https://example.com"}},
+    {"tls_cert", {"--tls-cert", "/c.pem"}},
+    {"tls_key", {"--tls-key", "/k.pem"}},
+    {"tls_client_ca", {"--tls-client-ca", "/ca.pem"}},
+    {"max_message", {"--max-message", "2MiB"}},
+    {"max_connections", {"--max-connections", "7"}},
+    {"max_connections_per_ip", {"--max-connections-per-ip", "3"}},
+    {"auth_failures_per_ip", {"--auth-failures-per-ip", "4"}},
+    {"max_terminals", {"--max-terminals", "8"}},
+    {"max_terminals_per_user", {"--max-terminals-per-user", "9"}},
+    {"ring_buffer_bytes", {"--ring-buffer-bytes", "64KiB"}},
+    {"client_queue_limit", {"--client-queue-limit", "65536"}},
+    {"exited_retention", {"--exited-retention", "1.25"}},
+    {"detached_timeout", {"--detached-timeout", "600"}},
+    {"kill_grace", {"--kill-grace", "0"}},
+    {"ping_interval", {"--ping-interval", "15"}},
+    {"repos_root", {"--repos-root", "/srv/repos"}},
+    {"git_allowed_protocols", {"--git-allowed-protocols", "https"}},
+    {"git_timeout", {"--git-timeout", "60"}},
+    {"max_git_operations", {"--max-git-operations", "3"}},
+    {"max_git_operations_per_user", {"--max-git-operations-per-user", "2"}},
+};
+
+TEST_CASE("reload_settings follows each setting's rule: applied ones change, the others need a restart") {
+  TempDir dir;
+  const ConfigResult defaults = load({});
+  REQUIRE_MESSAGE(defaults.ok, defaults.error);
+  for (const SettingInfo& s : settings_table()) {
+    CAPTURE(s.name);
+    std::vector<std::string> args;
+    if (s.name == "config") {
+      args = {"--config", dir.write("empty.toml", "")};
+    } else {
+      REQUIRE_MESSAGE(kChangedValue.count(s.name) == 1, "no changed value for ", s.name);
+      args = kChangedValue.at(s.name);
+    }
+    const ConfigResult fresh = load(args);
+    REQUIRE_MESSAGE(fresh.ok, fresh.error);
+    Config live = defaults.config;
+    std::vector<std::string> needs_restart;
+    const std::vector<std::string> changed = reload_settings(live, fresh.config, &needs_restart);
+    switch (s.reload) {
+      case Reload::applied:
+        CHECK(changed == std::vector<std::string>{s.name});
+        CHECK(needs_restart.empty());
+        needs_restart.clear();
+        CHECK(reload_settings(live, fresh.config, &needs_restart).empty());  // it is now the live value
+        CHECK(needs_restart.empty());
+        break;
+      case Reload::restart:
+        CHECK(changed.empty());
+        CHECK(needs_restart == std::vector<std::string>{s.name});
+        needs_restart.clear();
+        reload_settings(live, fresh.config, &needs_restart);
+        CHECK(needs_restart == std::vector<std::string>{s.name});  // the live value stayed
+        break;
+      case Reload::reread:
+      case Reload::unspecified:
+        CHECK(changed.empty());
+        CHECK(needs_restart.empty());
+        break;
+    }
+  }
+}
+
+TEST_CASE("--help names the settings SIGHUP applies, from the table") {
+  const std::string help = config_help_text();
+  const size_t begin = help.find("Without a restart");
+  const size_t end = help.find("Options:");
+  REQUIRE(begin < end);
+  std::string paragraph = help.substr(begin, end - begin);
+  for (char& c : paragraph) {
+    if (c == '\n') c = ' ';
+  }
+  for (const SettingInfo& s : settings_table()) {
+    const bool named = contains(paragraph, " " + s.name + ",") || contains(paragraph, " " + s.name + " ") ||
+                       contains(paragraph, " " + s.name + ";");
+    CHECK_MESSAGE(named == (s.reload == Reload::applied), s.name);
+  }
+}
+
+// docs/configuration.md, found from this file's path (tests/unit/config_test.cpp).
+fs::path configuration_doc() {
+  return fs::path(__FILE__).parent_path().parent_path().parent_path() / "docs" / "configuration.md";
+}
+
+TEST_CASE("docs/configuration.md has the settings table of src/config.cpp, and so every setting") {
+  const fs::path path = configuration_doc();
+  std::ifstream file(path);
+  REQUIRE_MESSAGE(file.good(), "cannot read ", path.string());
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  std::string doc = buffer.str();
+  const size_t begin = doc.find(kReferenceBegin);
+  const size_t end = doc.find(kReferenceEnd);
+  REQUIRE(begin != std::string::npos);
+  REQUIRE(end != std::string::npos);
+  REQUIRE(begin < end);
+  const size_t after = doc.find('\n', end);
+  const std::string current = doc.substr(begin, (after == std::string::npos ? doc.size() : after + 1) - begin);
+  const std::string expected = configuration_reference();
+  const char* update = std::getenv("PTYHUB_UPDATE_DOCS");
+  if (current != expected && update != nullptr && std::string(update) == "1") {
+    doc.replace(begin, current.size(), expected);
+    std::ofstream(path) << doc;
+    MESSAGE("rewrote the settings table of ", path.string());
+    return;
+  }
+  CHECK_MESSAGE(current == expected,
+                "docs/configuration.md is stale: run PTYHUB_UPDATE_DOCS=1 build/tests/config_tests and commit it");
+  for (const SettingInfo& s : settings_table()) {
+    CHECK_MESSAGE(contains(current, "`" + s.flag + " "), s.flag);
+    if (s.name != "config") CHECK_MESSAGE(contains(current, "| `" + s.name + "` |"), s.name);
+  }
 }
 
 }  // namespace ptyhub
