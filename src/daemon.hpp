@@ -1,5 +1,5 @@
 // Daemon: the process — its libuv loop, signals, the hub, the server edge — and the ordered start and
-// shutdown of PROTOCOL.md §8.
+// shutdown of docs/protocol.md §7.
 //
 // Under systemd (systemd/README.md) it reports to the service manager: READY=1 once listening, STATUS= with
 // the connection and terminal counts, RELOADING=1/READY=1 around a SIGHUP reload, STOPPING=1 at shutdown and

@@ -1,4 +1,4 @@
-// GitOperations: git operations run as terminals of kind "git" (PROTOCOL.md §7).
+// GitOperations: git operations run as terminals of kind "git" (docs/protocol.md §4 `git.operation.start`).
 //
 // Each operation is a Terminal started through the Hub with the command that git/git_request.hpp built,
 // plus what makes it an operation: its id, a progress parser fed from the PTY output, a timeout, a

@@ -450,7 +450,7 @@ void ClientSession::on_room() {
 void ClientSession::handle_git_start(const Request& request) {
   hub::GitStartResult result;
   if (!principal_.scopes.allows(auth::Scope::git_run)) {
-    // Schema errors come before the scope check (PROTOCOL.md §9).
+    // Schema errors come before the scope check (docs/protocol.md §3 Envelope).
     if (!context_.git.validate(request.data, &result) && result.error_code == code::kBadMessage) {
       return reply_error(request, result.error_code, result.message, result.field);
     }

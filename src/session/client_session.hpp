@@ -1,5 +1,5 @@
 // ClientSession: one WebSocket client's protocol state — authentication, subscriptions — and the
-// handling of its requests (PROTOCOL.md §2–§6).
+// handling of its requests (docs/protocol.md §2 Authentication, §3 Envelope, §4 Requests).
 //
 // Owned by the edge's connection object, which outlives none of its callbacks: the destructor detaches
 // the session from the hub and closes its timers. Talks to the client only through its Outbox.
