@@ -97,7 +97,7 @@ constexpr SignalName kSignalNames[] = {
     {SIGIO, "SIGIO"},         {SIGPWR, "SIGPWR"},       {SIGSYS, "SIGSYS"},
 };
 
-// The signals a client may send (PROTOCOL §4 shell.kill).
+// The signals a client may send (docs/protocol.md §4 Requests, `shell.kill`).
 constexpr int kClientSignals[] = {SIGHUP, SIGINT, SIGTERM, SIGKILL};
 
 }  // namespace
