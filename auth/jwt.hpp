@@ -62,9 +62,9 @@ class JwtVerifier {
   // Verifies the signature, then the claims: `sub` (non-empty string) and `exp` (number) required;
   // exp + leeway > now; nbf - leeway <= now; iat - leeway <= now; iss/aud when configured. Tokens larger
   // than 16 KiB are rejected unparsed; `alg: none`, unknown algorithms and a `crit` header are rejected.
-  // The key (PROTOCOL.md §9): a token with `kid` is checked against the public key of that kid only
-  // ("unknown kid" when none; "alg does not match key" when the key is of another type, so an HS* token
-  // is never checked against a public key's PEM bytes, nor an RS256 token against the secret). The
+  // The key (docs/protocol.md §2 Authentication): a token with `kid` is checked against the public key of
+  // that kid only ("unknown kid" when none; "alg does not match key" when the key is of another type, so an
+  // HS* token is never checked against a public key's PEM bytes, nor an RS256 token against the secret). The
   // shared secret has no kid: an HS* token that carries a `kid` is never checked against it. A token
   // without `kid` is checked against the one key of its algorithm's type: the secret for HS*, else the
   // only RSA / EC P-256 / Ed25519 key ("kid required" when there are several).

@@ -13,7 +13,7 @@
 
 namespace ptyhub::auth {
 
-// hmac is the shared secret; the others are the public-key types PROTOCOL.md §2 allows.
+// hmac is the shared secret; the others are the public-key types docs/protocol.md §2 Authentication allows.
 enum class KeyKind { hmac, rsa, ec_p256, ed25519 };
 
 inline constexpr int kMinRsaBits = 2048;

@@ -4,7 +4,7 @@
 // KeyRef it hands out borrows from it and is valid while the ring lives. Immutable after
 // construction, so one ring may serve concurrent verifications.
 //
-// Selection (PROTOCOL.md §2, §9):
+// Selection (docs/protocol.md §2 Authentication):
 // - a token with `kid` uses the public key of that kid: none → "unknown kid"; a key whose kind or JWK
 //   `alg` does not fit the token's alg → "alg does not match key". The shared secret has no kid, so an
 //   HS* token that carries a kid is never checked against the secret (unknown kid, or a mismatch).

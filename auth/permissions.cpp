@@ -1,4 +1,4 @@
-// Scope names (PROTOCOL.md §2) and the terminal access rule.
+// Scope names (docs/protocol.md §2 Authentication) and the terminal access rule.
 #include "auth/permissions.hpp"
 
 namespace ptyhub::auth {
@@ -8,7 +8,7 @@ struct NamedScope {
   std::string_view name;
   Scope scope;
 };
-// In the order of the table in PROTOCOL.md §2.
+// In the order docs/protocol.md §2 Authentication lists them.
 constexpr NamedScope kScopeNames[] = {
     {"terminal:create", Scope::terminal_create},
     {"terminal:read", Scope::terminal_read},

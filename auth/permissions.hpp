@@ -27,7 +27,7 @@ class ScopeSet {
   bool allows(Scope scope) const;
   bool has(Scope scope) const { return (bits_ & static_cast<uint8_t>(scope)) != 0; }
   void add(Scope scope) { bits_ |= static_cast<uint8_t>(scope); }
-  // The known names held, in the order of the table in PROTOCOL.md §2.
+  // The known names held, in the order docs/protocol.md §2 Authentication lists them.
   std::vector<std::string> names() const;
 
  private:

@@ -45,24 +45,27 @@ void reap_blocking(pid_t pid) {
 }
 
 // Kills and reaps a child that will not be handed out, and closes its master.
-void abandon_child(pid_t pid, int master_fd) {
+void abandon_child(pid_t pid, UniqueFd master) {
   signal_session_processes(pid, SIGKILL);
   kill(pid, SIGKILL);
-  close(master_fd);
+  master.reset();
   reap_blocking(pid);
 }
 
 // Starts the child on a new PTY with every signal blocked around the fork (so no handler of the
 // daemon runs in the child). vfork: the daemon's page tables are not copied and it resumes once the
 // child has exec'd or failed, so a spawn costs a fraction of a fork; the child only makes syscalls
-// (ExecPlan). Under AddressSanitizer a plain fork is used. Returns the pid, the master in *master_fd;
+// (ExecPlan). Under AddressSanitizer a plain fork is used. Returns the pid, the master in *master;
 // or -errno.
-pid_t fork_on_pty(const detail::ExecPlan& plan, int report_fd, const SpawnOptions& options, int* master_fd) {
+pid_t fork_on_pty(const detail::ExecPlan& plan, int report_fd, const SpawnOptions& options, UniqueFd* master) {
   struct winsize size {};
   size.ws_row = options.rows;
   size.ws_col = options.cols;
-  int slave = -1;
-  if (openpty(master_fd, &slave, nullptr, nullptr, &size) != 0) return -errno;
+  int master_fd = -1;
+  int slave_fd = -1;
+  if (openpty(&master_fd, &slave_fd, nullptr, nullptr, &size) != 0) return -errno;
+  UniqueFd owned_master(master_fd);
+  UniqueFd slave(slave_fd);
   sigset_t all;
   sigset_t previous;
   sigfillset(&all);
@@ -72,15 +75,13 @@ pid_t fork_on_pty(const detail::ExecPlan& plan, int report_fd, const SpawnOption
 #else
   pid_t pid = vfork();
 #endif
-  if (pid == 0) plan.run_on_terminal_in_child(slave, report_fd);
+  // The child never returns from here (it execs or _exits), so no destructor of this frame runs in it.
+  if (pid == 0) plan.run_on_terminal_in_child(slave.get(), report_fd);
   int fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  close(slave);
-  if (pid < 0) {
-    close(*master_fd);
-    *master_fd = -1;
-    return -fork_errno;
-  }
+  slave.reset();
+  if (pid < 0) return -fork_errno;  // the master closes with owned_master
+  *master = std::move(owned_master);
   return pid;
 }
 
@@ -122,26 +123,27 @@ int configure_master(int fd) {
 }
 
 // Forks the child and waits until it has exec'd (EOF on the CLOEXEC report pipe). Returns the pid,
-// the PTY master in *master_fd; or -1 with *err filled in and nothing left behind.
-pid_t start_child(const SpawnOptions& options, int* master_fd, SpawnError* err) {
+// the PTY master in *master; or -1 with *err filled in and nothing left behind.
+pid_t start_child(const SpawnOptions& options, UniqueFd* master, SpawnError* err) {
   detail::ExecPlan plan(options.argv, options.env, options.cwd);
   int report_pipe[2];
   if (pipe2(report_pipe, O_CLOEXEC) != 0) {
     *err = make_error(SpawnFailure::system, errno, "pipe2");
     return -1;
   }
-  pid_t pid = fork_on_pty(plan, report_pipe[1], options, master_fd);
-  close(report_pipe[1]);
+  UniqueFd report_read(report_pipe[0]);
+  UniqueFd report_write(report_pipe[1]);
+  pid_t pid = fork_on_pty(plan, report_write.get(), options, master);
+  report_write.reset();  // the child's copy is the only writer left: EOF once it has exec'd
   if (pid < 0) {
-    close(report_pipe[0]);
     *err = make_error(SpawnFailure::system, -pid, "openpty or fork");
     return -1;
   }
   detail::ChildReport report;
-  int reported = read_child_report(report_pipe[0], &report);
-  close(report_pipe[0]);
+  int reported = read_child_report(report_read.get(), &report);
+  report_read.reset();
   if (reported == 0) return pid;
-  abandon_child(pid, *master_fd);
+  abandon_child(pid, std::move(*master));
   *err = reported > 0 ? child_report_error(report, options)
                       : make_error(SpawnFailure::system, -reported, "read exec status");
   return -1;
@@ -158,57 +160,64 @@ std::unique_ptr<PtyProcess> PtyProcess::spawn(uv_loop_t* loop, const SpawnOption
     err = make_error(SpawnFailure::command, EINVAL, "exec (no command)");
     return nullptr;
   }
-  int master_fd = -1;
-  pid_t pid = start_child(options, &master_fd, &err);
+  UniqueFd master;
+  pid_t pid = start_child(options, &master, &err);
   if (pid < 0) return nullptr;
-  if (int rc = configure_master(master_fd); rc < 0) {
-    abandon_child(pid, master_fd);
+  if (int rc = configure_master(master.get()); rc < 0) {
+    abandon_child(pid, std::move(master));
     err = make_error(SpawnFailure::system, -rc, "fcntl pty master");
     return nullptr;
   }
-  int pidfd = pidfd_open(pid, 0);
-  if (pidfd < 0) {
+  UniqueFd pidfd(pidfd_open(pid, 0));
+  if (!pidfd) {
     err = make_error(SpawnFailure::system, errno, "pidfd_open");
-    abandon_child(pid, master_fd);
+    abandon_child(pid, std::move(master));
     return nullptr;
   }
-  std::unique_ptr<PtyProcess> process(new PtyProcess(loop, pid, master_fd, pidfd, options, std::move(callbacks)));
+  std::unique_ptr<PtyProcess> process(
+      new PtyProcess(loop, pid, std::move(master), std::move(pidfd), options, std::move(callbacks)));
   if (int rc = process->start(); rc < 0) {
-    err = make_error(SpawnFailure::system, -rc, "uv poll");
+    err = make_error(SpawnFailure::system, -rc, "uv handle init");
     return nullptr;  // the destructor kills and reaps the child
   }
   return process;
 }
 
-PtyProcess::PtyProcess(uv_loop_t* loop, pid_t pid, int master_fd, int pidfd, const SpawnOptions& options,
-                       Callbacks callbacks)
+PtyProcess::PtyProcess(uv_loop_t* loop, pid_t pid, UniqueFd master, UniqueFd pidfd,
+                       const SpawnOptions& options, Callbacks callbacks)
     : loop_(loop),
       pid_(pid),
-      master_fd_(master_fd),
-      pidfd_(pidfd),
+      master_(std::move(master)),
+      pidfd_(std::move(pidfd)),
       drain_grace_ms_(options.drain_grace_ms),
       callbacks_(std::make_shared<Callbacks>(std::move(callbacks))),
       alive_(std::make_shared<bool>(true)) {}
 
 int PtyProcess::start() {
-  int rc = uv_poll_init(loop_, master_poll_.get(), master_fd_);
-  if (rc < 0) return rc;
+  const auto failed = [this](const char* what, int rc) {
+    log::error("pty: " + std::string(what) + " for child " + std::to_string(pid_) + ": " + uv_strerror(rc));
+    return rc;
+  };
+  int rc = uv_poll_init(loop_, master_poll_.get(), master_.get());
+  if (rc < 0) return failed("uv_poll_init on the master", rc);
   master_poll_.mark_initialised();
   master_poll_.get()->data = this;
-  rc = uv_poll_init(loop_, pidfd_poll_.get(), pidfd_);
-  if (rc < 0) return rc;
+  rc = uv_poll_init(loop_, pidfd_poll_.get(), pidfd_.get());
+  if (rc < 0) return failed("uv_poll_init on the pidfd", rc);
   pidfd_poll_.mark_initialised();
   pidfd_poll_.get()->data = this;
-  uv_timer_init(loop_, drain_timer_.get());
+  rc = uv_timer_init(loop_, drain_timer_.get());
+  if (rc < 0) return failed("uv_timer_init (drain)", rc);
   drain_timer_.mark_initialised();
   drain_timer_.get()->data = this;
-  uv_timer_init(loop_, kill_timer_.get());
+  rc = uv_timer_init(loop_, kill_timer_.get());
+  if (rc < 0) return failed("uv_timer_init (kill)", rc);
   kill_timer_.mark_initialised();
   kill_timer_.get()->data = this;
   rc = uv_poll_start(pidfd_poll_.get(), UV_READABLE, [](uv_poll_t* handle, int, int) {
     if (auto* self = static_cast<PtyProcess*>(handle->data)) self->on_pidfd_readable();
   });
-  if (rc < 0) return rc;
+  if (rc < 0) return failed("uv_poll_start on the pidfd", rc);
   update_master_poll();
   return 0;
 }
@@ -224,21 +233,20 @@ PtyProcess::~PtyProcess() {
     signal_session_processes(pid_, SIGKILL);
   }
   close_master();
-  pidfd_poll_.close();
-  if (pidfd_ >= 0) close(pidfd_);
+  pidfd_poll_.close();  // before its fd, like the master's
+  pidfd_.reset();
 }
 
 void PtyProcess::close_master() {
   master_poll_.close();  // uv_close stops the poll (removes the fd from epoll) before the fd closes
-  if (master_fd_ >= 0) close(master_fd_);
-  master_fd_ = -1;
+  master_.reset();
   master_poll_events_ = 0;
 }
 
 // ---- output -------------------------------------------------------------------------------------
 
 void PtyProcess::update_master_poll() {
-  if (master_fd_ < 0) return;
+  if (!master_) return;
   int events = 0;
   if (!output_paused_ && !master_eof_) events |= UV_READABLE;
   if (!input_queue_.empty()) events |= UV_WRITABLE;
@@ -272,8 +280,8 @@ bool PtyProcess::read_master(int max_reads, bool ignore_pause) {
   size_t used = 0;
   bool eof = false;
   for (int i = 0; i < max_reads && used < read_budget_; ++i) {
-    if (master_fd_ < 0 || master_eof_ || (output_paused_ && !ignore_pause)) break;
-    ssize_t n = ::read(master_fd_, buffer + used, read_budget_ - used);
+    if (!master_ || master_eof_ || (output_paused_ && !ignore_pause)) break;
+    ssize_t n = ::read(master_.get(), buffer + used, read_budget_ - used);
     if (n > 0) {
       used += static_cast<size_t>(n);
       continue;
@@ -314,7 +322,7 @@ void PtyProcess::resume_output() {
 // ---- input --------------------------------------------------------------------------------------
 
 int PtyProcess::write(std::string_view bytes) {
-  if (exit_reported_ || input_closed_ || master_fd_ < 0) return -EPIPE;
+  if (exit_reported_ || input_closed_ || !master_) return -EPIPE;
   if (bytes.empty()) return 0;
   if (input_queue_.empty()) {
     while (!bytes.empty()) {
@@ -338,7 +346,7 @@ int PtyProcess::write(std::string_view bytes) {
 
 ssize_t PtyProcess::write_now(const char* data, size_t size) {
   while (true) {
-    ssize_t n = ::write(master_fd_, data, size);
+    ssize_t n = ::write(master_.get(), data, size);
     if (n >= 0) return n;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
@@ -383,11 +391,11 @@ bool PtyProcess::notify_if_input_drained() {
 }
 
 int PtyProcess::resize(uint16_t cols, uint16_t rows) {
-  if (master_fd_ < 0) return -EPIPE;
+  if (!master_) return -EPIPE;
   struct winsize size {};
   size.ws_col = cols;
   size.ws_row = rows;
-  if (ioctl(master_fd_, TIOCSWINSZ, &size) != 0) return -errno;
+  if (ioctl(master_.get(), TIOCSWINSZ, &size) != 0) return -errno;
   return 0;
 }
 
@@ -408,8 +416,7 @@ void PtyProcess::on_pidfd_readable() {
   }
   reaped_ = true;
   pidfd_poll_.close();
-  close(pidfd_);
-  pidfd_ = -1;
+  pidfd_.reset();
   if (master_eof_) {
     maybe_report_exit();
     return;

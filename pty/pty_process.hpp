@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/unique_fd.hpp"
 #include "core/uv_handle.hpp"
 
 namespace ptyhub::pty {
@@ -110,10 +111,11 @@ class PtyProcess {
   bool exited() const { return exit_reported_; }
 
  private:
-  PtyProcess(uv_loop_t* loop, pid_t pid, int master_fd, int pidfd, const SpawnOptions& options,
+  PtyProcess(uv_loop_t* loop, pid_t pid, UniqueFd master, UniqueFd pidfd, const SpawnOptions& options,
              Callbacks callbacks);
 
-  // Initialises and starts the handles; 0 or a negative uv error (spawn then destroys the object).
+  // Initialises and starts the handles; 0 or a negative uv error, logged (spawn then destroys the
+  // object, which kills and reaps the child). A handle whose init failed is never used.
   int start();
   void update_master_poll();
   void on_master_event(int status, int events);
@@ -134,8 +136,8 @@ class PtyProcess {
 
   uv_loop_t* loop_;
   pid_t pid_;
-  int master_fd_;
-  int pidfd_;
+  UniqueFd master_;  // empty once closed (exit reported, or destruction)
+  UniqueFd pidfd_;   // empty once the child is reaped
   uint64_t drain_grace_ms_;
   std::shared_ptr<Callbacks> callbacks_;  // shared so a running callback outlives a delete of this
   UvHandle<uv_poll_t> master_poll_;

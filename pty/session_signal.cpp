@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/unique_fd.hpp"
 #include "pty/pty_process.hpp"
 
 namespace ptyhub::pty {
@@ -43,14 +44,14 @@ bool parse_proc_stat(std::string_view text, ProcStat* out) {
 bool read_proc_stat(const char* pid_text, ProcStat* out) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%s/stat", pid_text);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;  // the process is gone
+  UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;  // the process is gone
   char buffer[256];  // pid, comm (<= 16 bytes + parens) and the four fields fit well within
   ssize_t n;
   do {
-    n = read(fd, buffer, sizeof buffer);
+    n = read(fd.get(), buffer, sizeof buffer);
   } while (n < 0 && errno == EINTR);
-  close(fd);
+  fd.reset();
   if (n <= 0) return false;
   return parse_proc_stat(std::string_view(buffer, static_cast<size_t>(n)), out);
 }
@@ -96,7 +97,7 @@ constexpr SignalName kSignalNames[] = {
     {SIGIO, "SIGIO"},         {SIGPWR, "SIGPWR"},       {SIGSYS, "SIGSYS"},
 };
 
-// The signals a client may send (PROTOCOL §4 shell.kill).
+// The signals a client may send (docs/protocol.md §4 Requests, `shell.kill`).
 constexpr int kClientSignals[] = {SIGHUP, SIGINT, SIGTERM, SIGKILL};
 
 }  // namespace

@@ -170,20 +170,30 @@ bool OrphanReaper::start(std::string* error) {
     *error = std::string("PR_SET_CHILD_SUBREAPER: ") + std::strerror(errno);
     return false;
   }
-  uv_signal_init(loop_, sigchld_.get());
+  const auto failed = [this, error](const char* what, int rc) {
+    *error = std::string("orphan reaper: ") + what + ": " + uv_strerror(rc);
+    log::error(*error);
+    sigchld_.close();
+    kill_timer_.close();
+    return false;
+  };
+  int rc = uv_signal_init(loop_, sigchld_.get());
+  if (rc != 0) return failed("uv_signal_init", rc);
   sigchld_.mark_initialised();
   sigchld_.get()->data = this;
   uv_unref(sigchld_.as_handle());
-  uv_signal_start(
+  rc = uv_timer_init(loop_, kill_timer_.get());
+  if (rc != 0) return failed("uv_timer_init", rc);
+  kill_timer_.mark_initialised();
+  kill_timer_.get()->data = this;
+  uv_unref(kill_timer_.as_handle());
+  rc = uv_signal_start(
       sigchld_.get(),
       [](uv_signal_t* handle, int) {
         if (auto* self = static_cast<OrphanReaper*>(handle->data)) self->sweep();
       },
       SIGCHLD);
-  uv_timer_init(loop_, kill_timer_.get());
-  kill_timer_.mark_initialised();
-  kill_timer_.get()->data = this;
-  uv_unref(kill_timer_.as_handle());
+  if (rc != 0) return failed("uv_signal_start SIGCHLD", rc);
   started_ = true;
   sweep();  // children inherited across an exec, if any
   return true;

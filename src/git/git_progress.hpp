@@ -1,6 +1,7 @@
 // GitProgressParser: finds git's progress lines in the raw output of a git PTY and turns them into
-// `git.operation.progress` events (PROTOCOL.md §7): "Receiving objects:  45% (450/1000), 1.2 MiB | …",
-// "remote: Counting objects: 100% (5/5), done.", "remote: Enumerating objects: 5, done.".
+// `git.operation.progress` events (docs/protocol.md §4 Requests, `git.operation.start`):
+// "Receiving objects:  45% (450/1000), 1.2 MiB | …", "remote: Counting objects: 100% (5/5), done.",
+// "remote: Enumerating objects: 5, done.".
 //
 // git rewrites a progress line in place with '\r' and ends a phase with '\n'; lines relayed from the
 // remote side start with "remote: " (dropped from the phase name) and may end in an erase-line escape.

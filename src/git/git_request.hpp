@@ -1,4 +1,5 @@
-// Turning a `git.operation.start` request (PROTOCOL.md §7, §9 "Git") into the exact git command to run:
+// Turning a `git.operation.start` request (docs/protocol.md §4 Requests,
+// `git.operation.start`) into the exact git command to run:
 // the operation allow-list, each operation's allowed options, ref and pathspec rules, URL protocols,
 // and the confinement of every local path to `repos_root`.
 //
@@ -42,11 +43,12 @@ struct GitRequestError {
 };
 
 // Validates `data` = {operation, repo, args?, url?} against `policy`. On success fills `*out` and returns
-// true; otherwise fills `*error` and returns false. Checks run in the order of PROTOCOL.md §9:
+// true; otherwise fills `*error` and returns false. Checks run in the order of docs/protocol.md §3 Envelope
+// (schema errors first), git's `unavailable` (§4 Requests, `git.operation.start`) before all of them:
 // unavailable, then every bad_message check, then forbidden / not_found.
 bool build_git_command(const nlohmann::json& data, const GitPolicy& policy, GitCommand* out, GitRequestError* error);
 
-// The operations of §7, in the order the protocol lists them.
+// The operations of docs/protocol.md §4 Requests (`git.operation.start`), in the order listed there.
 const std::vector<std::string>& git_operations();
 
 // A branch, tag or remote name by `git check-ref-format`'s rules, stricter: no leading '-' or '+',

@@ -1,5 +1,5 @@
-// The message envelope of PROTOCOL.md §3: parsing requests, building replies, events and errors.
-// Pure: no I/O. Untrusted input never throws.
+// The message envelope of docs/protocol.md §3 Envelope: parsing requests, building replies, events and
+// errors. Pure: no I/O. Untrusted input never throws.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -47,14 +47,12 @@ Listener::Listener(uv_loop_t* loop, ReadyCallback on_ready, bool read_head)
 
 Listener::~Listener() {
   stop();
-  for (auto& [raw, pending] : pending_) close(pending->fd);
-  pending_.clear();
+  pending_.clear();  // each closes its poll and timer, then its socket
 }
 
 bool Listener::listen(const ListenAddress& address, std::string* error) {
   if (!(address.unix_socket ? listen_unix(address.path, error) : listen_tcp(address, error))) return false;
-  start_polling();
-  return true;
+  return start_polling(error);
 }
 
 bool Listener::is_tcp_socket(int fd) {
@@ -106,9 +104,8 @@ bool Listener::adopt(UniqueFd fd, std::string* error) {
     bound_ = describe(bound);
     tcp_ = true;
   }
-  fd_ = fd.release();
-  start_polling();
-  return true;
+  fd_ = std::move(fd);
+  return start_polling(error);
 }
 
 bool Listener::listen_unix(const std::string& path, std::string* error) {
@@ -119,29 +116,26 @@ bool Listener::listen_unix(const std::string& path, std::string* error) {
     return false;
   }
   path.copy(address.sun_path, path.size());
-  fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   struct stat info {};
-  if (fd_ >= 0 && lstat(path.c_str(), &info) == 0) {
+  if (fd && lstat(path.c_str(), &info) == 0) {
     // Replace only a stale socket: one nobody listens on any more.
     const bool live = S_ISSOCK(info.st_mode) &&
-                      connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+                      connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
     if (!S_ISSOCK(info.st_mode) || live) {
       *error = "listen: " + path + (live ? " is in use by another process" : " exists and is not a socket");
-      close(fd_);
-      fd_ = -1;
       return false;
     }
     unlink(path.c_str());
   }
   const mode_t previous = umask(0117);  // 0660
-  const bool bound = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  const bool bound = fd && bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
   umask(previous);
-  if (!bound || ::listen(fd_, SOMAXCONN) != 0) {
+  if (!bound || ::listen(fd.get(), SOMAXCONN) != 0) {
     *error = "cannot listen on unix:" + path + ": " + std::strerror(errno);
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
     return false;
   }
+  fd_ = std::move(fd);
   unix_path_ = path;
   bound_ = "unix:" + path;
   return true;
@@ -159,44 +153,51 @@ bool Listener::listen_tcp(const ListenAddress& address, std::string* error) {
     return false;
   }
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(found, freeaddrinfo);
-  fd_ = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  UniqueFd fd(socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   const int one = 1;
-  if (fd_ < 0 || setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      bind(fd_, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd_, SOMAXCONN) != 0) {
+  if (!fd || setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd.get(), SOMAXCONN) != 0) {
     *error = "cannot listen on " + address.host + ":" + port + ": " + std::strerror(errno);
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
     return false;
   }
+  fd_ = std::move(fd);
   sockaddr_storage bound{};
   socklen_t length = sizeof bound;
-  getsockname(fd_, reinterpret_cast<sockaddr*>(&bound), &length);
+  getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&bound), &length);
   bound_ = describe(bound);
   tcp_ = true;
   return true;
 }
 
-void Listener::start_polling() {
-  uv_poll_init(loop_, poll_.get(), fd_);
-  poll_.mark_initialised();
-  poll_.get()->data = this;
-  uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* handle, int, int) {
-    if (auto* self = static_cast<Listener*>(handle->data)) self->on_acceptable();
-  });
+bool Listener::start_polling(std::string* error) {
+  int rc = uv_poll_init(loop_, poll_.get(), fd_.get());
+  if (rc == 0) {
+    poll_.mark_initialised();
+    poll_.get()->data = this;
+    rc = uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* handle, int, int) {
+      if (auto* self = static_cast<Listener*>(handle->data)) self->on_acceptable();
+    });
+  }
+  if (rc != 0) {
+    *error = "cannot watch " + bound_ + ": " + uv_strerror(rc);
+    log::error("listener: " + *error);
+    stop();
+    return false;
+  }
+  return true;
 }
 
 void Listener::stop() {
-  poll_.close();
-  if (fd_ >= 0) close(fd_);
-  fd_ = -1;
+  poll_.close();  // before the socket it watches
+  fd_.reset();
   if (!unix_path_.empty()) unlink(unix_path_.c_str());
   unix_path_.clear();
 }
 
 void Listener::on_acceptable() {
   for (int i = 0; i < kAcceptsPerWakeup; ++i) {
-    const int fd = accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
         log::warn(std::string("accept: ") + std::strerror(errno));
       }
@@ -205,27 +206,32 @@ void Listener::on_acceptable() {
     if (tcp_) {
       // Keystrokes and their echoes are small writes: do not hold them back for delayed ACKs.
       const int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     if (!read_head_) {
-      on_ready_(fd, {});
+      on_ready_(fd.release(), {});
       continue;
     }
-    if (pending_.size() >= kMaxPending) {
-      close(fd);
-      continue;
-    }
-    start_reading(fd);
+    if (pending_.size() >= kMaxPending) continue;  // closed here
+    start_reading(std::move(fd));
   }
 }
 
-void Listener::start_reading(int fd) {
+void Listener::start_reading(UniqueFd fd) {
   auto pending = std::make_unique<Pending>();
   Pending* raw = pending.get();
-  raw->fd = fd;
-  uv_poll_init(loop_, raw->poll.get(), fd);
+  raw->fd = std::move(fd);
+  int rc = uv_poll_init(loop_, raw->poll.get(), raw->fd.get());
+  if (rc != 0) {
+    log::error(std::string("listener: uv_poll_init on an accepted socket: ") + uv_strerror(rc));
+    return;  // the connection is dropped: `pending` closes its socket
+  }
   raw->poll.mark_initialised();
-  uv_timer_init(loop_, raw->timer.get());
+  rc = uv_timer_init(loop_, raw->timer.get());
+  if (rc != 0) {
+    log::error(std::string("listener: uv_timer_init for an accepted socket: ") + uv_strerror(rc));
+    return;
+  }
   raw->timer.mark_initialised();
   raw->poll.get()->data = this;
   raw->timer.get()->data = this;
@@ -253,7 +259,7 @@ void Listener::start_reading(int fd) {
 void Listener::on_pending_readable(Pending* pending) {
   char buffer[8192];
   for (;;) {
-    const ssize_t n = read(pending->fd, buffer, sizeof buffer);
+    const ssize_t n = read(pending->fd.get(), buffer, sizeof buffer);
     if (n > 0) {
       pending->bytes.append(buffer, static_cast<size_t>(n));
       if (pending->bytes.size() > kMaxHead + sizeof buffer) break;
@@ -271,18 +277,17 @@ void Listener::on_pending_readable(Pending* pending) {
   if (*head > kMaxHead) return drop(pending, kTooLarge);
   std::string bytes = move_bearer_subprotocol(std::string_view(pending->bytes).substr(0, *head));
   bytes.append(pending->bytes, *head, std::string::npos);
-  const int fd = pending->fd;
+  UniqueFd fd = std::move(pending->fd);
   pending_.erase(pending);  // closes the poll (synchronously unregistered) and the timer
-  on_ready_(fd, std::move(bytes));
+  on_ready_(fd.release(), std::move(bytes));
 }
 
 void Listener::drop(Pending* pending, std::string_view response) {
   if (!response.empty()) {
-    const ssize_t ignored = write(pending->fd, response.data(), response.size());
+    const ssize_t ignored = write(pending->fd.get(), response.data(), response.size());
     (void)ignored;
   }
-  close(pending->fd);
-  pending_.erase(pending);
+  pending_.erase(pending);  // closes the poll and the timer, then the socket
 }
 
 }  // namespace ptyhub::server

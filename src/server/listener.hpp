@@ -3,7 +3,8 @@
 // bytes that followed it, to `on_ready` — which gives the socket to libwebsockets.
 //
 // Owns the listening fd, its uv_poll, and every connection still being read (fd, uv_poll, timer).
-// The fd passed to on_ready belongs to the callee. Loop thread only.
+// The fd passed to on_ready belongs to the callee. A uv handle that cannot be initialised is never used:
+// listen() / adopt() fail, a connection being read is dropped. Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -58,14 +59,14 @@ class Listener {
 
  private:
   struct Pending {
-    int fd = -1;
+    UniqueFd fd;  // declared first, so it closes after the poll watching it
     std::string bytes;
     UvHandle<uv_poll_t> poll;
     UvHandle<uv_timer_t> timer;
   };
 
   void on_acceptable();
-  void start_reading(int fd);
+  void start_reading(UniqueFd fd);
   void on_pending_readable(Pending* pending);
   void drop(Pending* pending, std::string_view response);
 
@@ -74,9 +75,11 @@ class Listener {
   bool read_head_;
   bool listen_tcp(const ListenAddress& address, std::string* error);
   bool listen_unix(const std::string& path, std::string* error);
-  void start_polling();
+  // Watches the listening socket; false with `error` when its uv_poll cannot be set up (the socket is
+  // then closed).
+  bool start_polling(std::string* error);
 
-  int fd_ = -1;
+  UniqueFd fd_;
   bool tcp_ = false;       // accepted sockets get TCP_NODELAY
   std::string unix_path_;  // removed again on stop()
   std::string bound_;

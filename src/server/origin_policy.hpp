@@ -1,4 +1,4 @@
-// The Origin check of PROTOCOL.md §1 against cross-site WebSocket hijacking. Pure.
+// The Origin check of docs/protocol.md §1 Endpoints against cross-site WebSocket hijacking. Pure.
 #pragma once
 
 #include <string>

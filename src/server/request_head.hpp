@@ -3,7 +3,8 @@
 // libwebsockets 4.1.6 refuses a Sec-WebSocket-Protocol header longer than 126 bytes, so a browser's
 // `ptyhub.v1, bearer.<jwt>` never reaches the protocol. The daemon therefore reads each request head
 // itself and moves a `bearer.<jwt>` entry into an `Authorization: Bearer` header (unless the request
-// already has one, which PROTOCOL.md §9 says wins), leaving `ptyhub.v1` in the subprotocol list.
+// already has one, which wins: docs/protocol.md §2 Authentication), leaving `ptyhub.v1` in the
+// subprotocol list.
 // Pure functions; no I/O.
 #pragma once
 

@@ -57,20 +57,27 @@ bool watchdog_interval_from_environment(std::optional<uint64_t>* usec, std::stri
 }
 
 Watchdog::Watchdog(uv_loop_t* loop, Notifier& notifier, uint64_t interval_usec)
-    : notifier_(notifier), period_ms_(std::max<uint64_t>(1, interval_usec / 2000)) {
-  uv_timer_init(loop, timer_.get());
-  timer_.mark_initialised();
-  timer_.get()->data = this;
-  uv_unref(timer_.as_handle());
-}
+    : loop_(loop), notifier_(notifier), period_ms_(std::max<uint64_t>(1, interval_usec / 2000)) {}
 
-void Watchdog::start() {
+bool Watchdog::start() {
+  if (timer_.get() == nullptr) return false;  // stopped
+  if (!timer_.initialised()) {
+    const int rc = uv_timer_init(loop_, timer_.get());
+    if (rc != 0) {
+      log::error(std::string("watchdog: uv_timer_init: ") + uv_strerror(rc) + "; no WATCHDOG=1 will be sent");
+      return false;
+    }
+    timer_.mark_initialised();
+    timer_.get()->data = this;
+    uv_unref(timer_.as_handle());
+  }
   uv_timer_start(
       timer_.get(),
       [](uv_timer_t* handle) {
         if (auto* self = static_cast<Watchdog*>(handle->data)) self->ping();
       },
       0, period_ms_);
+  return true;
 }
 
 void Watchdog::ping() {

@@ -1,8 +1,8 @@
 // Watchdog: WATCHDOG=1 at half of the interval systemd asks for (WatchdogSec= → $WATCHDOG_USEC), sent from
 // a timer on the daemon's loop — a loop that stops turning stops the pings, and systemd restarts the service.
 //
-// Owns its uv timer (unreferenced: it never keeps the loop alive). Sends through a Notifier it does not own,
-// which must outlive it. Loop thread only.
+// Owns its uv timer (unreferenced: it never keeps the loop alive), set up by start(). Sends through a
+// Notifier it does not own, which must outlive it. Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -27,14 +27,16 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  // Pings at once, then every interval / 2.
-  void start();
+  // Pings at once, then every interval / 2. False, logged, when the timer cannot be set up: no ping is
+  // sent then (and systemd restarts the service once the interval passes).
+  bool start();
   void stop() { timer_.close(); }
   uint64_t period_ms() const { return period_ms_; }
 
  private:
   void ping();
 
+  uv_loop_t* loop_;
   Notifier& notifier_;
   uint64_t period_ms_;
   UvHandle<uv_timer_t> timer_;

@@ -1,5 +1,5 @@
-// Authentication (PROTOCOL.md §2 and §9): the three ways to present a token, what happens to bad or
-// missing tokens (4401, 4408), what is allowed before authentication, and refresh.
+// Authentication (docs/protocol.md §2 Authentication): the three ways to present a token, what happens to bad
+// or missing tokens (4401, 4408), what is allowed before authentication, and refresh.
 #include <doctest/doctest.h>
 
 #include <algorithm>

@@ -1,5 +1,5 @@
-// The daemon's HTTP endpoints (PROTOCOL.md §1) and the envelope rules every request obeys (§3, §9):
-// errors with `field`, echoed ids, acks, and the close codes for binary and oversized frames.
+// The daemon's HTTP endpoints (docs/protocol.md §1 Endpoints) and the envelope rules every request obeys
+// (§3 Envelope): errors with `field`, echoed ids, acks, and the close codes for binary and oversized frames.
 #include <doctest/doctest.h>
 
 #include <cctype>

@@ -1,7 +1,7 @@
-// Git operations (PROTOCOL.md §7, §9 "Git"): real git against real repositories made in a temporary
-// directory. clone with parsed progress, then fetch / pull / push / status / log / diff / checkout /
-// branch on the clone; failures, cancel, timeout, shutdown, the per-user limit, lifecycle events on
-// shell:terminals, metrics, and every request that must be refused before a process starts.
+// Git operations (docs/protocol.md §4 Requests, `git.operation.*`): real git against real repositories made
+// in a temporary directory. clone with parsed progress, then fetch / pull / push / status / log / diff /
+// checkout / branch on the clone; failures, cancel, timeout, shutdown, the per-user limit, lifecycle events
+// on shell:terminals, metrics, and every request that must be refused before a process starts.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>

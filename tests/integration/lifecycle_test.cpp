@@ -1,5 +1,6 @@
-// Lifecycle (PROTOCOL.md §5, §8, §9 "Processes"): terminals outlive their WebSockets, kills reach every
-// process of a terminal's session, and SIGTERM shuts everything down with nothing left behind.
+// Lifecycle (docs/protocol.md §4 Requests `shell.kill`, §5 Terminals, §7 Shutdown): terminals outlive their
+// WebSockets, kills reach every process of a terminal's session, and SIGTERM shuts everything down with
+// nothing left behind.
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>

@@ -1,5 +1,6 @@
-// Terminals (PROTOCOL.md §4, §5, §6, §9): shell.create / input / resize / kill / list, channels and
-// subscriptions, scopes and ownership, request errors with `field`, and the UTF-8 output stream.
+// Terminals (docs/protocol.md §4 Requests, §5 Terminals, §6 The output stream): shell.create, input,
+// resize, kill and list, channels and subscriptions, scopes and ownership, request errors with `field`,
+// and the UTF-8 output stream.
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>

@@ -1,7 +1,7 @@
-// The output stream that loses nothing (PROTOCOL.md §4 subscribe/since/pause, §6 output stream and flow
-// control): reconnecting with `since`, shell.gap when `since` left the ring, identical streams for every
-// subscriber, shell.pause / shell.resume, a client that never reads, the shell:terminals snapshot and its
-// deltas, detached_timeout, and a subscriber that arrives after the exit.
+// The output stream that loses nothing (docs/protocol.md §4 Requests: subscribe/since/pause; §6 The output
+// stream, with flow control): reconnecting with `since`, shell.gap when `since` left the ring, identical
+// streams for every subscriber, shell.pause / shell.resume, a client that never reads, the shell:terminals
+// snapshot and its deltas, detached_timeout, and a subscriber that arrives after the exit.
 //
 // Every test runs the real daemon with real PTYs. Large outputs come from files of known content that the
 // test writes into the daemon's home, so every received byte can be compared with the byte expected at its

@@ -2,9 +2,9 @@
 //
 // Ownership: a TestClient owns its WsClient and a log of every message it received (history()), in order.
 // Each received message is also folded into per-terminal output records (TerminalOutput), which check the
-// output-stream rules of PROTOCOL.md §6 as the messages arrive: contiguous offsets, nothing after
-// shell.exit. Single-threaded like WsClient; every wait services the connection until a condition holds or
-// a deadline passes.
+// output-stream rules of docs/protocol.md §6 The output stream as the messages arrive: contiguous offsets,
+// nothing after shell.exit. Single-threaded like WsClient; every wait services the connection until a
+// condition holds or a deadline passes.
 #pragma once
 
 #include <chrono>

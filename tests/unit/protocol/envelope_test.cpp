@@ -1,5 +1,5 @@
-// Tests of src/protocol/envelope: parsing requests (PROTOCOL.md §3 and §9 "Envelope and errors") and the
-// shape of the frames the server builds (reply, ack, error, event), read back as JSON.
+// Tests of src/protocol/envelope: parsing requests (docs/protocol.md §3 Envelope) and the shape of the frames
+// the server builds (reply, ack, error, event), read back as JSON.
 #include "src/protocol/envelope.hpp"
 
 #include <doctest/doctest.h>

@@ -1,7 +1,8 @@
 // Tests of src/protocol/utf8: where an output chunk may end (utf8_complete_prefix), how invalid bytes are
 // replaced in shell.output (Unicode §3.9 maximal subparts; through shell_output_frame) and validation
 // (utf8_valid).
-// The chunker below frames bytes the way PROTOCOL.md §6 requires for shell.output with encoding "utf8".
+// The chunker below frames bytes the way docs/protocol.md §6 The output stream requires for shell.output
+// with encoding "utf8".
 #include "src/protocol/utf8.hpp"
 
 #include <doctest/doctest.h>

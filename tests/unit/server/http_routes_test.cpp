@@ -1,5 +1,5 @@
-// Tests of src/server/http_routes: the plain HTTP endpoints of PROTOCOL.md §1 (/healthz, /readyz,
-// /metrics, /) and 404 for everything else.
+// Tests of src/server/http_routes: the plain HTTP endpoints of docs/protocol.md §1 Endpoints (/healthz,
+// /readyz, /metrics, /) and 404 for everything else.
 #include "src/server/http_routes.hpp"
 
 #include <doctest/doctest.h>

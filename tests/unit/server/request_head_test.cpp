@@ -1,5 +1,6 @@
 // Tests of src/server/request_head: finding the end of a request head, and moving a `bearer.<jwt>`
-// subprotocol entry into an `Authorization: Bearer` header (PROTOCOL.md §2; §9: the header wins).
+// subprotocol entry into an `Authorization: Bearer` header (docs/protocol.md §2 Authentication: the header
+// wins).
 #include "src/server/request_head.hpp"
 
 #include <doctest/doctest.h>
