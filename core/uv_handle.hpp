@@ -23,6 +23,14 @@ class UvHandle {
   // True once the handle was initialised with uv_*_init (set by the owner via mark_initialised).
   bool initialised() const { return initialised_; }
   void mark_initialised() { initialised_ = true; }
+  // Takes the result of this handle's uv_*_init call: when it succeeded (0) the handle is initialised
+  // and its data pointer set, and true is returned; otherwise it stays uninitialised.
+  bool adopt_init(int rc, void* data) {
+    if (rc != 0) return false;
+    initialised_ = true;
+    handle_->data = data;
+    return true;
+  }
 
   // Closes the handle (idempotent). Its data pointer is cleared so no callback reaches the owner.
   void close() {

@@ -85,11 +85,8 @@ constexpr uint64_t kCloseFlushMs = 2000;
 // How often STATUS= is refreshed (sent only when it changed).
 constexpr uint64_t kStatusPeriodMs = 1000;
 
-template <typename T>
-void init_timer(uv_loop_t* loop, UvHandle<T>& timer, void* data) {
-  uv_timer_init(loop, timer.get());
-  timer.mark_initialised();
-  timer.get()->data = data;
+bool init_timer(uv_loop_t* loop, UvHandle<uv_timer_t>& timer, void* data) {
+  return timer.adopt_init(uv_timer_init(loop, timer.get()), data);
 }
 
 }  // namespace
@@ -128,12 +125,12 @@ bool Daemon::start(std::string* error) {
     return false;
   }
   loop_initialised_ = true;
-  watch_signal(sigterm_, SIGTERM);
-  watch_signal(sigint_, SIGINT);
-  watch_signal(sighup_, SIGHUP);
-  init_timer(&loop_, shutdown_deadline_, this);
-  init_timer(&loop_, teardown_timer_, this);
-  init_timer(&loop_, status_timer_, this);
+  if (!watch_signal(sigterm_, SIGTERM) || !watch_signal(sigint_, SIGINT) || !watch_signal(sighup_, SIGHUP) ||
+      !init_timer(&loop_, shutdown_deadline_, this) || !init_timer(&loop_, teardown_timer_, this) ||
+      !init_timer(&loop_, status_timer_, this)) {
+    *error = "cannot set up the loop's signal handlers and timers";
+    return false;
+  }
   uv_unref(status_timer_.as_handle());
   reaper_ = std::make_unique<OrphanReaper>(&loop_, to_millis(config_->kill_grace), [this](std::string_view id) {
     hub::Terminal* terminal = hub_ ? hub_->find_any(id) : nullptr;
@@ -156,7 +153,10 @@ bool Daemon::start(std::string* error) {
   if (!server_->start(error)) return false;
   if (watchdog_usec) {
     watchdog_ = std::make_unique<systemd::Watchdog>(&loop_, notifier_, *watchdog_usec);
-    watchdog_->start();
+    if (!watchdog_->start()) {
+      *error = "cannot start the watchdog timer";
+      return false;
+    }
     log::info("watchdog: WATCHDOG=1 every " + std::to_string(watchdog_->period_ms()) + " ms");
   }
   return true;
@@ -182,11 +182,9 @@ void Daemon::publish_status(bool force) {
   notify("STATUS=" + systemd::status_line(text));
 }
 
-void Daemon::watch_signal(UvHandle<uv_signal_t>& handle, int signal) {
-  uv_signal_init(&loop_, handle.get());
-  handle.mark_initialised();
-  handle.get()->data = this;
-  uv_signal_start(
+bool Daemon::watch_signal(UvHandle<uv_signal_t>& handle, int signal) {
+  if (!handle.adopt_init(uv_signal_init(&loop_, handle.get()), this)) return false;
+  return 0 == uv_signal_start(
       handle.get(),
       [](uv_signal_t* h, int signum) {
         if (auto* self = static_cast<Daemon*>(h->data)) self->on_signal(signum);

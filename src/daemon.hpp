@@ -44,7 +44,7 @@ class Daemon {
 
  private:
   bool start(std::string* error);
-  void watch_signal(UvHandle<uv_signal_t>& handle, int signal);
+  bool watch_signal(UvHandle<uv_signal_t>& handle, int signal);
   void on_signal(int signal);
   struct KeyReload;
   // SIGHUP: reads the settings (command line and config file), the secret and the public keys again on a

@@ -120,6 +120,11 @@ GitStartResult GitOperations::start(const auth::Principal& principal, const json
   op->operation = command.operation;
   op->repo = data.value("repo", "");
   op->args = data.contains("args") ? data["args"] : json::array();
+  if (!op->timeout.adopt_init(uv_timer_init(loop_, op->timeout.get()), op.get())) {
+    result.error_code = protocol::code::kInternal;
+    result.message = "cannot set up the operation's timer";
+    return result;
+  }
 
   CreateOptions options;
   options.kind = "git";
@@ -142,9 +147,6 @@ GitStartResult GitOperations::start(const auth::Principal& principal, const json
   op->tap = terminal.add_output_tap([this, raw](std::string_view bytes) { on_progress(*raw, bytes); });
   op->trailer = terminal.add_exit_trailer(
       [this, raw](const pty::ExitStatus& status, uint64_t duration_ms) { return on_exit(*raw, status, duration_ms); });
-  uv_timer_init(loop_, op->timeout.get());
-  op->timeout.mark_initialised();
-  op->timeout.get()->data = raw;
   if (limits_.timeout_ms > 0) {
     uv_timer_start(
         op->timeout.get(),

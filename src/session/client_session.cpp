@@ -25,17 +25,18 @@ bool has_nul(std::string_view text) { return text.find('\0') != std::string_view
 
 ClientSession::ClientSession(SessionContext context, Outbox& outbox, std::string peer)
     : context_(context), outbox_(outbox), peer_(std::move(peer)) {
-  uv_timer_init(context_.loop, auth_timer_.get());
-  auth_timer_.mark_initialised();
-  auth_timer_.get()->data = this;
-  uv_timer_init(context_.loop, expiry_timer_.get());
-  expiry_timer_.mark_initialised();
-  expiry_timer_.get()->data = this;
+  timers_ready_ = auth_timer_.adopt_init(uv_timer_init(context_.loop, auth_timer_.get()), this) &&
+                 expiry_timer_.adopt_init(uv_timer_init(context_.loop, expiry_timer_.get()), this);
 }
 
 ClientSession::~ClientSession() { context_.hub.detach(this); }
 
 void ClientSession::start(const std::optional<std::string>& upgrade_token) {
+  if (!timers_ready_) {  // without its timers a session could neither time out nor expire
+    log::error("cannot set up a connection's timers; closing it");
+    close(protocol::close_code::kInternalError, "internal error");
+    return;
+  }
   if (upgrade_token) {
     authenticate(*upgrade_token, nullptr);
     return;

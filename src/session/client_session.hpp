@@ -105,6 +105,7 @@ class ClientSession final : public hub::Subscriber {
   auth::Principal principal_;
   bool authenticated_ = false;
   bool closing_ = false;
+  bool timers_ready_ = false;
   UvHandle<uv_timer_t> auth_timer_;
   UvHandle<uv_timer_t> expiry_timer_;
   std::set<std::string, std::less<>> input_blocked_on_;  // terminals whose input queue paused our reading
