@@ -483,7 +483,9 @@ std::pair<std::size_t, std::uint64_t> pause_while_other_reads(PauseSetup& setup,
   REQUIRE(first.request("shell.input", {{"terminalId", id}, {"data", "go\n"}}));  // the second part
 
   // While output flows to `second`, `first` gets nothing of the terminal.
-  REQUIRE(pump_until({&first, &second}, [&] { return second.output(id).exit.has_value(); }, 25s));
+  // A bound, not a pace: this loop takes one message per client per turn and waits 5 ms on the paused
+  // one, which under AddressSanitizer on a busy machine can take most of a minute for a few MiB.
+  REQUIRE(pump_until({&first, &second}, [&] { return second.output(id).exit.has_value(); }, 60s));
   first.drain(200ms);
   const auto while_paused = stream_messages(first, id, paused_at);
   CHECK(while_paused.empty());
