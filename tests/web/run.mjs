@@ -93,7 +93,10 @@ function token(sub, scope) {
 
 function startDaemon() {
   const child = spawn(ptyhubd, ['--listen', '127.0.0.1:0', '--jwt-secret-file', secret, '--repos-root', repos,
-    '--shell', '/bin/bash', '--home', home, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--shell', '/bin/bash', '--home', home, '--log-level', 'info'],
+  // HOME is the test's own: the shells read no start-up file of the machine's user (whose .bashrc may be
+  // slow, or wait on a lock a killed shell left behind).
+  { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home } });
   let log = '';
   return new Promise((resolvePort, reject) => {
     const timer = setTimeout(() => reject(new Error(`ptyhubd did not listen:\n${log}`)), 10000);
