@@ -4,11 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -30,9 +32,30 @@ long long ms_since(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
 
+// The whole of a /proc file, or "" when it cannot be read: a process may vanish between readdir() and the
+// read (ESRCH), which an ifstream would report by throwing.
+std::string read_proc_file(const std::string& path) {
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
 // One pass over /proc: the processes (zombies included) that are children of `parent`, belong to one of
-// `sessions`, or carry PTYHUB_TERMINAL_ID in their environment.
-std::vector<ProcessInfo> leftovers(pid_t parent, const std::set<pid_t>& sessions) {
+// `sessions`, or carry PTYHUB_TERMINAL_ID=<one of `terminal_ids`> in their environment. Only this test's
+// own terminals count: the suite runs other tests' daemons, whose shells carry ids of their own, at the
+// same time.
+std::vector<ProcessInfo> leftovers(pid_t parent, const std::set<pid_t>& sessions,
+                                   const std::set<std::string>& terminal_ids) {
+  static const std::string prefix = "PTYHUB_TERMINAL_ID=";
   std::vector<ProcessInfo> found;
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return found;
@@ -40,8 +63,7 @@ std::vector<ProcessInfo> leftovers(pid_t parent, const std::set<pid_t>& sessions
     const pid_t pid = static_cast<pid_t>(std::atoi(entry->d_name));
     if (pid <= 0 || pid == ::getpid()) continue;
     const std::string dir = "/proc/" + std::string(entry->d_name);
-    std::ifstream stat_file(dir + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    const std::string text = read_proc_file(dir + "/stat");
     const size_t open = text.find('(');
     const size_t close = text.rfind(')');
     if (open == std::string::npos || close == std::string::npos) continue;
@@ -53,14 +75,65 @@ std::vector<ProcessInfo> leftovers(pid_t parent, const std::set<pid_t>& sessions
     fields >> info.state >> ppid >> pgrp >> session;
     info.parent = static_cast<pid_t>(ppid);
     info.session = static_cast<pid_t>(session);
-    std::ifstream environ_file(dir + "/environ", std::ios::binary);
-    std::string environ((std::istreambuf_iterator<char>(environ_file)), std::istreambuf_iterator<char>());
-    const bool tagged = environ.find("PTYHUB_TERMINAL_ID=") != std::string::npos;
+    bool tagged = false;
+    const std::string environ = read_proc_file(dir + "/environ");
+    for (size_t at = 0; at < environ.size();) {
+      size_t end = environ.find('\0', at);
+      if (end == std::string::npos) end = environ.size();
+      if (environ.compare(at, prefix.size(), prefix) == 0 &&
+          terminal_ids.count(environ.substr(at + prefix.size(), end - at - prefix.size())) != 0) {
+        tagged = true;
+        break;
+      }
+      at = end + 1;
+    }
     if (info.parent == parent || sessions.count(info.session) != 0 || tagged) found.push_back(info);
   }
   ::closedir(proc);
   return found;
 }
+
+std::set<std::string> all_ids(const std::vector<std::vector<std::string>>& ids) {
+  std::set<std::string> all;
+  for (const auto& per_client : ids) all.insert(per_client.begin(), per_client.end());
+  return all;
+}
+
+// However a test ends (a failed REQUIRE or an exception included), none of its terminals' processes
+// outlive it: DaemonProcess stops a daemon still running with SIGKILL, which cannot end them, and a shell
+// that ignores SIGHUP would then run on under init, long after the test.
+class EndLeftoversOnExit {
+ public:
+  EndLeftoversOnExit(const DaemonProcess& daemon, const std::set<pid_t>& sessions,
+                     const std::vector<std::vector<std::string>>& ids)
+      : daemon_(daemon), sessions_(sessions), ids_(ids) {}
+  EndLeftoversOnExit(const EndLeftoversOnExit&) = delete;
+  EndLeftoversOnExit& operator=(const EndLeftoversOnExit&) = delete;
+  ~EndLeftoversOnExit() {
+    if (daemon_.pid() <= 0) return;
+    std::set<pid_t> sessions = sessions_;
+    sessions.erase(0);
+    const std::set<std::string> terminal_ids = all_ids(ids_);
+    eventually(
+        [&] {
+          std::vector<ProcessInfo> left = leftovers(daemon_.pid(), sessions, terminal_ids);
+          bool alive = false;
+          for (const auto& p : left) {
+            if (p.state == 'Z' || p.pid <= 1) continue;
+            ::kill(p.pid, SIGKILL);
+            alive = true;
+          }
+          reap_adopted_zombies(left);
+          return !alive;
+        },
+        5s, 20ms);
+  }
+
+ private:
+  const DaemonProcess& daemon_;
+  const std::set<pid_t>& sessions_;
+  const std::vector<std::vector<std::string>>& ids_;
+};
 
 std::string describe(const std::vector<ProcessInfo>& processes) {
   std::string text;
@@ -72,10 +145,11 @@ std::string describe(const std::vector<ProcessInfo>& processes) {
 
 // Nothing of the terminals is left: no process, no zombie (this process reaps what it adopted once the
 // daemon is gone, and reports it).
-bool nothing_left(pid_t daemon_pid, const std::set<pid_t>& sessions, std::vector<ProcessInfo>* last) {
+bool nothing_left(pid_t daemon_pid, const std::set<pid_t>& sessions, const std::set<std::string>& terminal_ids,
+                  std::vector<ProcessInfo>* last) {
   return eventually(
       [&] {
-        *last = leftovers(daemon_pid, sessions);
+        *last = leftovers(daemon_pid, sessions, terminal_ids);
         reap_adopted_zombies(*last);
         return last->empty();
       },
@@ -112,8 +186,10 @@ TEST_CASE("closing: 300 terminals killed at once leave no process and no zombie,
   for (int c = 0; c < 3; ++c) clients.push_back(connect_user(daemon, "alice"));
   auto watcher = connect_user(daemon, "alice");
   std::set<pid_t> leaders;
+  std::vector<std::vector<std::string>> ids;
+  EndLeftoversOnExit end_leftovers(daemon, leaders, ids);
   // Two processes each: a shell with a background job; every tenth one ignores SIGHUP (SIGKILL ends it).
-  auto ids = create_many(clients, 300, [](int i) {
+  ids = create_many(clients, 300, [](int i) {
     return i % 10 == 0 ? sh("trap '' HUP; sleep 1000 & echo ready; wait") : sh("sleep 1000 & echo ready; wait");
   }, &leaders);
 
@@ -140,7 +216,7 @@ TEST_CASE("closing: 300 terminals killed at once leave no process and no zombie,
     REQUIRE(pong);
     slowest_ping = std::max(slowest_ping, ms_since(sent));
     ++pings;
-    left = leftovers(daemon.pid(), leaders);
+    left = leftovers(daemon.pid(), leaders, all_ids(ids));
   } while (!left.empty() && ms_since(start) < 20000);
   MESSAGE("300 terminals gone after " << ms_since(start) << " ms; " << pings << " pings, slowest " << slowest_ping
                                       << " ms");
@@ -155,7 +231,7 @@ TEST_CASE("closing: 300 terminals killed at once leave no process and no zombie,
   REQUIRE(status);
   CHECK(WIFEXITED(*status));
   CHECK(WEXITSTATUS(*status) == 0);
-  CHECK_MESSAGE(nothing_left(daemon.pid(), leaders, &left), describe(left));
+  CHECK_MESSAGE(nothing_left(daemon.pid(), leaders, all_ids(ids), &left), describe(left));
 }
 
 TEST_CASE("closing: SIGTERM with 300 terminals delivers every shell.exit and 1001 within kill_grace + 2 s") {
@@ -166,8 +242,10 @@ TEST_CASE("closing: SIGTERM with 300 terminals delivers every shell.exit and 100
   std::vector<std::unique_ptr<TestClient>> clients;
   for (int c = 0; c < 3; ++c) clients.push_back(connect_user(daemon, c == 1 ? "bob" : "alice"));
   std::set<pid_t> leaders;
+  std::vector<std::vector<std::string>> ids;
+  EndLeftoversOnExit end_leftovers(daemon, leaders, ids);
   // Every fifth ignores SIGHUP and SIGTERM, so only the SIGKILL after kill_grace ends it.
-  auto ids = create_many(clients, 300, [](int i) {
+  ids = create_many(clients, 300, [](int i) {
     return i % 5 == 0 ? sh("trap '' HUP TERM; echo ready; exec sleep 1000") : sh("echo ready; exec sleep 1000");
   }, &leaders);
 
@@ -189,13 +267,13 @@ TEST_CASE("closing: SIGTERM with 300 terminals delivers every shell.exit and 100
     CHECK(clients[c]->ws().close_code() == 1001);
   }
   std::vector<ProcessInfo> left;
-  CHECK_MESSAGE(nothing_left(daemon.pid(), leaders, &left), describe(left));
+  CHECK_MESSAGE(nothing_left(daemon.pid(), leaders, all_ids(ids), &left), describe(left));
 }
 
 // utime + stime of `pid`, in clock ticks.
 long long cpu_ticks(pid_t pid) {
-  std::ifstream stat_file("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+  const std::string text = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
+  if (text.rfind(')') == std::string::npos) return 0;
   std::istringstream fields(text.substr(text.rfind(')') + 1));
   std::string skip;
   for (int field = 3; field < 14; ++field) fields >> skip;
@@ -212,12 +290,15 @@ long long cpu_to_close(int count, const Json& command) {
   std::vector<std::unique_ptr<TestClient>> clients;
   clients.push_back(connect_user(daemon, "alice"));
   std::set<pid_t> leaders;
-  auto ids = create_many(clients, count, [&](int) { return command; }, &leaders);
+  std::vector<std::vector<std::string>> ids;
+  EndLeftoversOnExit end_leftovers(daemon, leaders, ids);
+  ids = create_many(clients, count, [&](int) { return command; }, &leaders);
   const long long before = cpu_ticks(daemon.pid());
   for (const auto& id : ids[0]) REQUIRE(clients[0]->request("shell.kill", {{"terminalId", id}}, 15s));
   for (const auto& id : ids[0]) REQUIRE(clients[0]->wait_exit(id, 15s));
   std::vector<ProcessInfo> left;
-  CHECK(eventually([&] { return (left = leftovers(daemon.pid(), leaders)).empty(); }, 15s, 50ms));
+  CHECK_MESSAGE(eventually([&] { return (left = leftovers(daemon.pid(), leaders, all_ids(ids))).empty(); }, 15s, 50ms),
+                describe(left));
   return cpu_ticks(daemon.pid()) - before;
 }
 
