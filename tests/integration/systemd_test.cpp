@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -126,6 +127,23 @@ int free_port() {
   return ntohs(address.sin_port);
 }
 
+// The whole of a /proc file, or "" when it cannot be read: a process may vanish before or during the
+// read (ESRCH), which an ifstream read through istreambuf_iterator reports by throwing.
+std::string read_proc_file(const std::string& path) {
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
 // Pids of live or zombie processes whose command line holds `marker`.
 std::vector<pid_t> processes_with_argument(const std::string& marker) {
   std::vector<pid_t> found;
@@ -134,8 +152,7 @@ std::vector<pid_t> processes_with_argument(const std::string& marker) {
   while (dirent* entry = ::readdir(proc)) {
     const pid_t pid = static_cast<pid_t>(std::atoi(entry->d_name));
     if (pid <= 0) continue;
-    std::ifstream cmdline("/proc/" + std::string(entry->d_name) + "/cmdline", std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    const std::string text = read_proc_file("/proc/" + std::string(entry->d_name) + "/cmdline");
     if (text.find(marker) != std::string::npos) found.push_back(pid);
   }
   ::closedir(proc);
@@ -143,8 +160,7 @@ std::vector<pid_t> processes_with_argument(const std::string& marker) {
 }
 
 pid_t parent_of(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const std::string text = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
   const size_t close = text.rfind(')');
   if (close == std::string::npos) return 0;
   char state = 0;
