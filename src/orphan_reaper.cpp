@@ -121,9 +121,11 @@ std::vector<ChildInfo> children_of(pid_t self) {
   return children;
 }
 
-// hub::kTerminalIdVariable of a live process; empty when absent or unreadable.
-std::string terminal_id_of(pid_t pid) {
+// hub::kTerminalIdVariable of a live process; empty when absent or unreadable. `empty_environ` tells that
+// nothing at all could be read (a process inside execve() shows no environment for a moment).
+std::string terminal_id_of(pid_t pid, bool* empty_environ) {
   const std::string environ = read_proc_file("/proc/" + std::to_string(pid) + "/environ", kMaxEnvironBytes);
+  *empty_environ = environ.empty();
   const std::string prefix = std::string(hub::kTerminalIdVariable) + "=";
   size_t start = 0;
   while (start < environ.size()) {
@@ -195,7 +197,12 @@ void OrphanReaper::sweep() {
   }
   for (pid_t pid : gone) forget(pid);
   for (pid_t pid : listed) {
-    if (known_.count(pid) == 0) learn(pid);
+    auto it = known_.find(pid);
+    if (it == known_.end()) {
+      learn(pid);
+    } else if (it->second.environ_empty && it->second.terminal.empty() && !it->second.pty) {
+      attribute(pid, it->second);
+    }
   }
   reap_known();
 }
@@ -213,8 +220,13 @@ void OrphanReaper::learn(pid_t pid) {
   Known& known = known_[pid];
   known.start_time = start_time;
   if (is_zombie(state)) return;  // reap_known() reaps it
-  known.terminal = terminal_id_of(pid);
+  attribute(pid, known);
+}
+
+void OrphanReaper::attribute(pid_t pid, Known& known) {
+  known.terminal = terminal_id_of(pid, &known.environ_empty);
   if (known.terminal.empty()) return;
+  known.environ_empty = false;
   by_terminal_[known.terminal].insert(pid);
   if (!is_running_(known.terminal)) condemn(pid, known);
 }

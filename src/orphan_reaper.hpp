@@ -63,6 +63,9 @@ class OrphanReaper {
     std::string terminal;               // empty: not attributed
     bool pty = false;                   // a PTY process: pty/ reaps it
     bool condemned = false;
+    // Its environment read as nothing: a process in the middle of execve() shows none until the new
+    // image is set up, so attribution is tried again at every sweep until the variable is found.
+    bool environ_empty = false;
   };
   struct Condemned {
     pid_t pid = 0;
@@ -73,6 +76,8 @@ class OrphanReaper {
   void sweep();
   // Learns a child not seen before: reaps it when it is already a zombie, attributes it otherwise.
   void learn(pid_t pid);
+  // Reads the terminal id of a known child from its environment and attributes it when found.
+  void attribute(pid_t pid, Known& known);
   void reap_known();
   void forget(pid_t pid);
   void condemn(pid_t pid, Known& known);
