@@ -242,14 +242,16 @@ int signal_session_processes(pid_t sid, int signal, int master_fd) {
   // The terminal's foreground group, while the terminal still belongs to the session.
   pid_t foreground = 0;
   if (master_fd >= 0 && tcgetsid(master_fd) == sid) foreground = tcgetpgrp(master_fd);
-  for (const Member& member : members) {
-    if (member.group == sid || member.group == foreground) continue;  // the group signals below reach it
-    kill(member.pid, signal);
-  }
-  // The groups also catch a child forked during the walk. Only while the session still exists (members
-  // were found): an empty session's id may since have been reused for an unrelated process group.
+  // The leader's group first: a shell waiting for a job must get the signal before the job's end can
+  // make it exit on its own with a status. The groups also catch a child forked during the walk. Only
+  // while the session still exists (members were found): an empty session's id may since have been
+  // reused for an unrelated process group.
   kill(-sid, signal);
   if (foreground > 0 && foreground != sid) kill(-foreground, signal);
+  for (const Member& member : members) {
+    if (member.group == sid || member.group == foreground) continue;  // the group signals above reached it
+    kill(member.pid, signal);
+  }
   return static_cast<int>(members.size());
 }
 
