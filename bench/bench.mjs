@@ -47,6 +47,9 @@ const STREAMS = 4;
 const OPEN_IN_FLIGHT = 50;
 const CHURN_IN_FLIGHT = 16;
 const CHURN_SECONDS = 5;
+// close: terminals created, then all killed at once; one size after the other, a fresh daemon each.
+const CLOSE_SIZES = option('close-sizes', '50,500,2000').split(',').filter(Boolean).map(Number);
+const CLOSE_TIMEOUT_MS = 180000;
 // Limits raised so that 500 terminals of one user and a churn of thousands fit; everything else default.
 const COMMON_ARGS = ['--max-terminals', '100000', '--max-terminals-per-user', '100000', '--exited-retention', '2'];
 
@@ -683,6 +686,61 @@ async function scenarioChurn(ctx) {
   });
 }
 
+// The children of a process (every thread's), from /proc/<pid>/task/*/children.
+function childrenOf(pid) {
+  const pids = [];
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const text = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+        if (text) pids.push(...text.split(/\s+/).map(Number));
+      } catch { /* the thread ended */ }
+    }
+  } catch { /* the process ended */ }
+  return pids;
+}
+// Processes carrying PTYHUB_TERMINAL_ID (one pass over /proc; unreadable ones are skipped).
+function terminalProcesses() {
+  let count = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${entry}/environ`, 'latin1').includes('PTYHUB_TERMINAL_ID=')) count++;
+    } catch { /* gone or not ours */ }
+  }
+  return count;
+}
+
+// N bash terminals (one connection each), then shell.kill to all of them at once: how long until the
+// daemon has no child left (every terminal's process is a child or descendant of the daemon, which is a
+// child subreaper, so this is every process gone and reaped), the daemon's CPU meanwhile, what is left.
+async function scenarioClose(ctx) {
+  const sizes = {};
+  for (const count of CLOSE_SIZES) {
+    sizes[count] = await withDaemon(ctx, async (daemon) => {
+      const ids = new Array(count);
+      const conns = await connectMany(daemon, count, OPEN_IN_FLIGHT, async (c, i) => {
+        const reply = await c.request('shell.create', { command: ['/bin/bash'] });
+        ids[i] = reply.data.terminal.id;
+      });
+      const ready = nowMs() + 60000;
+      while (childrenOf(daemon.pid).length < count && nowMs() < ready) await sleep(50);
+      await sleep(1000);  // every bash printed its prompt and is idle
+      const cpu0 = daemon.cpuSeconds();
+      const start = nowMs();
+      conns.forEach((c, i) => c.send('shell.kill', { terminalId: ids[i] }));
+      while (childrenOf(daemon.pid).length > 0 && nowMs() - start < CLOSE_TIMEOUT_MS) await sleep(10);
+      const goneMs = nowMs() - start;
+      const cpu = daemon.cpuSeconds() - cpu0;
+      const left = childrenOf(daemon.pid).length + terminalProcesses();
+      await Promise.all(conns.map((c) => c.close()));
+      return { goneMs, daemonCpuSeconds: cpu, daemonCores: cpu / (goneMs / 1000), cpuPerTerminalMs: cpu * 1000 / count,
+        left, timedOut: goneMs >= CLOSE_TIMEOUT_MS };
+    });
+  }
+  return { sizes };
+}
+
 async function scenarioSlow(ctx) {
   return withDaemon(ctx, async (d) => {
     const alone = await streamRun(d, ctx, {});
@@ -794,6 +852,21 @@ function tableRows(results, info) {
     row('connection churn (connect, auth, create /bin/true, exit, close)', `${f1(m('churn', (r) => r.perSecond))} /s`, '', undefined,
       `${CHURN_IN_FLIGHT} in flight; daemon ${f2(m('churn', (r) => r.daemonCores))} cores, client ${f2(m('churn', (r) => r.clientCores))} cores`);
   }
+  if (results.close) {
+    const runs = (count, get) => results.close.map((r) => get(r.sizes[count]));
+    const listed = (count, get, fmt) => runs(count, get).map(fmt).join(', ');
+    for (const count of Object.keys(results.close[0].sizes).map(Number)) {
+      const gone = median(runs(count, (r) => r.goneMs));
+      row(`close ${count} bash terminals at once: time until every child is gone`, `${f2(gone / 1000)} s`, '', undefined,
+        `runs: ${listed(count, (r) => r.goneMs / 1000, f2)} s${results.close.some((r) => r.sizes[count].timedOut) ? '; a run timed out' : ''}`);
+      row(`close ${count}: daemon CPU during the close`, `${f2(median(runs(count, (r) => r.daemonCpuSeconds)))} s = ${f2(median(runs(count, (r) => r.daemonCores)))} cores`, '', undefined,
+        `runs: ${listed(count, (r) => r.daemonCpuSeconds, f2)} s`);
+      row(`close ${count}: daemon CPU per closed terminal`, `${f2(median(runs(count, (r) => r.cpuPerTerminalMs)))} ms`, '', undefined,
+        `runs: ${listed(count, (r) => r.cpuPerTerminalMs, f2)} ms`);
+      const left = Math.max(...runs(count, (r) => r.left));
+      row(`close ${count}: processes left`, `${left}`, '0', left === 0, `runs: ${listed(count, (r) => r.left, String)}`);
+    }
+  }
   if (results.slow) {
     const cost = m('slow', (r) => r.cost);
     const peak = m('slow', (r) => r.peakRssKiB) / 1024;
@@ -875,8 +948,10 @@ async function main() {
   }
   const file = path.join(work, 'f');
   log(`machine: ${JSON.stringify(info)}`);
-  log(`making ${file} (head -c ${FILE_MB}000000 /dev/urandom | base64)`);
-  execFileSync('/bin/sh', ['-c', `head -c ${FILE_MB}000000 /dev/urandom | base64 > '${file}'`]);
+  // Only the streaming scenarios read the file; the others get an empty one.
+  const streams = ['throughput', 'fanout', 'streams', 'slow'].some(wanted);
+  log(streams ? `making ${file} (head -c ${FILE_MB}000000 /dev/urandom | base64)` : 'no streaming scenario: no file');
+  execFileSync('/bin/sh', ['-c', streams ? `head -c ${FILE_MB}000000 /dev/urandom | base64 > '${file}'` : `: > '${file}'`]);
   const raw = fs.readFileSync(file);
   let newlines = 0;
   for (let i = raw.indexOf(10); i >= 0; i = raw.indexOf(10, i + 1)) newlines++;
@@ -886,7 +961,7 @@ async function main() {
   const scenarios = [
     ['throughput', scenarioThroughput], ['echo', scenarioEcho], ['echoMany', scenarioEchoMany],
     ['fanout', scenarioFanout], ['streams', scenarioStreams], ['idle', scenarioIdle], ['churn', scenarioChurn],
-    ['slow', scenarioSlow],
+    ['slow', scenarioSlow], ['close', scenarioClose],
   ];
   // Each run of a scenario is made against every binary in turn: baseline, main, baseline, main, ...
   const sides = BASELINE ? [['before', BASELINE], ['after', MAIN]] : [['main', MAIN]];

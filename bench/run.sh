@@ -17,7 +17,7 @@
 #
 #   bench/run.sh --baseline main --only fanout     # 3 + 3 fan-out runs, about 3-4 minutes plus builds
 #
-# Scenarios (--only): throughput echo echoMany fanout streams idle churn slow. Other options:
+# Scenarios (--only): throughput echo echoMany fanout streams idle churn slow close. Other options:
 # --runs N, --nice N, --quiet-wait SECONDS, --retries N, --daemon-env K=V.
 # Traffic goes to 127.0.0.1 only; every step has a timeout. The bench reports figures; it never fails on them.
 set -euo pipefail

@@ -16,6 +16,7 @@ extern "C" {
 
 #include <cstring>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 #include "core/log.hpp"
@@ -38,15 +39,28 @@ ExitStatus decode_wait_status(int wstatus) {
   return status;
 }
 
+// The children started here and not reaped yet (loop thread only).
+std::unordered_set<pid_t>& live_children() {
+  static std::unordered_set<pid_t> pids;
+  return pids;
+}
+
+// Bookkeeping once `pid`, one of ours, has been reaped.
+void note_reaped(pid_t pid) {
+  live_children().erase(pid);
+  forget_child(pid);
+}
+
 // Blocks until `pid` (ours, exiting or killed) is reaped.
 void reap_blocking(pid_t pid) {
   while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
+  note_reaped(pid);
 }
 
 // Kills and reaps a child that will not be handed out, and closes its master.
 void abandon_child(pid_t pid, UniqueFd master) {
-  signal_session_processes(pid, SIGKILL);
+  signal_session_processes(pid, SIGKILL, master.get());
   kill(pid, SIGKILL);
   master.reset();
   reap_blocking(pid);
@@ -139,6 +153,7 @@ pid_t start_child(const SpawnOptions& options, UniqueFd* master, SpawnError* err
     *err = make_error(SpawnFailure::system, -pid, "openpty or fork");
     return -1;
   }
+  live_children().insert(pid);
   detail::ChildReport report;
   int reported = read_child_report(report_read.get(), &report);
   report_read.reset();
@@ -226,11 +241,11 @@ PtyProcess::~PtyProcess() {
   *alive_ = false;
   bool kill_pending = kill_timer_.initialised() && uv_is_active(kill_timer_.as_handle());
   if (!reaped_) {
-    signal_session_processes(pid_, SIGKILL);
+    signal_session_processes(pid_, SIGKILL, master_.get());
     kill(pid_, SIGKILL);
     reap_blocking(pid_);
   } else if (kill_pending) {
-    signal_session_processes(pid_, SIGKILL);
+    signal_session_processes(pid_, SIGKILL, master_.get());
   }
   close_master();
   pidfd_poll_.close();  // before its fd, like the master's
@@ -414,6 +429,7 @@ void PtyProcess::on_pidfd_readable() {
   } else {
     status_ = decode_wait_status(wstatus);
   }
+  note_reaped(pid_);
   reaped_ = true;
   pidfd_poll_.close();
   pidfd_.reset();
@@ -450,7 +466,7 @@ bool PtyProcess::maybe_report_exit() {
 
 int PtyProcess::signal_session(int signal, uint64_t escalate_after_ms) {
   if (signal <= 0 || signal >= NSIG) return -EINVAL;
-  if (signal_session_processes(pid_, signal) == 0) return -ESRCH;
+  if (signal_session_processes(pid_, signal, master_.get()) == 0) return -ESRCH;
   if (escalate_after_ms > 0) {
     uv_timer_start(kill_timer_.get(), [](uv_timer_t* timer) {
       if (auto* self = static_cast<PtyProcess*>(timer->data)) self->on_kill_timeout();
@@ -460,7 +476,9 @@ int PtyProcess::signal_session(int signal, uint64_t escalate_after_ms) {
 }
 
 void PtyProcess::on_kill_timeout() {
-  if (session_has_processes(pid_)) signal_session_processes(pid_, SIGKILL);
+  signal_session_processes(pid_, SIGKILL, master_.get());
 }
+
+bool is_pty_child(pid_t pid) { return live_children().count(pid) != 0; }
 
 }  // namespace ptyhub::pty

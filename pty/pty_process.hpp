@@ -160,11 +160,27 @@ class PtyProcess {
 };
 
 // Signal helpers shared with the daemon (session_signal.cpp).
-// Sends `signal` to every live process whose session id is `sid` (scanning /proc; zombies are not
-// counted), then to the process group `sid` when any was found. Returns how many were signalled.
-int signal_session_processes(pid_t sid, int signal);
+//
+// Who a session-wide signal reaches: every live process whose session id is `sid`. A process that left
+// the session (setsid) is not part of it any more; the daemon's orphan reaper ends such processes when
+// their terminal exits. How they are found: when this process is a child subreaper (the daemon is), by a
+// walk down the process tree (/proc/<pid>/task/*/children) from the leader and from this process's own
+// children in the session — every process of the session whose parent in it died was re-parented here —
+// reading /proc only for the session's processes; otherwise by a scan of every /proc/<pid>/stat. Then the
+// members outside the leader's and the foreground group get kill(pid), and the leader's group (pgid ==
+// sid) and the PTY's foreground group (tcgetpgrp on `master_fd`, when given) get kill(-pgid), which also
+// catches a child forked during the walk. Not reached: a session member re-parented to another subreaper
+// that itself left the session (documented in docs/protocol.md §7).
+//
+// Sends `signal` to the live processes of session `sid`; the group kills only when any was found (an
+// empty session's id may be reused). Returns how many were found.
+int signal_session_processes(pid_t sid, int signal, int master_fd = -1);
 // True while any live (non-zombie) process still has session id `sid`.
 bool session_has_processes(pid_t sid);
+// The caller reaped `pid`, one of its own children: the pid may be reused from now on.
+void forget_child(pid_t pid);
+// True while a PtyProcess owns the child `pid` (it will reap it through its pidfd).
+bool is_pty_child(pid_t pid);
 
 // "SIGSEGV" for every signal (exit reports); real-time ones as "SIGRTMIN+n". nullptr only outside
 // 1..NSIG-1.

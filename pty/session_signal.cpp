@@ -1,8 +1,10 @@
-// Session-wide signals (found by scanning /proc) and signal names.
+// Session-wide signals (a walk of the terminal's process tree, a /proc scan as the fallback) and signal names.
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +13,8 @@
 #include <iterator>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/unique_fd.hpp"
@@ -22,6 +26,7 @@ namespace {
 // The fields of /proc/<pid>/stat we need.
 struct ProcStat {
   char state = '?';
+  pid_t group = 0;
   pid_t session = 0;
 };
 
@@ -37,6 +42,7 @@ bool parse_proc_stat(std::string_view text, ProcStat* out) {
   long session = 0;
   if (std::sscanf(rest.c_str(), " %c %ld %ld %ld", &state, &ppid, &pgrp, &session) != 4) return false;
   out->state = state;
+  out->group = static_cast<pid_t>(pgrp);
   out->session = static_cast<pid_t>(session);
   return true;
 }
@@ -56,6 +62,10 @@ bool read_proc_stat(const char* pid_text, ProcStat* out) {
   return parse_proc_stat(std::string_view(buffer, static_cast<size_t>(n)), out);
 }
 
+bool read_proc_stat(pid_t pid, ProcStat* out) { return read_proc_stat(std::to_string(pid).c_str(), out); }
+
+bool is_dead(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+
 pid_t parse_pid(const char* name) {
   char* end = nullptr;
   long value = std::strtol(name, &end, 10);
@@ -63,21 +73,144 @@ pid_t parse_pid(const char* name) {
   return static_cast<pid_t>(value);
 }
 
-// Live (not zombie, not dead) processes whose session id is `sid`.
-std::vector<pid_t> session_members(pid_t sid) {
-  std::vector<pid_t> members;
-  if (sid <= 0) return members;
+// Appends the whole of a small /proc file to *out; false when it cannot be opened.
+bool read_whole(const char* path, std::string* out) {
+  UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  char buffer[8192];
+  while (true) {
+    ssize_t n = read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out->append(buffer, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// The children of every thread of `pid` ("self" for this process), from /proc/<pid>/task/<tid>/children
+// (CONFIG_PROC_CHILDREN). False when the task directory cannot be read (the process is gone) or the
+// kernel does not offer the children files.
+bool list_children(const std::string& pid, std::vector<pid_t>* children) {
+  const std::string tasks_path = "/proc/" + pid + "/task";
+  DIR* tasks = opendir(tasks_path.c_str());
+  if (tasks == nullptr) return false;
+  bool listed = true;
+  std::string text;
+  while (dirent* entry = readdir(tasks)) {
+    if (parse_pid(entry->d_name) == 0) continue;
+    const std::string path = tasks_path + "/" + entry->d_name + "/children";
+    text.clear();
+    if (!read_whole(path.c_str(), &text)) {
+      // A thread that just ended has no directory any more; a kernel without the files has none at all.
+      if (errno == ENOENT && access((tasks_path + "/" + entry->d_name).c_str(), F_OK) != 0) continue;
+      listed = false;
+      break;
+    }
+    const char* cursor = text.c_str();
+    while (*cursor != '\0') {
+      char* end = nullptr;
+      long value = std::strtol(cursor, &end, 10);
+      if (end == cursor) break;
+      if (value > 0) children->push_back(static_cast<pid_t>(value));
+      cursor = end;
+    }
+  }
+  closedir(tasks);
+  return listed;
+}
+
+// What this process knows of its own children: the session each one had when it was first listed.
+// A process can leave a session (setsid) but never join an existing one, so a child first seen in
+// another session can never be in the session asked for; one seen in it is checked again (stat) before
+// it is used. A pid leaves the table when it is no longer listed or when it is reaped (forget_child):
+// every child is reaped by this process, so a pid in the table cannot have been recycled meanwhile.
+// Loop thread only (like every caller).
+std::unordered_map<pid_t, pid_t>& child_sessions() {
+  static std::unordered_map<pid_t, pid_t> table;
+  return table;
+}
+
+// The children of this process that were in session `sid` when first seen. False when the children
+// cannot be listed.
+bool own_children_in_session(pid_t sid, std::vector<pid_t>* out) {
+  std::vector<pid_t> listed;
+  if (!list_children("self", &listed)) return false;
+  auto& table = child_sessions();
+  std::unordered_map<pid_t, pid_t> fresh;
+  fresh.reserve(listed.size());
+  for (pid_t pid : listed) {
+    auto known = table.find(pid);
+    pid_t session = 0;
+    if (known != table.end()) {
+      session = known->second;
+    } else {
+      ProcStat stat;
+      if (!read_proc_stat(pid, &stat)) continue;
+      session = stat.session;
+    }
+    fresh.emplace(pid, session);
+    if (session == sid) out->push_back(pid);
+  }
+  table.swap(fresh);
+  return true;
+}
+
+// Whether processes that lose their parent come to this process (PR_SET_CHILD_SUBREAPER).
+bool is_subreaper() {
+  int flag = 0;
+  return prctl(PR_GET_CHILD_SUBREAPER, &flag, 0, 0, 0) == 0 && flag != 0;
+}
+
+struct Member {
+  pid_t pid;
+  pid_t group;
+};
+
+// Live (not zombie, not dead) processes whose session id is `sid`, by scanning every /proc/<pid>/stat.
+std::vector<Member> scan_all(pid_t sid) {
+  std::vector<Member> members;
   DIR* proc = opendir("/proc");
   if (proc == nullptr) return members;
   while (dirent* entry = readdir(proc)) {
     pid_t pid = parse_pid(entry->d_name);
     if (pid == 0) continue;
     ProcStat stat;
-    if (!read_proc_stat(entry->d_name, &stat) || stat.session != sid) continue;
-    if (stat.state == 'Z' || stat.state == 'X' || stat.state == 'x') continue;
-    members.push_back(pid);
+    if (!read_proc_stat(entry->d_name, &stat) || stat.session != sid || is_dead(stat.state)) continue;
+    members.push_back({pid, stat.group});
   }
   closedir(proc);
+  return members;
+}
+
+// Live processes of session `sid` without scanning the host. Every process of a session descends from
+// its leader; the ones whose parent chain inside the session broke (a double fork, a job outliving its
+// shell) were re-parented to the nearest child subreaper. When this process is one (the daemon is), they
+// are its own children, so the session is exactly what a walk down the process tree reaches from the
+// leader and from this process's children in the session. The walk stops at a process of another session
+// (setsid): nothing below it can be in `sid` again. So it reads /proc only for the terminal's own
+// processes, plus one listing of this process's children. Returns false when that cannot be relied on
+// (not a subreaper, or no children files): the caller then scans.
+bool walk_session(pid_t sid, std::vector<Member>* members) {
+  if (!is_subreaper()) return false;
+  std::vector<pid_t> pending{sid};
+  if (!own_children_in_session(sid, &pending)) return false;
+  std::unordered_set<pid_t> seen;
+  while (!pending.empty()) {
+    const pid_t pid = pending.back();
+    pending.pop_back();
+    if (!seen.insert(pid).second) continue;
+    ProcStat stat;
+    if (!read_proc_stat(pid, &stat) || stat.session != sid) continue;
+    if (!is_dead(stat.state)) members->push_back({pid, stat.group});
+    list_children(std::to_string(pid), &pending);  // a zombie has none left: they were re-parented
+  }
+  return true;
+}
+
+std::vector<Member> session_members(pid_t sid) {
+  std::vector<Member> members;
+  if (sid <= 0) return members;
+  if (!walk_session(sid, &members)) members = scan_all(sid);
   return members;
 }
 
@@ -102,18 +235,29 @@ constexpr int kClientSignals[] = {SIGHUP, SIGINT, SIGTERM, SIGKILL};
 
 }  // namespace
 
-int signal_session_processes(pid_t sid, int signal) {
-  int signalled = 0;
-  for (pid_t pid : session_members(sid)) {
-    if (kill(pid, signal) == 0) ++signalled;
+int signal_session_processes(pid_t sid, int signal, int master_fd) {
+  if (sid <= 0) return 0;
+  const std::vector<Member> members = session_members(sid);
+  if (members.empty()) return 0;
+  // The terminal's foreground group, while the terminal still belongs to the session.
+  pid_t foreground = 0;
+  if (master_fd >= 0 && tcgetsid(master_fd) == sid) foreground = tcgetpgrp(master_fd);
+  // The leader's group first: a shell waiting for a job must get the signal before the job's end can
+  // make it exit on its own with a status. The groups also catch a child forked during the walk. Only
+  // while the session still exists (members were found): an empty session's id may since have been
+  // reused for an unrelated process group.
+  kill(-sid, signal);
+  if (foreground > 0 && foreground != sid) kill(-foreground, signal);
+  for (const Member& member : members) {
+    if (member.group == sid || member.group == foreground) continue;  // the group signals above reached it
+    kill(member.pid, signal);
   }
-  // The group catches a child forked during the scan. Only when the session still exists: an empty
-  // session's id may since have been reused for an unrelated process group.
-  if (signalled > 0) kill(-sid, signal);
-  return signalled;
+  return static_cast<int>(members.size());
 }
 
 bool session_has_processes(pid_t sid) { return !session_members(sid).empty(); }
+
+void forget_child(pid_t pid) { child_sessions().erase(pid); }
 
 const char* signal_name(int signal) {
   for (const SignalName& entry : kSignalNames) {

@@ -138,8 +138,8 @@ bool Daemon::start(std::string* error) {
   });
   if (!reaper_->start(error)) return false;
   hub_ = std::make_unique<hub::Hub>(&loop_, hub_limits(*config_), metrics_);
-  hub_->add_exited_observer([this](const std::string&) {
-    if (reaper_) reaper_->terminal_exited();
+  hub_->add_exited_observer([this](const std::string& id) {
+    if (reaper_) reaper_->terminal_exited(id);
   });
   git_ = std::make_unique<hub::GitOperations>(&loop_, git_limits(*config_), *hub_, metrics_);
   server_ = std::make_unique<server::WsServer>(&loop_, edge_settings(*config_), *hub_, *git_, *verifier_, metrics_);

@@ -1,4 +1,4 @@
-// OrphanReaper: subreaper, SIGCHLD sweep, attribution by environment, SIGTERM → SIGKILL.
+// OrphanReaper: subreaper, SIGCHLD bookkeeping of new children, attribution by environment, SIGTERM → SIGKILL.
 #include "src/orphan_reaper.hpp"
 
 #include <dirent.h>
@@ -15,11 +15,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <set>
 #include <sstream>
 
 #include "core/log.hpp"
 #include "core/unique_fd.hpp"
+#include "pty/pty_process.hpp"
 #include "src/hub/hub.hpp"
 
 namespace ptyhub {
@@ -121,28 +121,11 @@ std::vector<ChildInfo> children_of(pid_t self) {
   return children;
 }
 
-// The pids this process holds pidfds for: PTY processes that pty/ will reap itself.
-std::set<pid_t> pidfd_targets() {
-  std::set<pid_t> pids;
-  DIR* fds = opendir("/proc/self/fd");
-  if (fds == nullptr) return pids;
-  while (dirent* entry = readdir(fds)) {
-    if (entry->d_name[0] == '.') continue;
-    char target[64] = "";
-    const std::string link = std::string("/proc/self/fd/") + entry->d_name;
-    const ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
-    if (n <= 0 || std::string_view(target, static_cast<size_t>(n)) != "anon_inode:[pidfd]") continue;
-    const std::string info = read_proc_file(std::string("/proc/self/fdinfo/") + entry->d_name, 4096);
-    const size_t at = info.find("\nPid:");
-    if (at != std::string::npos) pids.insert(static_cast<pid_t>(std::strtol(info.c_str() + at + 5, nullptr, 10)));
-  }
-  closedir(fds);
-  return pids;
-}
-
-// hub::kTerminalIdVariable of a live process; empty when absent or unreadable.
-std::string terminal_id_of(pid_t pid) {
+// hub::kTerminalIdVariable of a live process; empty when absent or unreadable. `empty_environ` tells that
+// nothing at all could be read (a process inside execve() shows no environment for a moment).
+std::string terminal_id_of(pid_t pid, bool* empty_environ) {
   const std::string environ = read_proc_file("/proc/" + std::to_string(pid) + "/environ", kMaxEnvironBytes);
+  *empty_environ = environ.empty();
   const std::string prefix = std::string(hub::kTerminalIdVariable) + "=";
   size_t start = 0;
   while (start < environ.size()) {
@@ -201,41 +184,102 @@ bool OrphanReaper::start(std::string* error) {
 
 void OrphanReaper::sweep() {
   if (!started_) return;
-  const pid_t self = getpid();
-  std::vector<ChildInfo> children = children_of(self);
-  bool have_pidfds = false;
-  std::set<pid_t> owned_by_pty;
-  for (const ChildInfo& child : children) {
-    if (is_zombie(child.state)) {
-      if (!have_pidfds) {
-        owned_by_pty = pidfd_targets();
-        have_pidfds = true;
-      }
-      if (owned_by_pty.count(child.pid) != 0) continue;
-      int status = 0;
-      if (waitpid(child.pid, &status, WNOHANG) == child.pid) {
-        log::debug("reaped orphan " + std::to_string(child.pid));
-      }
-      continue;
-    }
-    const std::string terminal = terminal_id_of(child.pid);
-    if (terminal.empty() || is_running_(terminal)) continue;
-    const bool known = std::any_of(condemned_.begin(), condemned_.end(), [&](const Condemned& c) {
-      return c.pid == child.pid && c.start_time == child.start_time;
-    });
-    if (known) continue;
-    log::info("terminal " + terminal + " ended: SIGTERM to the process " + std::to_string(child.pid) +
-              " it left behind");
-    kill(child.pid, SIGTERM);
-    condemned_.push_back({child.pid, child.start_time, now_ms() + kill_grace_ms_});
-    arm_kill_timer();
+  std::vector<pid_t> listed;
+  if (!listed_children(&listed)) {
+    for (const ChildInfo& child : children_of(getpid())) listed.push_back(child.pid);
   }
-  // Forget the condemned that are gone.
-  std::erase_if(condemned_, [&](const Condemned& c) {
-    return std::none_of(children.begin(), children.end(), [&](const ChildInfo& child) {
-      return child.pid == c.pid && child.start_time == c.start_time && !is_zombie(child.state);
-    });
-  });
+  std::unordered_set<pid_t> present(listed.begin(), listed.end());
+  // Forget what is no longer a child (a PTY process pty/ reaped), and a PTY pid pty/ has since reaped
+  // and the kernel handed to another child.
+  std::vector<pid_t> gone;
+  for (const auto& [pid, known] : known_) {
+    if (present.count(pid) == 0 || (known.pty && !pty::is_pty_child(pid))) gone.push_back(pid);
+  }
+  for (pid_t pid : gone) forget(pid);
+  for (pid_t pid : listed) {
+    auto it = known_.find(pid);
+    if (it == known_.end()) {
+      learn(pid);
+    } else if (it->second.environ_empty && it->second.terminal.empty() && !it->second.pty) {
+      attribute(pid, it->second);
+    }
+  }
+  reap_known();
+}
+
+void OrphanReaper::learn(pid_t pid) {
+  if (pty::is_pty_child(pid)) {
+    known_[pid].pty = true;
+    return;
+  }
+  char state = '?';
+  pid_t parent = 0;
+  unsigned long long start_time = 0;
+  const std::string stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat", 1024);
+  if (!parse_stat(stat, &state, &parent, &start_time)) return;  // gone already (reaped below if ours)
+  Known& known = known_[pid];
+  known.start_time = start_time;
+  if (is_zombie(state)) return;  // reap_known() reaps it
+  attribute(pid, known);
+}
+
+void OrphanReaper::attribute(pid_t pid, Known& known) {
+  known.terminal = terminal_id_of(pid, &known.environ_empty);
+  if (known.terminal.empty()) return;
+  known.environ_empty = false;
+  by_terminal_[known.terminal].insert(pid);
+  if (!is_running_(known.terminal)) condemn(pid, known);
+}
+
+void OrphanReaper::reap_known() {
+  std::vector<pid_t> reaped;
+  for (const auto& [pid, known] : known_) {
+    if (known.pty) continue;
+    int status = 0;
+    pid_t rc;
+    do {
+      rc = waitpid(pid, &status, WNOHANG);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == pid || (rc < 0 && errno == ECHILD)) reaped.push_back(pid);
+  }
+  for (pid_t pid : reaped) {
+    log::debug("reaped orphan " + std::to_string(pid));
+    forget(pid);
+    pty::forget_child(pid);
+  }
+}
+
+void OrphanReaper::forget(pid_t pid) {
+  auto it = known_.find(pid);
+  if (it == known_.end()) return;
+  if (!it->second.terminal.empty()) {
+    auto group = by_terminal_.find(it->second.terminal);
+    if (group != by_terminal_.end()) {
+      group->second.erase(pid);
+      if (group->second.empty()) by_terminal_.erase(group);
+    }
+  }
+  known_.erase(it);
+}
+
+void OrphanReaper::terminal_exited(const std::string& terminal_id) {
+  if (!started_) return;
+  sweep();  // what was re-parented to the daemon since the last SIGCHLD (no SIGCHLD announces that)
+  auto group = by_terminal_.find(terminal_id);
+  if (group == by_terminal_.end()) return;
+  for (pid_t pid : group->second) {
+    Known& known = known_[pid];
+    if (!known.condemned) condemn(pid, known);
+  }
+}
+
+void OrphanReaper::condemn(pid_t pid, Known& known) {
+  log::info("terminal " + known.terminal + " ended: SIGTERM to the process " + std::to_string(pid) +
+            " it left behind");
+  kill(pid, SIGTERM);
+  known.condemned = true;
+  condemned_.push_back({pid, known.start_time, now_ms() + kill_grace_ms_});
+  arm_kill_timer();
 }
 
 void OrphanReaper::arm_kill_timer() {
@@ -252,15 +296,14 @@ void OrphanReaper::arm_kill_timer() {
 }
 
 void OrphanReaper::on_kill_timer() {
-  const pid_t self = getpid();
-  const std::vector<ChildInfo> children = children_of(self);
+  reap_known();
   const uint64_t now = now_ms();
   std::erase_if(condemned_, [&](const Condemned& c) {
     if (c.kill_at_ms > now) return false;
-    const bool alive = std::any_of(children.begin(), children.end(), [&](const ChildInfo& child) {
-      return child.pid == c.pid && child.start_time == c.start_time && !is_zombie(child.state);
-    });
-    if (alive) {
+    // Still known means not reaped yet (every orphan is reaped here, and forgotten then): the pid is
+    // still that process, so the signal cannot reach a recycled pid.
+    auto it = known_.find(c.pid);
+    if (it != known_.end() && it->second.start_time == c.start_time && !it->second.pty) {
       log::info("SIGKILL to the left-behind process " + std::to_string(c.pid) + " after kill_grace");
       kill(c.pid, SIGKILL);
     }
@@ -275,10 +318,11 @@ void OrphanReaper::stop() {
   sigchld_.close();
   kill_timer_.close();
   condemned_.clear();
+  known_.clear();
+  by_terminal_.clear();
   const pid_t self = getpid();
-  const std::set<pid_t> owned_by_pty = pidfd_targets();
   for (const ChildInfo& child : children_of(self)) {
-    if (owned_by_pty.count(child.pid) != 0) continue;
+    if (pty::is_pty_child(child.pid)) continue;
     UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, child.pid, 0)));
     if (!is_zombie(child.state)) {
       log::info("stopping: SIGKILL to the left-behind process " + std::to_string(child.pid));
@@ -290,7 +334,7 @@ void OrphanReaper::stop() {
       }
     }
     int status = 0;
-    waitpid(child.pid, &status, WNOHANG);
+    if (waitpid(child.pid, &status, WNOHANG) == child.pid) pty::forget_child(child.pid);
   }
 }
 

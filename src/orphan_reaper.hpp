@@ -7,16 +7,19 @@
 // variable (it cleared its environment, or changed user and is unreadable) is not attributed: it is reaped
 // when it exits and killed when the daemon stops, never earlier.
 //
-// The daemon's children are listed from /proc/self/task/*/children (a scan of /proc where the kernel does
-// not offer those files).
-// Reaping: on SIGCHLD (a uv_signal), zombies among the daemon's children are reaped one by one with
-// waitpid(pid, WNOHANG) — never waitpid(-1) — except the PTY processes, which pty/ reaps through their
-// pidfds: a zombie that a pidfd of this process refers to (/proc/self/fdinfo "Pid:") is left to its owner.
-// The daemon starts no other children (no uv_spawn), so nothing else can be stolen from libuv.
+// Bookkeeping, so that closing N terminals costs O(N): on SIGCHLD the daemon's children are listed from
+// /proc/self/task/*/children (one read; a scan of /proc where the kernel does not offer those files), and
+// only a pid not seen before is looked at — its stat (start time) and its environment (attribution) are
+// read once. A PTY process (pty::is_pty_child) is left to pty/, which reaps it through its pidfd; it is
+// never read. The attributed processes are kept per terminal id.
+// Reaping: the daemon's other children (the orphans it knows) are reaped one by one with
+// waitpid(pid, WNOHANG) — never waitpid(-1), which would steal a PTY process's status. The daemon starts
+// no other children (no uv_spawn), so nothing else can be stolen from libuv.
 //
-// Ending: when a terminal has exited (terminal_exited()), and on every SIGCHLD for processes re-parented
-// later, each child of the daemon attributed to a terminal that no longer runs gets SIGTERM, then SIGKILL
-// after kill_grace if it is still there. stop() SIGKILLs every remaining child when the daemon stops.
+// Ending: when a terminal has exited (terminal_exited(id)), the processes attributed to that terminal —
+// and only those — get SIGTERM, then SIGKILL after kill_grace if they are still there; so does a process
+// re-parented later to a terminal that no longer runs. stop() SIGKILLs every remaining child when the
+// daemon stops.
 //
 // Owns a uv_signal and a uv_timer (unreferenced). Loop thread only.
 #pragma once
@@ -28,6 +31,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/uv_handle.hpp"
@@ -46,17 +51,21 @@ class OrphanReaper {
 
   // Becomes a child subreaper and watches SIGCHLD. False with `error` when prctl fails.
   bool start(std::string* error);
-  // A terminal exited: end what it left behind.
-  void terminal_exited() { sweep(); }
+  // A terminal exited: end what it left behind (the processes attributed to `terminal_id`).
+  void terminal_exited(const std::string& terminal_id);
   // Closes the handles, SIGKILLs every child still there (waiting up to a second for each to die) and
   // reaps it. Called once terminals are gone.
   void stop();
 
  private:
-  struct Child {
-    pid_t pid = 0;
-    char state = '?';
+  struct Known {
     unsigned long long start_time = 0;  // guards against a recycled pid
+    std::string terminal;               // empty: not attributed
+    bool pty = false;                   // a PTY process: pty/ reaps it
+    bool condemned = false;
+    // Its environment read as nothing: a process in the middle of execve() shows none until the new
+    // image is set up, so attribution is tried again at every sweep until the variable is found.
+    bool environ_empty = false;
   };
   struct Condemned {
     pid_t pid = 0;
@@ -65,6 +74,13 @@ class OrphanReaper {
   };
 
   void sweep();
+  // Learns a child not seen before: reaps it when it is already a zombie, attributes it otherwise.
+  void learn(pid_t pid);
+  // Reads the terminal id of a known child from its environment and attributes it when found.
+  void attribute(pid_t pid, Known& known);
+  void reap_known();
+  void forget(pid_t pid);
+  void condemn(pid_t pid, Known& known);
   void on_kill_timer();
   void arm_kill_timer();
 
@@ -73,6 +89,8 @@ class OrphanReaper {
   IsRunning is_running_;
   UvHandle<uv_signal_t> sigchld_;
   UvHandle<uv_timer_t> kill_timer_;
+  std::unordered_map<pid_t, Known> known_;
+  std::unordered_map<std::string, std::unordered_set<pid_t>> by_terminal_;
   std::vector<Condemned> condemned_;
   bool started_ = false;
 };

@@ -45,6 +45,7 @@ Hub::Hub(uv_loop_t* loop, HubLimits limits, Metrics& metrics)
 Hub::~Hub() {
   // Timers first (their callbacks point at this), then terminals: a running PtyProcess kills and
   // reaps its session when destroyed.
+  hang_up_timer_.close();
   removal_timers_.clear();
   terminals_.clear();
 }
@@ -220,14 +221,41 @@ void Hub::remove(const std::string& id) {
 
 void Hub::hang_up_all(std::function<void()> on_all_exited) {
   on_all_exited_ = std::move(on_all_exited);
+  hang_up_queue_.clear();
   for (auto& [id, terminal] : terminals_) {
-    if (terminal->running()) terminal->kill(SIGHUP, limits_.terminal.kill_grace_ms);
+    if (terminal->running()) hang_up_queue_.push_back(id);
   }
+  std::reverse(hang_up_queue_.begin(), hang_up_queue_.end());
+  if (!hang_up_queue_.empty() && !hang_up_timer_.initialised() &&
+      !hang_up_timer_.adopt_init(uv_timer_init(loop_, hang_up_timer_.get()), this)) {
+    log::error("cannot start the hang-up timer: every terminal is hung up at once");
+  }
+  hang_up_batch();
   if (on_all_exited_ && running_count() == 0) {
     auto callback = std::move(on_all_exited_);
     on_all_exited_ = nullptr;
     callback();
   }
+}
+
+void Hub::hang_up_batch() {
+  const bool batched = hang_up_timer_.initialised();
+  for (size_t done = 0; !hang_up_queue_.empty() && (!batched || done < kHangUpBatch); ++done) {
+    const std::string id = std::move(hang_up_queue_.back());
+    hang_up_queue_.pop_back();
+    Terminal* terminal = find_any(id);
+    if (terminal != nullptr && terminal->running()) terminal->kill(SIGHUP, limits_.terminal.kill_grace_ms);
+  }
+  if (hang_up_queue_.empty()) {
+    if (batched) uv_timer_stop(hang_up_timer_.get());
+    return;
+  }
+  uv_timer_start(
+      hang_up_timer_.get(),
+      [](uv_timer_t* handle) {
+        if (auto* hub = static_cast<Hub*>(handle->data)) hub->hang_up_batch();
+      },
+      0, 0);
 }
 
 size_t Hub::running_count() const {

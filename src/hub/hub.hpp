@@ -98,14 +98,17 @@ class Hub {
   void detach(Subscriber* subscriber);
 
   // Shutdown: SIGHUP every running terminal's session, SIGKILL after kill_grace. `on_all_exited`
-  // runs once no terminal runs any more (at once when none does).
+  // runs once no terminal runs any more (at once when none does). The terminals are hung up
+  // kHangUpBatch per loop turn (a 0 ms timer), so the loop keeps serving I/O and exits meanwhile.
   void hang_up_all(std::function<void()> on_all_exited);
+  static constexpr size_t kHangUpBatch = 32;
   size_t running_count() const;
 
  private:
   void on_terminal_exit(Terminal& terminal);
   void schedule_removal(Terminal& terminal);
   void remove(const std::string& id);
+  void hang_up_batch();
   std::vector<std::string> child_environment(const std::map<std::string, std::string>& extra) const;
   size_t count_owned_by(const std::string& user) const;
 
@@ -116,6 +119,8 @@ class Hub {
   std::map<std::string, std::unique_ptr<UvHandle<uv_timer_t>>> removal_timers_;
   std::vector<Subscriber*> lifecycle_subscribers_;
   std::function<void()> on_all_exited_;
+  std::vector<std::string> hang_up_queue_;  // ids still to hang up, last first
+  UvHandle<uv_timer_t> hang_up_timer_;
   Observers<void(const std::string&)> on_removed_;
   Observers<void(const std::string&)> on_exited_;
 };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -164,10 +165,26 @@ std::unique_ptr<PtyProcess> spawn_ok(TestLoop& loop, const SpawnOptions& options
   return process;
 }
 
+// The whole of a /proc file, or "" when it cannot be read: a process may vanish before or during the
+// read (ESRCH), which an ifstream read through istreambuf_iterator reports by throwing.
+std::string read_proc_file(const std::string& path) {
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
 // Session id and process group of `pid` from /proc (0 when gone).
 std::pair<pid_t, pid_t> session_and_group(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
   size_t close = text.rfind(')');
   if (close == std::string::npos) return {0, 0};
   std::istringstream fields(text.substr(close + 1));
@@ -179,8 +196,7 @@ std::pair<pid_t, pid_t> session_and_group(pid_t pid) {
 
 // True while `pid` exists and is not a zombie.
 bool process_is_live(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
   size_t close = text.rfind(')');
   if (close == std::string::npos || close + 2 >= text.size()) return false;
   char state = text[close + 2];
