@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/proc_file.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/test_client.hpp"
 
@@ -30,23 +31,6 @@ Json sh(const std::string& script) { return Json{"/bin/sh", "-c", script}; }
 
 long long ms_since(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-}
-
-// The whole of a /proc file, or "" when it cannot be read: a process may vanish between readdir() and the
-// read (ESRCH), which an ifstream would report by throwing.
-std::string read_proc_file(const std::string& path) {
-  std::string text;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return text;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return text;
 }
 
 // One pass over /proc: the processes (zombies included) that are children of `parent`, belong to one of

@@ -22,6 +22,7 @@
 #include <random>
 #include <sstream>
 
+#include "tests/support/proc_file.hpp"
 #include "auth/jwt.hpp"
 #include "core/unique_fd.hpp"
 #include "tests/support/daemon_process.hpp"
@@ -125,23 +126,6 @@ int free_port() {
   socklen_t length = sizeof address;
   ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length);
   return ntohs(address.sin_port);
-}
-
-// The whole of a /proc file, or "" when it cannot be read: a process may vanish before or during the
-// read (ESRCH), which an ifstream read through istreambuf_iterator reports by throwing.
-std::string read_proc_file(const std::string& path) {
-  std::string text;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return text;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return text;
 }
 
 // Pids of live or zombie processes whose command line holds `marker`.

@@ -22,10 +22,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/proc_file.hpp"
 #include "pty/pty_process.hpp"
 
 namespace ptyhub::pty {
 namespace {
+using test::read_proc_file;
 
 constexpr uint64_t kDeadlineMs = 10000;
 constexpr size_t kMiB = 1024 * 1024;
@@ -163,23 +165,6 @@ std::unique_ptr<PtyProcess> spawn_ok(TestLoop& loop, const SpawnOptions& options
   REQUIRE(process != nullptr);
   CHECK(error.failure == SpawnFailure::none);
   return process;
-}
-
-// The whole of a /proc file, or "" when it cannot be read: a process may vanish before or during the
-// read (ESRCH), which an ifstream read through istreambuf_iterator reports by throwing.
-std::string read_proc_file(const std::string& path) {
-  std::string text;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return text;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return text;
 }
 
 // Session id and process group of `pid` from /proc (0 when gone).
