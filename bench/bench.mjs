@@ -92,9 +92,15 @@ class Daemon {
     if (!fs.existsSync(d.secret)) fs.writeFileSync(d.secret, Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex'), { mode: 0o600 });
     d.token = execFileSync(bin.path, ['token', '--sub', 'bench', '--scope', 'terminal:create terminal:read terminal:write',
       '--ttl', '7200', '--jwt-secret-file', d.secret]).toString().trim();
+    // The shells get a HOME of their own with empty start-up files: an "idle bash" is a bash at its
+    // prompt, not whatever the machine's user runs from ~/.bashrc (version managers that fork dozens of
+    // processes and take a lock file in the user's home).
+    const home = path.join(workDir, 'home');
+    fs.mkdirSync(home, { recursive: true });
+    for (const rc of ['.bashrc', '.profile', '.bash_profile']) fs.writeFileSync(path.join(home, rc), '');
     d.proc = spawn(bin.path, ['--listen', '127.0.0.1:0', '--jwt-secret-file', d.secret, '--shell', '/bin/sh',
       '--home', workDir, '--log-level', 'info', ...bin.args],
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...DAEMON_ENV } });
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HOME: home, ...DAEMON_ENV } });
     d.pid = d.proc.pid;
     if (NICE !== 0) os.setPriority(d.pid, NICE);
     d.tail = [];

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/unique_fd.hpp"
+#include "pty/children.hpp"
 #include "pty/pty_process.hpp"
 
 namespace ptyhub::pty {
@@ -73,85 +74,51 @@ pid_t parse_pid(const char* name) {
   return static_cast<pid_t>(value);
 }
 
-// Appends the whole of a small /proc file to *out; false when it cannot be opened.
-bool read_whole(const char* path, std::string* out) {
-  UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
-  if (!fd) return false;
-  char buffer[8192];
-  while (true) {
-    ssize_t n = read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out->append(buffer, static_cast<size_t>(n));
-  }
-  return true;
-}
-
-// The children of every thread of `pid` ("self" for this process), from /proc/<pid>/task/<tid>/children
-// (CONFIG_PROC_CHILDREN). False when the task directory cannot be read (the process is gone) or the
-// kernel does not offer the children files.
-bool list_children(const std::string& pid, std::vector<pid_t>* children) {
-  const std::string tasks_path = "/proc/" + pid + "/task";
-  DIR* tasks = opendir(tasks_path.c_str());
-  if (tasks == nullptr) return false;
-  bool listed = true;
-  std::string text;
-  while (dirent* entry = readdir(tasks)) {
-    if (parse_pid(entry->d_name) == 0) continue;
-    const std::string path = tasks_path + "/" + entry->d_name + "/children";
-    text.clear();
-    if (!read_whole(path.c_str(), &text)) {
-      // A thread that just ended has no directory any more; a kernel without the files has none at all.
-      if (errno == ENOENT && access((tasks_path + "/" + entry->d_name).c_str(), F_OK) != 0) continue;
-      listed = false;
-      break;
-    }
-    const char* cursor = text.c_str();
-    while (*cursor != '\0') {
-      char* end = nullptr;
-      long value = std::strtol(cursor, &end, 10);
-      if (end == cursor) break;
-      if (value > 0) children->push_back(static_cast<pid_t>(value));
-      cursor = end;
-    }
-  }
-  closedir(tasks);
-  return listed;
-}
-
 // What this process knows of its own children: the session each one had when it was first listed.
 // A process can leave a session (setsid) but never join an existing one, so a child first seen in
 // another session can never be in the session asked for; one seen in it is checked again (stat) before
 // it is used. A pid leaves the table when it is no longer listed or when it is reaped (forget_child):
 // every child is reaped by this process, so a pid in the table cannot have been recycled meanwhile.
-// Loop thread only (like every caller).
-std::unordered_map<pid_t, pid_t>& child_sessions() {
-  static std::unordered_map<pid_t, pid_t> table;
+// The index by session is rebuilt once per listing (pty/children.hpp), not once per signal.
+struct ChildSessions {
+  uint64_t generation = 0;
+  std::unordered_map<pid_t, pid_t> session_of;
+  std::unordered_map<pid_t, std::vector<pid_t>> by_session;
+};
+
+ChildSessions& child_sessions() {
+  static ChildSessions table;
   return table;
 }
 
 // The children of this process that were in session `sid` when first seen. False when the children
 // cannot be listed.
 bool own_children_in_session(pid_t sid, std::vector<pid_t>* out) {
-  std::vector<pid_t> listed;
-  if (!list_children("self", &listed)) return false;
-  auto& table = child_sessions();
-  std::unordered_map<pid_t, pid_t> fresh;
-  fresh.reserve(listed.size());
-  for (pid_t pid : listed) {
-    auto known = table.find(pid);
-    pid_t session = 0;
-    if (known != table.end()) {
-      session = known->second;
-    } else {
-      ProcStat stat;
-      if (!read_proc_stat(pid, &stat)) continue;
-      session = stat.session;
+  const ChildListing& listing = own_children();
+  if (!listing.listed) return false;
+  ChildSessions& table = child_sessions();
+  if (table.generation != listing.generation) {
+    std::unordered_map<pid_t, pid_t> fresh;
+    fresh.reserve(listing.pids.size());
+    table.by_session.clear();
+    for (pid_t pid : listing.pids) {
+      auto known = table.session_of.find(pid);
+      pid_t session = 0;
+      if (known != table.session_of.end()) {
+        session = known->second;
+      } else {
+        ProcStat stat;
+        if (!read_proc_stat(pid, &stat)) continue;
+        session = stat.session;
+      }
+      fresh.emplace(pid, session);
+      table.by_session[session].push_back(pid);
     }
-    fresh.emplace(pid, session);
-    if (session == sid) out->push_back(pid);
+    table.session_of.swap(fresh);
+    table.generation = listing.generation;
   }
-  table.swap(fresh);
+  auto members = table.by_session.find(sid);
+  if (members != table.by_session.end()) out->insert(out->end(), members->second.begin(), members->second.end());
   return true;
 }
 
@@ -202,7 +169,7 @@ bool walk_session(pid_t sid, std::vector<Member>* members) {
     ProcStat stat;
     if (!read_proc_stat(pid, &stat) || stat.session != sid) continue;
     if (!is_dead(stat.state)) members->push_back({pid, stat.group});
-    list_children(std::to_string(pid), &pending);  // a zombie has none left: they were re-parented
+    list_children_of(pid, &pending);  // a zombie has none left: they were re-parented
   }
   return true;
 }
@@ -257,7 +224,16 @@ int signal_session_processes(pid_t sid, int signal, int master_fd) {
 
 bool session_has_processes(pid_t sid) { return !session_members(sid).empty(); }
 
-void forget_child(pid_t pid) { child_sessions().erase(pid); }
+void forget_child(pid_t pid) {
+  ChildSessions& table = child_sessions();
+  auto known = table.session_of.find(pid);
+  if (known != table.session_of.end()) {
+    auto group = table.by_session.find(known->second);
+    if (group != table.by_session.end()) std::erase(group->second, pid);
+    table.session_of.erase(known);
+  }
+  forget_listed_child(pid);
+}
 
 const char* signal_name(int signal) {
   for (const SignalName& entry : kSignalNames) {

@@ -15,10 +15,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 
 #include "core/log.hpp"
 #include "core/unique_fd.hpp"
+#include "pty/children.hpp"
 #include "pty/pty_process.hpp"
 #include "src/hub/hub.hpp"
 
@@ -56,15 +56,23 @@ std::string read_proc_file(const std::string& path, size_t limit) {
 // last ')'.
 bool parse_stat(const std::string& text, char* state, pid_t* parent, unsigned long long* start_time) {
   const size_t close = text.rfind(')');
-  if (close == std::string::npos) return false;
-  std::istringstream fields(text.substr(close + 1));
-  long ppid = 0;
-  fields >> *state >> ppid;
-  std::string skip;
-  for (int field = 5; field < 22 && fields; ++field) fields >> skip;  // pgrp … itrealvalue
-  fields >> *start_time;
+  if (close == std::string::npos || close + 3 >= text.size()) return false;
+  const char* cursor = text.c_str() + close + 2;  // ") S 1 …"
+  *state = *cursor++;
+  char* end = nullptr;
+  const long ppid = std::strtol(cursor, &end, 10);  // field 4
+  if (end == cursor) return false;
+  cursor = end;
+  for (int field = 5; field < 22; ++field) {  // pgrp … itrealvalue: skipped
+    while (*cursor == ' ') ++cursor;
+    while (*cursor != ' ' && *cursor != '\0') ++cursor;
+    if (*cursor == '\0') return false;
+  }
+  const unsigned long long start = std::strtoull(cursor, &end, 10);  // field 22
+  if (end == cursor) return false;
+  *start_time = start;
   *parent = static_cast<pid_t>(ppid);
-  return static_cast<bool>(fields);
+  return true;
 }
 
 struct ChildInfo {
@@ -72,26 +80,6 @@ struct ChildInfo {
   char state;
   unsigned long long start_time;
 };
-
-// The child pids of every thread of this process, from /proc/self/task/<tid>/children (CONFIG_PROC_CHILDREN);
-// false when the kernel does not offer those files.
-bool listed_children(std::vector<pid_t>* pids) {
-  DIR* tasks = opendir("/proc/self/task");
-  if (tasks == nullptr) return false;
-  bool listed = true;
-  while (dirent* entry = readdir(tasks)) {
-    if (parse_pid(entry->d_name) == 0) continue;
-    const std::string path = std::string("/proc/self/task/") + entry->d_name + "/children";
-    if (access(path.c_str(), R_OK) != 0) {
-      listed = false;
-      break;
-    }
-    std::istringstream list(read_proc_file(path, 1024 * 1024));
-    for (pid_t pid = 0; list >> pid;) pids->push_back(pid);
-  }
-  closedir(tasks);
-  return listed;
-}
 
 // Every pid on the host, for kernels without the children files.
 std::vector<pid_t> all_pids(pid_t self) {
@@ -108,7 +96,7 @@ std::vector<pid_t> all_pids(pid_t self) {
 
 std::vector<ChildInfo> children_of(pid_t self) {
   std::vector<pid_t> candidates;
-  if (!listed_children(&candidates)) candidates = all_pids(self);
+  if (!pty::list_children_of(0, &candidates)) candidates = all_pids(self);
   std::vector<ChildInfo> children;
   for (pid_t pid : candidates) {
     char state = '?';
@@ -158,6 +146,7 @@ bool OrphanReaper::start(std::string* error) {
     log::error(*error);
     sigchld_.close();
     kill_timer_.close();
+    resweep_timer_.close();
     return false;
   };
   int rc = uv_signal_init(loop_, sigchld_.get());
@@ -170,6 +159,11 @@ bool OrphanReaper::start(std::string* error) {
   kill_timer_.mark_initialised();
   kill_timer_.get()->data = this;
   uv_unref(kill_timer_.as_handle());
+  rc = uv_timer_init(loop_, resweep_timer_.get());
+  if (rc != 0) return failed("uv_timer_init", rc);
+  resweep_timer_.mark_initialised();
+  resweep_timer_.get()->data = this;
+  uv_unref(resweep_timer_.as_handle());
   rc = uv_signal_start(
       sigchld_.get(),
       [](uv_signal_t* handle, int) {
@@ -184,39 +178,54 @@ bool OrphanReaper::start(std::string* error) {
 
 void OrphanReaper::sweep() {
   if (!started_) return;
-  std::vector<pid_t> listed;
-  if (!listed_children(&listed)) {
-    for (const ChildInfo& child : children_of(getpid())) listed.push_back(child.pid);
+  const uint64_t now = pty::monotonic_ms();
+  const pty::ChildListing& listing = pty::own_children();
+  if (!listing.listed) {  // no children files: every sweep scans /proc
+    for (const ChildInfo& child : children_of(getpid())) {
+      if (known_.count(child.pid) == 0) learn(child.pid);
+    }
+  } else if (listing.generation != swept_generation_) {
+    swept_generation_ = listing.generation;
+    const std::vector<pid_t> listed = listing.pids;  // a copy: reaping edits the shared listing
+    for (pid_t pid : listed) {
+      if (known_.count(pid) == 0) learn(pid);
+    }
   }
-  std::unordered_set<pid_t> present(listed.begin(), listed.end());
-  // Forget what is no longer a child (a PTY process pty/ reaped), and a PTY pid pty/ has since reaped
-  // and the kernel handed to another child.
-  std::vector<pid_t> gone;
-  for (const auto& [pid, known] : known_) {
-    if (present.count(pid) == 0 || (known.pty && !pty::is_pty_child(pid))) gone.push_back(pid);
-  }
-  for (pid_t pid : gone) forget(pid);
-  for (pid_t pid : listed) {
+  // Attribution again for the processes that showed no environment (inside execve()) last time.
+  std::vector<pid_t> retry(unattributed_.begin(), unattributed_.end());
+  for (pid_t pid : retry) {
     auto it = known_.find(pid);
     if (it == known_.end()) {
-      learn(pid);
-    } else if (it->second.environ_empty && it->second.terminal.empty() && !it->second.pty) {
+      unattributed_.erase(pid);
+    } else {
       attribute(pid, it->second);
     }
   }
   reap_known();
+  // The listing may predate a process re-parented or ended since: look again once it has expired.
+  if (listing.taken_ms < now) arm_resweep(listing.taken_ms);
+}
+
+void OrphanReaper::arm_resweep(uint64_t taken_ms) {
+  if (!resweep_timer_.initialised() || uv_is_active(resweep_timer_.as_handle())) return;
+  const uint64_t now = pty::monotonic_ms();
+  const uint64_t due = taken_ms + pty::kChildListingMaxAgeMs;
+  uv_timer_start(
+      resweep_timer_.get(),
+      [](uv_timer_t* handle) {
+        if (auto* self = static_cast<OrphanReaper*>(handle->data)) self->sweep();
+      },
+      due > now ? due - now : 1, 0);
 }
 
 void OrphanReaper::learn(pid_t pid) {
-  if (pty::is_pty_child(pid)) {
-    known_[pid].pty = true;
-    return;
-  }
+  if (pty::is_pty_child(pid)) return;  // pty/ reaps it through its pidfd
   char state = '?';
   pid_t parent = 0;
   unsigned long long start_time = 0;
   const std::string stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat", 1024);
-  if (!parse_stat(stat, &state, &parent, &start_time)) return;  // gone already (reaped below if ours)
+  if (!parse_stat(stat, &state, &parent, &start_time)) return;  // gone (and reaped) already
+  if (parent != getpid()) return;  // not (or no longer) a child of this process
   Known& known = known_[pid];
   known.start_time = start_time;
   if (is_zombie(state)) return;  // reap_known() reaps it
@@ -225,7 +234,15 @@ void OrphanReaper::learn(pid_t pid) {
 
 void OrphanReaper::attribute(pid_t pid, Known& known) {
   known.terminal = terminal_id_of(pid, &known.environ_empty);
-  if (known.terminal.empty()) return;
+  if (known.terminal.empty()) {
+    if (known.environ_empty) {
+      unattributed_.insert(pid);
+    } else {
+      unattributed_.erase(pid);
+    }
+    return;
+  }
+  unattributed_.erase(pid);
   known.environ_empty = false;
   by_terminal_[known.terminal].insert(pid);
   if (!is_running_(known.terminal)) condemn(pid, known);
@@ -234,7 +251,6 @@ void OrphanReaper::attribute(pid_t pid, Known& known) {
 void OrphanReaper::reap_known() {
   std::vector<pid_t> reaped;
   for (const auto& [pid, known] : known_) {
-    if (known.pty) continue;
     int status = 0;
     pid_t rc;
     do {
@@ -250,6 +266,7 @@ void OrphanReaper::reap_known() {
 }
 
 void OrphanReaper::forget(pid_t pid) {
+  unattributed_.erase(pid);
   auto it = known_.find(pid);
   if (it == known_.end()) return;
   if (!it->second.terminal.empty()) {
@@ -303,7 +320,7 @@ void OrphanReaper::on_kill_timer() {
     // Still known means not reaped yet (every orphan is reaped here, and forgotten then): the pid is
     // still that process, so the signal cannot reach a recycled pid.
     auto it = known_.find(c.pid);
-    if (it != known_.end() && it->second.start_time == c.start_time && !it->second.pty) {
+    if (it != known_.end() && it->second.start_time == c.start_time) {
       log::info("SIGKILL to the left-behind process " + std::to_string(c.pid) + " after kill_grace");
       kill(c.pid, SIGKILL);
     }
@@ -317,8 +334,10 @@ void OrphanReaper::stop() {
   started_ = false;
   sigchld_.close();
   kill_timer_.close();
+  resweep_timer_.close();
   condemned_.clear();
   known_.clear();
+  unattributed_.clear();
   by_terminal_.clear();
   const pid_t self = getpid();
   for (const ChildInfo& child : children_of(self)) {

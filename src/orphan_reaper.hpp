@@ -8,10 +8,13 @@
 // when it exits and killed when the daemon stops, never earlier.
 //
 // Bookkeeping, so that closing N terminals costs O(N): on SIGCHLD the daemon's children are listed from
-// /proc/self/task/*/children (one read; a scan of /proc where the kernel does not offer those files), and
-// only a pid not seen before is looked at — its stat (start time) and its environment (attribution) are
-// read once. A PTY process (pty::is_pty_child) is left to pty/, which reaps it through its pidfd; it is
-// never read. The attributed processes are kept per terminal id.
+// /proc/self/task/*/children — the listing pty/children.hpp shares, taken at most once per 20 ms however
+// many signals and exits arrive (a scan of /proc where the kernel does not offer those files) — and only a
+// pid not seen before is looked at: its stat (start time) and its environment (attribution) are read once.
+// A sweep that used a listing older than itself sweeps again once that listing has expired, so a process
+// re-parented or ended just after a listing is still reaped and attributed within milliseconds. A PTY
+// process (pty::is_pty_child) is left to pty/, which reaps it through its pidfd; it is never read. The
+// attributed processes are kept per terminal id.
 // Reaping: the daemon's other children (the orphans it knows) are reaped one by one with
 // waitpid(pid, WNOHANG) — never waitpid(-1), which would steal a PTY process's status. The daemon starts
 // no other children (no uv_spawn), so nothing else can be stolen from libuv.
@@ -61,7 +64,6 @@ class OrphanReaper {
   struct Known {
     unsigned long long start_time = 0;  // guards against a recycled pid
     std::string terminal;               // empty: not attributed
-    bool pty = false;                   // a PTY process: pty/ reaps it
     bool condemned = false;
     // Its environment read as nothing: a process in the middle of execve() shows none until the new
     // image is set up, so attribution is tried again at every sweep until the variable is found.
@@ -83,15 +85,20 @@ class OrphanReaper {
   void condemn(pid_t pid, Known& known);
   void on_kill_timer();
   void arm_kill_timer();
+  // Sweeps again once the listing taken at `taken_ms` has expired (pty/children.hpp).
+  void arm_resweep(uint64_t taken_ms);
 
   uv_loop_t* loop_;
   uint64_t kill_grace_ms_;
   IsRunning is_running_;
   UvHandle<uv_signal_t> sigchld_;
   UvHandle<uv_timer_t> kill_timer_;
+  UvHandle<uv_timer_t> resweep_timer_;
   std::unordered_map<pid_t, Known> known_;
   std::unordered_map<std::string, std::unordered_set<pid_t>> by_terminal_;
+  std::unordered_set<pid_t> unattributed_;  // known, environment read as nothing: attribution is retried
   std::vector<Condemned> condemned_;
+  uint64_t swept_generation_ = 0;  // the listing (pty::own_children) the last sweep looked at
   bool started_ = false;
 };
 
