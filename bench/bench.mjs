@@ -49,6 +49,9 @@ const CHURN_IN_FLIGHT = 16;
 const CHURN_SECONDS = 5;
 // close: terminals created, then all killed at once; one size after the other, a fresh daemon each.
 const CLOSE_SIZES = option('close-sizes', '50,500,2000').split(',').filter(Boolean).map(Number);
+// shutdown: N terminals (one in SHUTDOWN_STUBBORN_EVERY ignores SIGHUP and SIGTERM), then SIGTERM to the daemon.
+const SHUTDOWN_SIZES = option('shutdown-sizes', '1000').split(',').filter(Boolean).map(Number);
+const SHUTDOWN_STUBBORN_EVERY = 10;
 const CLOSE_TIMEOUT_MS = 180000;
 // Limits raised so that 500 terminals of one user and a churn of thousands fit; everything else default.
 const COMMON_ARGS = ['--max-terminals', '100000', '--max-terminals-per-user', '100000', '--exited-retention', '2'];
@@ -747,6 +750,47 @@ async function scenarioClose(ctx) {
   return { sizes };
 }
 
+// N terminals, one connection each subscribed to its own (every tenth ignores SIGHUP and SIGTERM, so only
+// the SIGKILL after kill_grace ends it), then SIGTERM to the daemon: how long until it exits, whether every
+// client got its shell.exit and a 1001 close, what is left, and the longest the daemon's loop was blocked
+// meanwhile (from the daemon's own "shutdown: …" log line, a 10 ms timer's lateness).
+async function scenarioShutdown(ctx) {
+  const sizes = {};
+  for (const count of SHUTDOWN_SIZES) {
+    const daemon = await Daemon.start(ctx.work, ctx.bin);
+    currentDaemon = daemon;
+    try {
+      const conns = await connectMany(daemon, count, OPEN_IN_FLIGHT, async (c, i) => {
+        const stubborn = i % SHUTDOWN_STUBBORN_EVERY === 0;
+        const command = stubborn ? ['/bin/sh', '-c', "trap '' HUP TERM; exec sleep 100000"] : ['/bin/bash'];
+        await c.request('shell.create', { command });
+        c.closeCode = null;
+        c.ws.on('close', (code) => { c.closeCode = code; });
+      });
+      const ready = nowMs() + 60000;
+      while (childrenOf(daemon.pid).length < count && nowMs() < ready) await sleep(50);
+      await sleep(1000);  // every shell is at its prompt
+      const killGraceS = 5;  // the default; the daemon runs with it
+      const start = nowMs();
+      daemon.proc.kill('SIGTERM');
+      const exit = await withTimeout(daemon.exited, 60000, 'ptyhubd shutdown');
+      const exitMs = nowMs() - start;
+      await withTimeout(Promise.all(conns.map((c) => (c.closed ? null : new Promise((r) => c.ws.once('close', r))))), 10000, 'client closes').catch(() => {});
+      const exits = conns.filter((c) => c.stream.exit !== null).length;
+      const goingAway = conns.filter((c) => c.closeCode === 1001).length;
+      const line = daemon.tail.find((l) => /shutdown: terminals and connections closed/.test(l)) || '';
+      const blocked = /blocked ([\d.]+) ms at most/.exec(line);
+      const left = terminalProcesses();
+      sizes[count] = { exitMs, exitCode: exit.code, exits, goingAway, left, count, killGraceS,
+        loopBlockMs: blocked ? Number(blocked[1]) : NaN };
+    } finally {
+      currentDaemon = null;
+      await daemon.stop();
+    }
+  }
+  return { sizes };
+}
+
 async function scenarioSlow(ctx) {
   return withDaemon(ctx, async (d) => {
     const alone = await streamRun(d, ctx, {});
@@ -858,6 +902,24 @@ function tableRows(results, info) {
     row('connection churn (connect, auth, create /bin/true, exit, close)', `${f1(m('churn', (r) => r.perSecond))} /s`, '', undefined,
       `${CHURN_IN_FLIGHT} in flight; daemon ${f2(m('churn', (r) => r.daemonCores))} cores, client ${f2(m('churn', (r) => r.clientCores))} cores`);
   }
+  if (results.shutdown) {
+    const runs = (count, get) => results.shutdown.map((r) => get(r.sizes[count]));
+    const listed = (count, get, fmt) => runs(count, get).map(fmt).join(', ');
+    for (const count of Object.keys(results.shutdown[0].sizes).map(Number)) {
+      const exitS = median(runs(count, (r) => r.exitMs)) / 1000;
+      const grace = results.shutdown[0].sizes[count].killGraceS;
+      row(`SIGTERM with ${count} terminals (1 in ${SHUTDOWN_STUBBORN_EVERY} ignores SIGHUP/SIGTERM): until the daemon exits`, `${f2(exitS)} s`,
+        `≤ kill_grace + 2 s = ${grace + 2} s`, exitS <= grace + 2, `runs: ${listed(count, (r) => r.exitMs / 1000, f2)} s; exit codes ${listed(count, (r) => r.exitCode, String)}`);
+      const allExits = runs(count, (r) => r.exits === r.count && r.goingAway === r.count).every(Boolean);
+      row(`SIGTERM with ${count}: every client got its shell.exit and a 1001 close`, allExits ? 'yes, all runs' : 'no',
+        'all', allExits, `shell.exit: ${listed(count, (r) => r.exits, String)}; 1001: ${listed(count, (r) => r.goingAway, String)}`);
+      const block = median(runs(count, (r) => r.loopBlockMs));
+      row(`SIGTERM with ${count}: longest loop block during the shutdown`, `${f1(block)} ms`, '≤ 50 ms', block <= 50,
+        `runs: ${listed(count, (r) => r.loopBlockMs, f1)} ms`);
+      const left = Math.max(...runs(count, (r) => r.left));
+      row(`SIGTERM with ${count}: processes left`, `${left}`, '0', left === 0, `runs: ${listed(count, (r) => r.left, String)}`);
+    }
+  }
   if (results.close) {
     const runs = (count, get) => results.close.map((r) => get(r.sizes[count]));
     const listed = (count, get, fmt) => runs(count, get).map(fmt).join(', ');
@@ -967,7 +1029,7 @@ async function main() {
   const scenarios = [
     ['throughput', scenarioThroughput], ['echo', scenarioEcho], ['echoMany', scenarioEchoMany],
     ['fanout', scenarioFanout], ['streams', scenarioStreams], ['idle', scenarioIdle], ['churn', scenarioChurn],
-    ['slow', scenarioSlow], ['close', scenarioClose],
+    ['slow', scenarioSlow], ['close', scenarioClose], ['shutdown', scenarioShutdown],
   ];
   // Each run of a scenario is made against every binary in turn: baseline, main, baseline, main, ...
   const sides = BASELINE ? [['before', BASELINE], ['after', MAIN]] : [['main', MAIN]];

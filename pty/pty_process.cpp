@@ -15,7 +15,10 @@ extern "C" {
 }
 
 #include <cstring>
+#include <deque>
+#include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
@@ -198,6 +201,56 @@ std::unique_ptr<PtyProcess> PtyProcess::spawn(uv_loop_t* loop, const SpawnOption
   return process;
 }
 
+// Exit reports wait here for their turn: a loop turn reports at most kExitReportsPerLoopTurn of them. Many children that
+// end at once (a shutdown, a mass kill) become readable in one poll of the loop, and reporting each one
+// (its last output, shell.exit to every subscriber, the hub's bookkeeping) inside that poll blocked the
+// loop for as long as all of them took (130-180 ms for 1,000 shells). One queue per loop; its idle handle exists only while reports
+// wait, so a loop without pending reports has no handle of it.
+class ExitReportQueue {
+ public:
+
+  static ExitReportQueue& of(uv_loop_t* loop) {
+    static std::unordered_map<uv_loop_t*, std::unique_ptr<ExitReportQueue>> queues;
+    std::unique_ptr<ExitReportQueue>& queue = queues[loop];
+    if (!queue) queue = std::make_unique<ExitReportQueue>(loop);
+    return *queue;
+  }
+
+  explicit ExitReportQueue(uv_loop_t* loop) : loop_(loop) {}
+
+  // False when the handle cannot be set up: the caller reports at once.
+  bool push(PtyProcess* process) {
+    if (!idle_) {
+      auto idle = std::make_unique<UvHandle<uv_idle_t>>();
+      if (!idle->adopt_init(uv_idle_init(loop_, idle->get()), this)) return false;
+      uv_idle_start(idle->get(), [](uv_idle_t* handle) {
+        if (auto* self = static_cast<ExitReportQueue*>(handle->data)) self->run();
+      });
+      idle_ = std::move(idle);
+    }
+    pending_.push_back(process);
+    return true;
+  }
+
+  void drop(PtyProcess* process) { std::erase(pending_, process); }
+
+ private:
+  void run() {
+    // A report may destroy other queued processes, which drop themselves: take them one at a time.
+    for (size_t done = 0; done < kExitReportsPerLoopTurn && !pending_.empty(); ++done) {
+      PtyProcess* process = pending_.front();
+      pending_.pop_front();
+      process->report_queued_ = false;
+      process->report_exit();
+    }
+    if (pending_.empty()) idle_.reset();  // closes the handle (allowed inside its own callback)
+  }
+
+  uv_loop_t* loop_;
+  std::unique_ptr<UvHandle<uv_idle_t>> idle_;
+  std::deque<PtyProcess*> pending_;
+};
+
 PtyProcess::PtyProcess(uv_loop_t* loop, pid_t pid, UniqueFd master, UniqueFd pidfd,
                        const SpawnOptions& options, Callbacks callbacks)
     : loop_(loop),
@@ -239,6 +292,7 @@ int PtyProcess::start() {
 
 PtyProcess::~PtyProcess() {
   *alive_ = false;
+  if (report_queued_) ExitReportQueue::of(loop_).drop(this);
   bool kill_pending = kill_timer_.initialised() && uv_is_active(kill_timer_.as_handle());
   if (!reaped_) {
     signal_session_processes(pid_, SIGKILL, master_.get());
@@ -450,7 +504,16 @@ void PtyProcess::on_drain_timeout() {
 }
 
 bool PtyProcess::maybe_report_exit() {
-  if (exit_reported_ || !reaped_ || !master_eof_) return true;
+  if (exit_reported_ || report_queued_ || !reaped_ || !master_eof_) return true;
+  if (ExitReportQueue::of(loop_).push(this)) {
+    report_queued_ = true;
+    return true;
+  }
+  return report_exit();
+}
+
+bool PtyProcess::report_exit() {
+  if (exit_reported_) return true;
   exit_reported_ = true;
   uv_timer_stop(drain_timer_.get());
   // A pending SIGKILL escalation is only needed while something of the session is left.

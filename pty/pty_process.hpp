@@ -31,6 +31,12 @@
 
 namespace ptyhub::pty {
 
+class ExitReportQueue;
+
+// At most this many exits are reported (on_exit) per turn of the loop; the rest wait for the next turns,
+// so many children ending at once never hold the loop in one poll.
+inline constexpr size_t kExitReportsPerLoopTurn = 32;
+
 struct SpawnOptions {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH from `env` when it has no '/'
   std::string cwd;                // must be an existing directory
@@ -111,6 +117,7 @@ class PtyProcess {
   bool exited() const { return exit_reported_; }
 
  private:
+  friend class ExitReportQueue;
   PtyProcess(uv_loop_t* loop, pid_t pid, UniqueFd master, UniqueFd pidfd, const SpawnOptions& options,
              Callbacks callbacks);
 
@@ -127,7 +134,10 @@ class PtyProcess {
   bool read_master(int max_reads, bool ignore_pause);
   bool flush_input();
   bool on_master_eof();
+  // Queues the exit report once the child is reaped and the master drained (ExitReportQueue).
   bool maybe_report_exit();
+  // Reports the exit now: on_exit.
+  bool report_exit();
   bool notify_if_input_drained();
   // Writes what the master takes now: bytes written (0 on EAGAIN), or -errno when input is dead.
   ssize_t write_now(const char* data, size_t size);
@@ -155,6 +165,7 @@ class PtyProcess {
   bool reaped_ = false;
   bool master_eof_ = false;
   bool exit_reported_ = false;
+  bool report_queued_ = false;  // waiting in the ExitReportQueue of its loop
   ExitStatus status_{};
   std::shared_ptr<bool> alive_;  // lets callbacks notice destruction during user callbacks
 };

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "auth/jwt.hpp"
+#include "core/loop_delay.hpp"
 #include "core/uv_handle.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
@@ -83,6 +84,9 @@ class Daemon {
   UvHandle<uv_signal_t> sighup_;
   UvHandle<uv_timer_t> shutdown_deadline_;
   UvHandle<uv_timer_t> teardown_timer_;
+  // How long the loop was blocked at most during a shutdown (logged when it ends).
+  std::unique_ptr<LoopDelayProbe> shutdown_probe_;
+  uint64_t shutdown_started_ns_ = 0;
   // The stages of shutdown, in order; teardown also follows a failed start.
   enum class Phase { serving, hanging_up, closing_connections, torn_down };
   Phase phase_ = Phase::serving;

@@ -45,7 +45,7 @@ Hub::Hub(uv_loop_t* loop, HubLimits limits, Metrics& metrics)
 Hub::~Hub() {
   // Timers first (their callbacks point at this), then terminals: a running PtyProcess kills and
   // reaps its session when destroyed.
-  hang_up_timer_.close();
+  hang_up_idle_.close();
   removal_timers_.clear();
   terminals_.clear();
 }
@@ -68,8 +68,8 @@ std::vector<std::string> Hub::child_environment(const std::map<std::string, std:
 }
 
 size_t Hub::count_owned_by(const std::string& user) const {
-  return static_cast<size_t>(std::count_if(terminals_.begin(), terminals_.end(),
-                                           [&](const auto& entry) { return entry.second->owner() == user; }));
+  auto it = owned_counts_.find(user);
+  return it == owned_counts_.end() ? 0 : it->second;
 }
 
 CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& options, Subscriber* subscriber,
@@ -113,6 +113,8 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   }
   Terminal* created = terminal.get();
   terminals_.emplace(created->id(), std::move(terminal));
+  ++owned_counts_[created->owner()];
+  ++running_;
   publish_lifecycle(*created, protocol::event_frame("shell.created", "shell:terminals", {{"terminal", created->to_json()}}));
   result.terminal = created;
   return result;
@@ -148,7 +150,8 @@ void Hub::subscribe_lifecycle(Subscriber* subscriber) {
 void Hub::unsubscribe_lifecycle(Subscriber* subscriber) { std::erase(lifecycle_subscribers_, subscriber); }
 
 void Hub::on_room(Subscriber* subscriber) {
-  for (auto& [id, terminal] : terminals_) {
+  const std::vector<Terminal*> linked(subscriber->linked_terminals().begin(), subscriber->linked_terminals().end());
+  for (Terminal* terminal : linked) {
     if (!subscriber->has_room()) return;
     if (terminal->subscribed(subscriber)) terminal->catch_up(subscriber);
   }
@@ -156,7 +159,8 @@ void Hub::on_room(Subscriber* subscriber) {
 
 void Hub::detach(Subscriber* subscriber) {
   unsubscribe_lifecycle(subscriber);
-  for (auto& [id, terminal] : terminals_) {
+  const std::vector<Terminal*> linked(subscriber->linked_terminals().begin(), subscriber->linked_terminals().end());
+  for (Terminal* terminal : linked) {
     terminal->unsubscribe(subscriber);
     terminal->forget_writer(subscriber);
   }
@@ -169,6 +173,7 @@ void Hub::publish_lifecycle(const Terminal& terminal, const protocol::SharedFram
 }
 
 void Hub::on_terminal_exit(Terminal& terminal) {
+  --running_;
   json data = terminal.to_json();
   publish_lifecycle(terminal, protocol::event_frame("shell.exit", "shell:terminals",
                                                     {{"terminalId", terminal.id()},
@@ -185,35 +190,32 @@ void Hub::on_terminal_exit(Terminal& terminal) {
 }
 
 void Hub::schedule_removal(Terminal& terminal) {
-  auto timer = std::make_unique<UvHandle<uv_timer_t>>();
-  if (const int rc = uv_timer_init(loop_, timer->get()); rc != 0) {
+  auto removal = std::make_unique<Removal>();
+  removal->hub = this;
+  removal->id = terminal.id();
+  if (!removal->timer.adopt_init(uv_timer_init(loop_, removal->timer.get()), removal.get())) {
     // Without a timer the terminal stays listed until it is removed otherwise; never a crash.
-    log::error(std::string("cannot schedule the removal of an exited terminal: ") + uv_strerror(rc));
+    log::error("cannot schedule the removal of an exited terminal");
     return;
   }
-  timer->mark_initialised();
-  timer->get()->data = this;
-  uv_unref(timer->as_handle());  // a pending removal never keeps the loop alive
+  uv_unref(removal->timer.as_handle());  // a pending removal never keeps the loop alive
   uv_timer_start(
-      timer->get(),
+      removal->timer.get(),
       [](uv_timer_t* handle) {
-        auto* hub = static_cast<Hub*>(handle->data);
-        if (hub == nullptr) return;
-        for (auto& [id, t] : hub->removal_timers_) {
-          if (t->get() == handle) {
-            hub->remove(std::string(id));
-            return;
-          }
-        }
+        const auto* entry = static_cast<const Removal*>(handle->data);
+        if (entry != nullptr) entry->hub->remove(std::string(entry->id));  // destroys the entry
       },
       limits_.exited_retention_ms, 0);
-  removal_timers_[terminal.id()] = std::move(timer);
+  removal_timers_[terminal.id()] = std::move(removal);
 }
 
 void Hub::remove(const std::string& id) {
   auto it = terminals_.find(id);
   if (it == terminals_.end()) return;
   publish_lifecycle(*it->second, protocol::event_frame("shell.removed", "shell:terminals", {{"terminalId", id}}));
+  if (it->second->running()) --running_;
+  auto owned = owned_counts_.find(it->second->owner());
+  if (owned != owned_counts_.end() && --owned->second == 0) owned_counts_.erase(owned);
   terminals_.erase(it);
   removal_timers_.erase(id);
   on_removed_.notify(id);
@@ -226,9 +228,9 @@ void Hub::hang_up_all(std::function<void()> on_all_exited) {
     if (terminal->running()) hang_up_queue_.push_back(id);
   }
   std::reverse(hang_up_queue_.begin(), hang_up_queue_.end());
-  if (!hang_up_queue_.empty() && !hang_up_timer_.initialised() &&
-      !hang_up_timer_.adopt_init(uv_timer_init(loop_, hang_up_timer_.get()), this)) {
-    log::error("cannot start the hang-up timer: every terminal is hung up at once");
+  if (!hang_up_queue_.empty() && !hang_up_idle_.initialised() &&
+      !hang_up_idle_.adopt_init(uv_idle_init(loop_, hang_up_idle_.get()), this)) {
+    log::error("cannot start the hang-up handle: every terminal is hung up at once");
   }
   hang_up_batch();
   if (on_all_exited_ && running_count() == 0) {
@@ -239,28 +241,24 @@ void Hub::hang_up_all(std::function<void()> on_all_exited) {
 }
 
 void Hub::hang_up_batch() {
-  const bool batched = hang_up_timer_.initialised();
+  const bool batched = hang_up_idle_.initialised();
   for (size_t done = 0; !hang_up_queue_.empty() && (!batched || done < kHangUpBatch); ++done) {
     const std::string id = std::move(hang_up_queue_.back());
     hang_up_queue_.pop_back();
     Terminal* terminal = find_any(id);
     if (terminal != nullptr && terminal->running()) terminal->kill(SIGHUP, limits_.terminal.kill_grace_ms);
   }
+  if (!batched) return;
   if (hang_up_queue_.empty()) {
-    if (batched) uv_timer_stop(hang_up_timer_.get());
+    uv_idle_stop(hang_up_idle_.get());
     return;
   }
-  uv_timer_start(
-      hang_up_timer_.get(),
-      [](uv_timer_t* handle) {
-        if (auto* hub = static_cast<Hub*>(handle->data)) hub->hang_up_batch();
-      },
-      0, 0);
+  // Once per loop turn while terminals are left (the poll does not block while an idle handle runs).
+  uv_idle_start(hang_up_idle_.get(), [](uv_idle_t* handle) {
+    if (auto* hub = static_cast<Hub*>(handle->data)) hub->hang_up_batch();
+  });
 }
 
-size_t Hub::running_count() const {
-  return static_cast<size_t>(std::count_if(terminals_.begin(), terminals_.end(),
-                                           [](const auto& entry) { return entry.second->running(); }));
-}
+size_t Hub::running_count() const { return running_; }
 
 }  // namespace ptyhub::hub

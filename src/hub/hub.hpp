@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/uv_handle.hpp"
@@ -99,7 +100,8 @@ class Hub {
 
   // Shutdown: SIGHUP every running terminal's session, SIGKILL after kill_grace. `on_all_exited`
   // runs once no terminal runs any more (at once when none does). The terminals are hung up
-  // kHangUpBatch per loop turn (a 0 ms timer), so the loop keeps serving I/O and exits meanwhile.
+  // kHangUpBatch per loop turn (a uv_idle handle: libuv 1.44 runs a 0 ms timer restarted from its own
+  // callback again in the same turn), so the loop keeps serving I/O and exits meanwhile.
   void hang_up_all(std::function<void()> on_all_exited);
   static constexpr size_t kHangUpBatch = 32;
   size_t running_count() const;
@@ -116,11 +118,19 @@ class Hub {
   HubLimits limits_;
   Metrics& metrics_;
   std::map<std::string, std::unique_ptr<Terminal>, std::less<>> terminals_;
-  std::map<std::string, std::unique_ptr<UvHandle<uv_timer_t>>> removal_timers_;
+  // The removal of an exited terminal after exited_retention: the timer's data points at its entry.
+  struct Removal {
+    Hub* hub = nullptr;
+    std::string id;
+    UvHandle<uv_timer_t> timer;
+  };
+  std::map<std::string, std::unique_ptr<Removal>> removal_timers_;
   std::vector<Subscriber*> lifecycle_subscribers_;
+  size_t running_ = 0;                                    // terminals started and not exited yet
+  std::unordered_map<std::string, size_t> owned_counts_;  // terminals listed per owner (exited included)
   std::function<void()> on_all_exited_;
   std::vector<std::string> hang_up_queue_;  // ids still to hang up, last first
-  UvHandle<uv_timer_t> hang_up_timer_;
+  UvHandle<uv_idle_t> hang_up_idle_;
   Observers<void(const std::string&)> on_removed_;
   Observers<void(const std::string&)> on_exited_;
 };

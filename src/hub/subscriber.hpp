@@ -4,11 +4,14 @@
 #pragma once
 
 #include <string_view>
+#include <unordered_set>
 
 #include "auth/permissions.hpp"
 #include "src/hub/fanout.hpp"
 
 namespace ptyhub::hub {
+
+class Terminal;
 
 class Subscriber : public Sink {
  public:
@@ -16,6 +19,15 @@ class Subscriber : public Sink {
   // pending input (or exited).
   virtual void on_input_drained(std::string_view terminal_id) = 0;
   virtual const auth::Principal& principal() const = 0;
+
+  // The terminals that hold a pointer to this subscriber (it is subscribed, or waits for their input to
+  // drain), kept by Terminal: detaching a subscriber or catching it up costs its own terminals, not every
+  // terminal of the daemon.
+  const std::unordered_set<Terminal*>& linked_terminals() const { return linked_; }
+
+ private:
+  friend class Terminal;
+  std::unordered_set<Terminal*> linked_;
 };
 
 }  // namespace ptyhub::hub

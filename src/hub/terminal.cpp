@@ -27,6 +27,8 @@ Terminal::Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, E
       created_at_ms_(unix_millis_now()) {}
 
 Terminal::~Terminal() {
+  for (Sink* sink : fanout_.sinks()) static_cast<Subscriber*>(sink)->linked_.erase(this);
+  for (Subscriber* waiter : input_waiters_) waiter->linked_.erase(this);
   if (pid_ == 0) return;  // never started
   if (!exited_) --metrics_.terminals_running;
   else --metrics_.terminals_exited;
@@ -104,14 +106,26 @@ bool Terminal::may_hold(const Subscriber* subscriber) const {
   return access_for(subscriber->principal()) == auth::Access::write;
 }
 
+void Terminal::relink(Subscriber* subscriber) {
+  const bool linked = fanout_.subscribed(subscriber) ||
+                      std::find(input_waiters_.begin(), input_waiters_.end(), subscriber) != input_waiters_.end();
+  if (linked) {
+    subscriber->linked_.insert(this);
+  } else {
+    subscriber->linked_.erase(this);
+  }
+}
+
 ReplayRange Terminal::subscribe(Subscriber* subscriber, Encoding encoding, std::optional<uint64_t> since) {
   const ReplayRange range = fanout_.subscribe(subscriber, encoding, since, may_hold(subscriber));
+  subscriber->linked_.insert(this);
   update_detached_timer();
   return range;
 }
 
 void Terminal::unsubscribe(Subscriber* subscriber) {
   if (!fanout_.unsubscribe(subscriber)) return;
+  relink(subscriber);
   update_reading();
   update_detached_timer();
 }
@@ -176,15 +190,19 @@ bool Terminal::write_input(std::string_view bytes, Subscriber* writer) {
   if (!process_->input_above_high_water()) return false;
   if (std::find(input_waiters_.begin(), input_waiters_.end(), writer) == input_waiters_.end()) {
     input_waiters_.push_back(writer);
+    writer->linked_.insert(this);
   }
   return true;
 }
 
-void Terminal::forget_writer(Subscriber* writer) { std::erase(input_waiters_, writer); }
+void Terminal::forget_writer(Subscriber* writer) {
+  if (std::erase(input_waiters_, writer) != 0) relink(writer);
+}
 
 void Terminal::on_input_drained() {
   std::vector<Subscriber*> waiters;
   waiters.swap(input_waiters_);
+  for (Subscriber* waiter : waiters) relink(waiter);
   for (Subscriber* waiter : waiters) waiter->on_input_drained(spec_.id);
 }
 
@@ -212,6 +230,7 @@ void Terminal::share(const std::string& user, auth::Access access) {
     for (Subscriber* subscriber : revoked) {
       subscriber->deliver(frame);
       fanout_.unsubscribe(subscriber);
+      relink(subscriber);
     }
     update_detached_timer();
   }

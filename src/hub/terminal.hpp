@@ -106,6 +106,8 @@ class Terminal {
   void kill(int signal, uint64_t grace_ms);
 
  private:
+  // Keeps subscriber->linked_terminals() true: linked while subscribed or waiting on input.
+  void relink(Subscriber* subscriber);
   void on_output(std::string_view bytes);
   void on_exit(pty::ExitStatus status);
   void on_input_drained();

@@ -17,6 +17,7 @@
 
 #include "auth/jwt.hpp"
 #include "core/unique_fd.hpp"
+#include "core/uv_handle.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/hub/metrics.hpp"
@@ -69,8 +70,10 @@ class WsServer {
   bool start(std::string* error);
   // New upgrades are refused (503) and /readyz answers 503.
   void stop_accepting();
-  // Flushes each connection's queue, then closes it with `code`.
+  // Flushes each connection's queue, then closes it with `code`: kCloseBatch connections per loop turn,
+  // so a thousand closes never hold the loop in one poll.
   void close_all(int code, std::string_view reason);
+  static constexpr size_t kCloseBatch = 32;
   size_t connection_count() const { return connections_.size(); }
   // Runs `callback` once no connection is left (at once if none is).
   void when_no_connections(std::function<void()> callback);
@@ -89,6 +92,7 @@ class WsServer {
   bool create_vhosts(std::string* error);
   struct lws_vhost* create_vhost(const char* name, bool tls, std::string* error);
   void check_no_connections();
+  void close_batch();
 
   uv_loop_t* loop_;
   EdgeSettings settings_;
@@ -105,6 +109,11 @@ class WsServer {
   std::unique_ptr<PeerLimits> peer_limits_;
   bool accepting_ = false;
   std::function<void()> on_no_connections_;
+  // close_all(): the connections still to close, and with what.
+  std::vector<Connection*> close_queue_;
+  int close_code_ = 0;
+  std::string close_reason_;
+  UvHandle<uv_idle_t> close_idle_;
 };
 
 }  // namespace ptyhub::server

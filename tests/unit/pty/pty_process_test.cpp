@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -791,6 +792,45 @@ TEST_CASE("the owner may destroy the process inside each callback") {
     CHECK(process->input_above_high_water());
     CHECK(loop.run_until([&] { return process == nullptr; }));
     CHECK(drained == 1);
+    CHECK(loop.close() == 0);
+  }
+  resources.verify();
+}
+
+TEST_CASE("100 children that ended at once are reported at most kExitReportsPerLoopTurn per loop turn") {
+  ResourceCheck resources;
+  {
+    TestLoop loop;
+    constexpr int kChildren = 100;
+    std::vector<Recorder> recorders(kChildren);
+    std::vector<std::unique_ptr<PtyProcess>> processes;
+    for (int i = 0; i < kChildren; ++i) {
+      processes.push_back(spawn_ok(loop, options_for({"/bin/sh", "-c", "exit " + std::to_string(i % 100)}), recorders[i]));
+    }
+    // Every child has ended (a zombie, not reaped) before the loop looks: their pidfds and masters are all
+    // ready in the same poll.
+    for (const auto& process : processes) {
+      siginfo_t info{};
+      REQUIRE(waitid(P_PID, static_cast<id_t>(process->pid()), &info, WEXITED | WNOWAIT) == 0);
+    }
+    // run_until looks after every turn of the loop (UV_RUN_ONCE): count the exits reported in each.
+    std::vector<int> exits_per_turn;
+    int reported = 0;
+    CHECK(loop.run_until([&] {
+      int now = 0;
+      for (const Recorder& rec : recorders) now += rec.exits;
+      exits_per_turn.push_back(now - reported);
+      reported = now;
+      return reported == kChildren;
+    }));
+    int most = 0;
+    for (int count : exits_per_turn) most = std::max(most, count);
+    CHECK(most <= static_cast<int>(kExitReportsPerLoopTurn));
+    for (int i = 0; i < kChildren; ++i) {
+      CHECK(recorders[i].exits == 1);
+      CHECK(recorders[i].status.exit_code == i % 100);
+    }
+    processes.clear();
     CHECK(loop.close() == 0);
   }
   resources.verify();
