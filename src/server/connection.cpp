@@ -66,20 +66,7 @@ void Connection::send(const protocol::SharedFrame& frame) {
     close(1008, "client too slow");
     return;
   }
-  const uint64_t now = uv_now(loop_);
-  if (queue_.empty() && !write_failed_ && !LwsCallbackScope::active() && lws_send_pipe_choked(wsi_) == 0) {
-    pace_.on_queued(now, true);
-    const int written = lws_write(wsi_, frame->send_pointer(), frame->size(), LWS_WRITE_TEXT);
-    if (written < static_cast<int>(frame->size())) {
-      write_failed_ = true;  // the socket is gone: lws closes it from the WRITEABLE callback
-      lws_callback_on_writable(wsi_);
-      return;
-    }
-    metrics_.ws_bytes_out += frame->size();
-    pace_.on_sent(now, false);
-    return;
-  }
-  pace_.on_queued(now, queue_.empty());
+  pace_.on_queued(uv_now(loop_), queue_.empty());
   queue_.push_back(frame);
   queued_bytes_ += frame->size();
   if (!has_room()) was_full_ = true;
@@ -100,7 +87,6 @@ void Connection::pause_reading() { lws_rx_flow_control(wsi_, 0); }
 void Connection::resume_reading() { lws_rx_flow_control(wsi_, 1); }
 
 int Connection::on_writeable() {
-  if (write_failed_) return -1;
   if (!queue_.empty()) {
     protocol::SharedFrame frame = std::move(queue_.front());
     queue_.pop_front();

@@ -3,13 +3,6 @@
 //
 // Created by the WsServer at LWS_CALLBACK_ESTABLISHED and deleted at LWS_CALLBACK_CLOSED; the lws wsi
 // outlives it. Frames are shared with other connections and sent without copying (Frame headroom).
-//
-// Writing: a frame sent from the loop's own callbacks (PTY output, timers) while nothing is queued and
-// the socket takes data (lws_send_pipe_choked: nothing buffered by lws, POLLOUT) is written at once; a
-// partial write is kept and flushed by lws itself. Everything else — a frame sent while lws runs one of
-// our callbacks, or behind queued frames — waits in the queue for LWS_CALLBACK_SERVER_WRITEABLE. The
-// direct write saves a turn of the loop and four epoll_ctl calls per frame (libuv 1.44 re-adds the fd on
-// every poll change), which is most of what a keystroke's echo waited for.
 // Loop thread only.
 #pragma once
 
@@ -27,20 +20,6 @@
 struct lws;
 
 namespace ptyhub::server {
-
-// Held while libwebsockets runs one of our callbacks (ws_server.cpp). Connections do not write frames
-// directly then: lws may be in the middle of this or another connection's state.
-class LwsCallbackScope {
- public:
-  LwsCallbackScope() { ++depth_; }
-  ~LwsCallbackScope() { --depth_; }
-  LwsCallbackScope(const LwsCallbackScope&) = delete;
-  LwsCallbackScope& operator=(const LwsCallbackScope&) = delete;
-  static bool active() { return depth_ > 0; }
-
- private:
-  static inline int depth_ = 0;
-};
 
 class Connection final : public session::Outbox {
  public:
@@ -88,7 +67,6 @@ class Connection final : public session::Outbox {
   bool inbound_binary_ = false;
   bool was_full_ = false;  // queue reached room_bytes; the session is told when it drains below
   bool closing_ = false;
-  bool write_failed_ = false;  // a direct write failed: the next WRITEABLE callback closes the connection
   int close_code_ = 1000;
   std::string close_reason_;
   std::function<void()> on_auth_failure_;

@@ -74,7 +74,6 @@ std::optional<std::string> upgrade_token(struct lws* wsi) {
 }
 
 int http_callback(struct lws* wsi, enum lws_callback_reasons reason, void* user, void* in, size_t len) {
-  LwsCallbackScope scope;
   switch (reason) {
     case LWS_CALLBACK_HTTP:
       return server_of(wsi)->on_http(wsi, static_cast<const char*>(in));
@@ -90,7 +89,6 @@ int http_callback(struct lws* wsi, enum lws_callback_reasons reason, void* user,
 }
 
 int ws_callback(struct lws* wsi, enum lws_callback_reasons reason, void* user, void* in, size_t len) {
-  LwsCallbackScope scope;
   auto** slot = static_cast<Connection**>(user);
   switch (reason) {
     case LWS_CALLBACK_ESTABLISHED:
