@@ -19,13 +19,13 @@
 #include <cstddef>
 #include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/fifo.hpp"
 #include "core/unique_fd.hpp"
 #include "core/uv_handle.hpp"
 
@@ -155,7 +155,7 @@ class PtyProcess {
   UvHandle<uv_timer_t> drain_timer_;
   UvHandle<uv_timer_t> kill_timer_;
   size_t read_budget_ = kReadBudget;
-  std::deque<std::string> input_queue_;
+  Fifo<std::string> input_queue_;
   size_t input_head_offset_ = 0;  // bytes of input_queue_.front() already written
   size_t pending_input_bytes_ = 0;
   int master_poll_events_ = 0;     // UV_READABLE / UV_WRITABLE currently requested

@@ -15,7 +15,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/fifo.hpp"
 #include "src/hub/metrics.hpp"
 #include "src/hub/output_ring.hpp"
 #include "src/protocol/frame.hpp"
@@ -156,7 +156,7 @@ class Fanout {
   Metrics* metrics_;
   size_t read_budget_;
   OutputRing ring_;
-  std::deque<Hole> holes_;  // within [start(), end()), oldest first
+  Fifo<Hole> holes_;  // within [start(), end()), oldest first
   std::vector<Subscription> subscriptions_;
   bool finished_ = false;
   protocol::SharedFrame exit_frame_;

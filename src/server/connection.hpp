@@ -7,11 +7,11 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
 
+#include "core/fifo.hpp"
 #include "src/protocol/frame.hpp"
 #include "src/server/drain_pace.hpp"
 #include "src/session/client_session.hpp"
@@ -60,7 +60,7 @@ class Connection final : public session::Outbox {
   uv_loop_t* loop_;
   hub::Metrics& metrics_;
   Limits limits_;
-  std::deque<protocol::SharedFrame> queue_;
+  Fifo<protocol::SharedFrame> queue_;
   uint64_t queued_bytes_ = 0;
   DrainPace pace_;
   std::string inbound_;

@@ -106,9 +106,16 @@ int ws_callback(struct lws* wsi, enum lws_callback_reasons reason, void* user, v
   }
 }
 
+// The WebSocket protocol's buffers. rx 1 KiB: lws allocates it per connection and an idle connection keeps
+// it; messages larger than that arrive in several RECEIVE callbacks and are joined in Connection (up to
+// max_message). tx 1 MiB: lws cuts each send() to tx_packet_size (rx_buffer_size when 0), and a
+// shell.output frame is up to 64 KiB of output, several times that once escaped.
+constexpr size_t kRxBufferBytes = 1024;
+constexpr size_t kTxPacketBytes = 1024 * 1024;
+
 const struct lws_protocols kProtocols[] = {
     {"http", http_callback, 0, 0, 0, nullptr, 0},
-    {kSubprotocol, ws_callback, sizeof(Connection*), 64 * 1024, 0, nullptr, 0},
+    {kSubprotocol, ws_callback, sizeof(Connection*), kRxBufferBytes, 0, nullptr, kTxPacketBytes},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
 
