@@ -6,15 +6,23 @@
 //                                      the terminal's echo of it is read back
 //   pty_local echo-many T SECONDS      T PTYs running `cat`, each typing one key per second (random
 //                                      phase) for SECONDS; every echo is timed
+//   pty_local ws-echo PORT TOKEN N     the `echo` loop through ptyhubd on 127.0.0.1:PORT: a minimal
+//                                      blocking WebSocket client (no library, no event loop) creates a
+//                                      `cat` terminal and times N keystrokes until their shell.output,
+//                                      so the echo's added time is the daemon's, not a client runtime's
 //
 // Each mode prints one JSON object on stdout. PTYs are set up like ptyhubd sets them up (forkpty here, with
 // the kernel's default termios, 80x24), so output processing (\n -> \r\n) and echo are the same.
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -216,11 +224,174 @@ int echo_many(int terminals, double seconds) {
 
 }  // namespace
 
+// ---- ws-echo: a minimal WebSocket client --------------------------------------------------------------
+
+// A blocking connection: text frames out (masked, as a client must), whole messages in (unmasked;
+// fragments joined, pings answered).
+class WsClient {
+ public:
+  WsClient(int port, const std::string& token) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) die("socket");
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) die("connect");
+    const int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const std::string request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                "Sec-WebSocket-Key: cHR5aHViLWJlbmNoLWtleQ==\r\nSec-WebSocket-Version: 13\r\n"
+                                "Sec-WebSocket-Protocol: ptyhub.v1\r\nAuthorization: Bearer " + token + "\r\n\r\n";
+    write_all(request.data(), request.size());
+    while (in_.find("\r\n\r\n") == std::string::npos) fill();
+    const size_t end = in_.find("\r\n\r\n") + 4;
+    if (in_.compare(0, 12, "HTTP/1.1 101") != 0) {
+      std::fprintf(stderr, "pty_local: upgrade refused: %s\n", in_.substr(0, in_.find('\r')).c_str());
+      std::exit(1);
+    }
+    in_.erase(0, end);
+  }
+  ~WsClient() { close(fd_); }
+
+  void send_text(const std::string& text) {
+    std::string frame;
+    frame.push_back(static_cast<char>(0x81));
+    if (text.size() < 126) {
+      frame.push_back(static_cast<char>(0x80 | text.size()));
+    } else {
+      frame.push_back(static_cast<char>(0x80 | 126));
+      frame.push_back(static_cast<char>((text.size() >> 8) & 0xff));
+      frame.push_back(static_cast<char>(text.size() & 0xff));
+    }
+    const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    frame.append(reinterpret_cast<const char*>(mask), 4);
+    for (size_t i = 0; i < text.size(); ++i) frame.push_back(static_cast<char>(text[i] ^ mask[i % 4]));
+    write_all(frame.data(), frame.size());
+  }
+
+  // The next whole text message.
+  std::string receive() {
+    std::string message;
+    while (true) {
+      while (in_.size() < 2) fill();
+      const auto byte = [&](size_t i) { return static_cast<unsigned char>(in_[i]); };
+      const bool fin = (byte(0) & 0x80) != 0;
+      const int opcode = byte(0) & 0x0f;
+      uint64_t length = byte(1) & 0x7f;
+      size_t header = 2;
+      if (length == 126) header = 4;
+      if (length == 127) header = 10;
+      while (in_.size() < header) fill();
+      if (length == 126) length = (uint64_t{byte(2)} << 8) | byte(3);
+      if (length == 127) {
+        length = 0;
+        for (size_t i = 2; i < 10; ++i) length = (length << 8) | byte(i);
+      }
+      while (in_.size() < header + length) fill();
+      std::string payload = in_.substr(header, length);
+      in_.erase(0, header + length);
+      if (opcode == 0x9) {  // ping: pong with the same payload
+        std::string pong;
+        pong.push_back(static_cast<char>(0x8a));
+        pong.push_back(static_cast<char>(0x80 | payload.size()));
+        pong.append("\0\0\0\0", 4);
+        pong += payload;
+        write_all(pong.data(), pong.size());
+        continue;
+      }
+      if (opcode == 0x8) {
+        std::fprintf(stderr, "pty_local: the daemon closed the connection\n");
+        std::exit(1);
+      }
+      message += payload;
+      if (fin) return message;
+    }
+  }
+
+ private:
+  void write_all(const char* data, size_t size) {
+    while (size > 0) {
+      const ssize_t n = write(fd_, data, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) die("write");
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+  }
+  void fill() {
+    char buffer[65536];
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) die("poll (no answer from the daemon within 10 s)");
+    const ssize_t n = read(fd_, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) return;
+    if (n <= 0) die("read");
+    in_.append(buffer, static_cast<size_t>(n));
+  }
+
+  int fd_ = -1;
+  std::string in_;
+};
+
+// The number after `"key":` in a message (0 when absent).
+uint64_t number_field(const std::string& message, const char* key) {
+  const std::string pattern = std::string("\"") + key + "\":";
+  const size_t at = message.find(pattern);
+  return at == std::string::npos ? 0 : std::strtoull(message.c_str() + at + pattern.size(), nullptr, 10);
+}
+
+int ws_echo(int port, const std::string& token, int keys) {
+  WsClient client(port, token);
+  while (client.receive().find("\"auth.ok\"") == std::string::npos) {
+  }
+  client.send_text(R"({"type":"shell.create","id":1,"data":{"command":["/bin/cat"]}})");
+  std::string id;
+  while (id.empty()) {
+    const std::string message = client.receive();
+    const size_t terminal = message.find("\"terminal\":{");
+    if (message.find("\"id\":1") == std::string::npos || terminal == std::string::npos) continue;
+    const size_t key = message.find("\"id\":\"", terminal);
+    if (key == std::string::npos) continue;
+    id = message.substr(key + 6, message.find('"', key + 6) - key - 6);
+  }
+  const auto input = [&](const char* data) {
+    client.send_text(std::string(R"({"type":"shell.input","data":{"terminalId":")") + id + R"(","data":")" + data + "\"}}");
+  };
+  uint64_t seen = 0;
+  const auto wait_for = [&](uint64_t offset) {
+    while (seen < offset) {
+      const std::string message = client.receive();
+      if (message.find("\"type\":\"shell.output\"") != std::string::npos) seen = number_field(message, "next");
+    }
+  };
+  std::vector<double> ms;
+  uint64_t expect = 0;
+  int on_line = 0;
+  for (int i = 0; i < keys + 20; ++i) {
+    const char key[2] = {static_cast<char>('a' + i % 26), 0};
+    expect += 1;
+    const double start = now_seconds();
+    input(key);
+    wait_for(expect);
+    if (i >= 20) ms.push_back((now_seconds() - start) * 1000);
+    if (++on_line == 64) {  // end the line: echo "\r\n", then cat writes the 64 keys and "\r\n"
+      expect += 2 + 64 + 2;
+      input("\\r");
+      wait_for(expect);
+      on_line = 0;
+    }
+  }
+  print_latencies("ws-echo", ms, 1);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "throughput" && argc == 3) return throughput(argv[2]);
   if (mode == "echo" && argc == 3) return echo(std::atoi(argv[2]));
   if (mode == "echo-many" && argc == 4) return echo_many(std::atoi(argv[2]), std::atof(argv[3]));
-  std::fprintf(stderr, "usage: pty_local throughput FILE | echo N | echo-many TERMINALS SECONDS\n");
+  if (mode == "ws-echo" && argc == 5) return ws_echo(std::atoi(argv[2]), argv[3], std::atoi(argv[4]));
+  std::fprintf(stderr, "usage: pty_local throughput FILE | echo N | echo-many TERMINALS SECONDS | ws-echo PORT TOKEN N\n");
   return 2;
 }
