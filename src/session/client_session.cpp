@@ -407,6 +407,9 @@ void ClientSession::handle_shell_share(const Request& request) {
   auto user = reader.string("user", true, true);
   auto mode = reader.one_of("mode", true, {"read", "write", "none"});
   if (rejected(request, reader)) return;
+  // A token that may not write cannot let anyone else write (or read): sharing needs terminal:write
+  // (docs/protocol.md §4, `shell.share`). Either grant is then at most what the token itself may do.
+  if (!require_scope(request, auth::Scope::terminal_write)) return;
   hub::Terminal* terminal = readable_terminal(request, *id);
   if (terminal == nullptr) return;
   if (terminal->owner() != principal_.user && !principal_.scopes.has(auth::Scope::admin)) {

@@ -859,6 +859,13 @@ TEST_CASE("security: every scope x request cell is allowed or forbidden as docum
     cell("shell.resize", row.write, "ack", "shell.resize", {{"terminalId", id}, {"cols", new_cols}, {"rows", 30}});
     if (row.write) cols = new_cols;
     cell("shell.kill", row.write, "ack", "shell.kill", {{"terminalId", victim_id}, {"signal", "SIGTERM"}});
+    // Sharing needs terminal:write: a read-only or scopeless token of the owner cannot hand out write.
+    const std::string grantee = "grantee-" + std::to_string(size_step);
+    cell("shell.share", row.write, "shell.shared", "shell.share", {{"terminalId", id}, {"user", grantee}, {"mode", "write"}});
+    {
+      auto other = connect_user(daemon, grantee, "terminal:read terminal:write");
+      CHECK_MESSAGE(list_terminals(*other).count(id) == (row.write ? 1u : 0u), "shared with ", grantee);
+    }
 
     auto listed = list_terminals(*owner);
     CHECK(listed[id].value("cols", 0) == cols);
@@ -1329,7 +1336,7 @@ TEST_CASE("security: max_terminals and max_terminals_per_user answer limit_excee
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 
-TEST_CASE("security: SIGHUP applies a new max_terminals_per_user from the config file; a broken file changes nothing") {
+TEST_CASE("security: SIGHUP applies a new max_terminals_per_user from the config file - a broken file changes nothing") {
   TempDir dir;
   REQUIRE(!dir.path().empty());
   const fs::path config = dir / "ptyhub.toml";
@@ -1342,10 +1349,11 @@ TEST_CASE("security: SIGHUP applies a new max_terminals_per_user from the config
   alice->create_terminal(sleeper);
   CHECK(is_error(alice->create(sleeper), "limit_exceeded"));
 
-  write_file(config, "max_terminals_per_user = 3\nlisten = [\"127.0.0.1:1\"]\n");
+  // ring_buffer_bytes needs a restart (listen would not do: the harness's --listen flag overrides the file).
+  write_file(config, "max_terminals_per_user = 3\nring_buffer_bytes = \"2MiB\"\n");
   REQUIRE(daemon.send_signal(SIGHUP));
   REQUIRE(daemon.wait_for_log("SIGHUP: settings reloaded: max_terminals_per_user", 10s));
-  CHECK(daemon.wait_for_log("only applied by a restart: listen", 5s));
+  CHECK(daemon.wait_for_log("only applied by a restart: ring_buffer_bytes", 5s));
   auto second = alice->create(sleeper);
   CHECK_MESSAGE((second && (*second)["type"] == "shell.created"), brief(second));
   CHECK(pongs(*alice));  // the connection lived through the reload

@@ -319,7 +319,7 @@ detached_timeout = 0
   CHECK(c.kill_grace == 5);
 }
 
-TEST_CASE("TOML lists are kept without flags; comma string for protocols") {
+TEST_CASE("TOML lists are kept without flags - comma string for protocols") {
   TempDir dir;
   std::string path = dir.write("ptyhub.toml",
                                "listen = [\"127.0.0.1:1\", \"unix:/run/p.sock\"]\n"
@@ -346,7 +346,7 @@ TEST_CASE("the default file is read when it exists and no --config is given") {
   CHECK(result.config.max_terminals == 13);
 }
 
-TEST_CASE("repeatable settings accumulate; flags replace the file's list") {
+TEST_CASE("repeatable settings accumulate - flags replace the file's list") {
   ConfigResult result = load({"--listen", "127.0.0.1:1", "--listen=[::1]:2", "--allowed-origin", "https://a",
                               "--allowed-origin", "https://b", "--jwt-public-key", "/a.pem", "--jwt-public-key",
                               "/b.pem"});

@@ -409,7 +409,7 @@ TEST_CASE("decide(): who may hold the source back, row by row") {
   }
 }
 
-TEST_CASE("row 4: a paused holder alone holds the source; on resume it gets everything and the source is read") {
+TEST_CASE("row 4: a paused holder alone holds the source - on resume it gets everything and the source is read") {
   Fanout fanout(kTerminal, ring_of(1024));
   FakeSink sink;
   fanout.subscribe(&sink, Encoding::utf8, std::nullopt, true);

@@ -43,7 +43,7 @@ TEST_CASE("appending nothing to a ring that holds nothing changes nothing") {
   CHECK(read_all(ring) == "a");
 }
 
-TEST_CASE("bytes are addressed by their stream offset; read stops at max and at end") {
+TEST_CASE("bytes are addressed by their stream offset - read stops at max and at end") {
   OutputRing ring(64);
   ring.append("hello ");
   ring.append("world");

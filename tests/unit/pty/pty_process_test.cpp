@@ -534,7 +534,7 @@ TEST_CASE("a process ignoring SIGHUP gets SIGKILL after escalate_after_ms") {
   resources.verify();
 }
 
-TEST_CASE("escalation also ends a job that outlives the shell; exit waits for the PTY to close") {
+TEST_CASE("escalation also ends a job that outlives the shell - exit waits for the PTY to close") {
   ResourceCheck resources;
   {
     TestLoop loop;
