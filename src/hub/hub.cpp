@@ -75,7 +75,8 @@ size_t Hub::count_owned_by(const std::string& user) const {
 CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& options, Subscriber* subscriber,
                          Encoding encoding) {
   CreateResult result;
-  if (terminals_.size() >= limits_.max_terminals) {
+  // Only running terminals count: an exited one is history, never a reason to refuse a new terminal.
+  if (running_ >= limits_.max_terminals) {
     result.failure = CreateFailure::limit_total;
     result.message = "the daemon has max_terminals (" + std::to_string(limits_.max_terminals) + ") terminals";
     return result;
@@ -174,14 +175,20 @@ void Hub::publish_lifecycle(const Terminal& terminal, const protocol::SharedFram
 
 void Hub::on_terminal_exit(Terminal& terminal) {
   --running_;
+  auto owned = owned_counts_.find(terminal.owner());
+  if (owned != owned_counts_.end() && --owned->second == 0) owned_counts_.erase(owned);
+  exited_order_.push_back(terminal.id());
   json data = terminal.to_json();
   publish_lifecycle(terminal, protocol::event_frame("shell.exit", "shell:terminals",
                                                     {{"terminalId", terminal.id()},
                                                      {"exitCode", data["exitCode"]},
                                                      {"signal", data["signal"]},
                                                      {"outputBytes", data["outputBytes"]}}));
+  const std::string owner = terminal.owner();
+  const std::string id = terminal.id();
   schedule_removal(terminal);
-  on_exited_.notify(terminal.id());
+  on_exited_.notify(id);
+  bound_exited(owner, id);
   if (on_all_exited_ && running_count() == 0) {
     auto callback = std::move(on_all_exited_);
     on_all_exited_ = nullptr;
@@ -213,12 +220,51 @@ void Hub::remove(const std::string& id) {
   auto it = terminals_.find(id);
   if (it == terminals_.end()) return;
   publish_lifecycle(*it->second, protocol::event_frame("shell.removed", "shell:terminals", {{"terminalId", id}}));
-  if (it->second->running()) --running_;
-  auto owned = owned_counts_.find(it->second->owner());
-  if (owned != owned_counts_.end() && --owned->second == 0) owned_counts_.erase(owned);
+  if (it->second->running()) {
+    --running_;
+    auto owned = owned_counts_.find(it->second->owner());
+    if (owned != owned_counts_.end() && --owned->second == 0) owned_counts_.erase(owned);
+  } else {
+    std::erase(exited_order_, id);
+  }
   terminals_.erase(it);
   removal_timers_.erase(id);
   on_removed_.notify(id);
+}
+
+bool Hub::dismiss(const std::string& id) {
+  auto it = terminals_.find(id);
+  if (it == terminals_.end() || it->second->running()) return false;
+  remove(std::string(id));
+  return true;
+}
+
+void Hub::bound_exited(const std::string& owner, const std::string& keep) {
+  // The oldest exited terminal of `owner` (or of anyone), never `keep`: the terminal whose exit is being
+  // reported is on the call stack.
+  const auto oldest = [&](bool of_owner) -> std::string {
+    for (const std::string& id : exited_order_) {
+      if (id == keep) continue;
+      auto it = terminals_.find(id);
+      if (it != terminals_.end() && (!of_owner || it->second->owner() == owner)) return id;
+    }
+    return {};
+  };
+  size_t of_owner = 0;
+  for (const std::string& id : exited_order_) {
+    auto it = terminals_.find(id);
+    if (it != terminals_.end() && it->second->owner() == owner) ++of_owner;
+  }
+  for (; of_owner > limits_.max_terminals_per_user; --of_owner) {
+    const std::string id = oldest(true);
+    if (id.empty()) break;
+    remove(id);
+  }
+  while (exited_order_.size() > limits_.max_terminals) {
+    const std::string id = oldest(false);
+    if (id.empty()) break;
+    remove(id);
+  }
 }
 
 void Hub::hang_up_all(std::function<void()> on_all_exited) {

@@ -74,6 +74,9 @@ class Hub {
   // The terminal when `principal` may read it; nullptr when it does not exist or may not be read.
   Terminal* find_readable(const auth::Principal& principal, std::string_view id);
   std::vector<Terminal*> list_readable(const auth::Principal& principal);
+  // Removes an exited terminal from the list at once (shell.dismiss; shell.removed to lifecycle
+  // subscribers). False when it still runs or does not exist.
+  bool dismiss(const std::string& id);
   // The terminal whatever the access (for the daemon's own bookkeeping); nullptr when gone.
   Terminal* find_any(std::string_view id);
 
@@ -110,6 +113,10 @@ class Hub {
   void on_terminal_exit(Terminal& terminal);
   void schedule_removal(Terminal& terminal);
   void remove(const std::string& id);
+  // Keeps at most max_terminals exited terminals, and max_terminals_per_user of each user: beyond that
+  // the oldest exited one goes at once (exited terminals count toward neither limit, so without this
+  // bound a user running short commands would fill memory with retained rings). `keep` is not removed.
+  void bound_exited(const std::string& owner, const std::string& keep);
   void hang_up_batch();
   std::vector<std::string> child_environment(const std::map<std::string, std::string>& extra) const;
   size_t count_owned_by(const std::string& user) const;
@@ -127,7 +134,8 @@ class Hub {
   std::map<std::string, std::unique_ptr<Removal>> removal_timers_;
   std::vector<Subscriber*> lifecycle_subscribers_;
   size_t running_ = 0;                                    // terminals started and not exited yet
-  std::unordered_map<std::string, size_t> owned_counts_;  // terminals listed per owner (exited included)
+  std::unordered_map<std::string, size_t> owned_counts_;  // running terminals per owner
+  std::vector<std::string> exited_order_;                 // exited terminals still listed, oldest first
   std::function<void()> on_all_exited_;
   std::vector<std::string> hang_up_queue_;  // ids still to hang up, last first
   UvHandle<uv_idle_t> hang_up_idle_;

@@ -86,6 +86,7 @@ ClientSession::Handler ClientSession::handler_for(std::string_view type) {
       {"shell.resize", &ClientSession::handle_shell_resize},
       {"shell.kill", &ClientSession::handle_shell_kill},
       {"shell.list", &ClientSession::handle_shell_list},
+      {"shell.dismiss", &ClientSession::handle_shell_dismiss},
       {"shell.pause", &ClientSession::handle_shell_pause},
       {"shell.resume", &ClientSession::handle_shell_resume},
       {"shell.share", &ClientSession::handle_shell_share},
@@ -395,10 +396,38 @@ void ClientSession::handle_shell_kill(const Request& request) {
 }
 
 void ClientSession::handle_shell_list(const Request& request) {
+  DataReader reader(request.data);
+  auto state = reader.one_of("state", false, {"running", "exited"});
+  if (rejected(request, reader)) return;
   if (!require_scope(request, auth::Scope::terminal_read)) return;
   json terminals = json::array();
-  for (hub::Terminal* t : context_.hub.list_readable(principal_)) terminals.push_back(t->to_json());
+  for (hub::Terminal* t : context_.hub.list_readable(principal_)) {
+    if (state && (*state == "running") != t->running()) continue;
+    terminals.push_back(t->to_json());
+  }
   reply(request, "shell.list", {{"terminals", std::move(terminals)}});
+}
+
+// docs/protocol.md §4, `shell.dismiss`.
+void ClientSession::handle_shell_dismiss(const Request& request) {
+  DataReader reader(request.data);
+  auto id = reader.string("terminalId", true, true);
+  if (rejected(request, reader)) return;
+  if (!require_scope(request, auth::Scope::terminal_write)) return;
+  hub::Terminal* terminal = readable_terminal(request, *id);
+  if (terminal == nullptr) return;
+  if (terminal->owner() != principal_.user && !principal_.scopes.has(auth::Scope::admin)) {
+    reply_error(request, code::kForbidden, "only the owner or an admin may dismiss a terminal", "data.terminalId");
+    return;
+  }
+  if (terminal->running()) {
+    reply_error(request, code::kConflict, "the terminal is still running: kill it first", "data.terminalId");
+    return;
+  }
+  const std::string terminal_id = terminal->id();
+  audit("terminal.dismissed", {{"terminal", terminal_id}});
+  reply(request, "shell.dismissed", {{"terminalId", terminal_id}});
+  context_.hub.dismiss(terminal_id);
 }
 
 void ClientSession::handle_shell_share(const Request& request) {

@@ -92,6 +92,7 @@ class ClientSession final : public hub::Subscriber {
   void handle_shell_resize(const Request& request);
   void handle_shell_kill(const Request& request);
   void handle_shell_list(const Request& request);
+  void handle_shell_dismiss(const Request& request);
   void handle_shell_share(const Request& request);
   void handle_shell_pause(const Request& request);
   void handle_shell_resume(const Request& request);

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/test_client.hpp"
@@ -107,6 +109,88 @@ TEST_CASE("an exited terminal stays listed as exited") {
     CHECK(listed["signal"].is_null());
   }
   CHECK(found);
+}
+
+// The ids of the terminals `client` lists (with `state` when given).
+std::vector<std::string> listed_ids(TestClient& client, const Json& data = Json::object()) {
+  std::vector<std::string> ids;
+  auto list = client.request("shell.list", data);
+  if (!list || (*list)["type"] != "shell.list") return ids;
+  for (const Json& terminal : (*list)["data"]["terminals"]) ids.push_back(terminal.value("id", ""));
+  return ids;
+}
+
+bool contains(const std::vector<std::string>& ids, const std::string& id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+TEST_CASE("exited terminals count toward no limit - the oldest beyond the per-user bound are removed") {
+  DaemonProcess daemon({"--max-terminals-per-user", "3", "--max-terminals", "5"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  std::vector<std::string> ran;
+  for (int i = 0; i < 8; ++i) {  // more short commands than either limit
+    Json terminal = alice->create_terminal({{"command", sh("exit 0")}});
+    const std::string id = terminal.value("id", "");
+    REQUIRE_MESSAGE(!id.empty(), "terminal ", i, " was refused");
+    REQUIRE(alice->wait_exit(id, 10s));
+    ran.push_back(id);
+  }
+  // Still room for three running terminals, the limit.
+  for (int i = 0; i < 3; ++i) {
+    Json running = alice->create_terminal({{"command", sh("exec sleep 1000")}});
+    CHECK_FALSE(running.value("id", "").empty());
+  }
+  CHECK(is_error(alice->create({{"command", sh("exec sleep 1000")}}), "limit_exceeded"));
+  // At most three exited terminals of alice stay listed: the newest.
+  const auto exited = listed_ids(*alice, {{"state", "exited"}});
+  CHECK(exited.size() == 3);
+  for (size_t i = 0; i < ran.size(); ++i) CHECK_MESSAGE(contains(exited, ran[i]) == (i >= ran.size() - 3), "terminal ", i);
+  CHECK(listed_ids(*alice, {{"state", "running"}}).size() == 3);
+  CHECK(listed_ids(*alice).size() == 6);
+  CHECK(is_error(alice->request("shell.list", {{"state", "gone"}}), "bad_message", "data.state"));
+}
+
+TEST_CASE("shell.dismiss removes an exited terminal - owner or admin only, never a running one") {
+  DaemonProcess daemon;
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  auto watcher = connect_user(daemon, "alice");
+  REQUIRE(watcher->request("subscribe", {{"channel", "shell:terminals"}}));
+  Json done = alice->create_terminal({{"command", sh("exit 3")}});
+  const std::string done_id = done.value("id", "");
+  Json running = alice->create_terminal({{"command", sh("exec sleep 1000")}});
+  const std::string running_id = running.value("id", "");
+  REQUIRE(alice->wait_exit(done_id, 10s));
+
+  auto bob = connect_user(daemon, "bob");
+  REQUIRE(alice->request("shell.share", {{"terminalId", done_id}, {"user", "bob"}, {"mode", "write"}}));
+  CHECK(is_error(bob->request("shell.dismiss", {{"terminalId", done_id}}), "forbidden", "data.terminalId"));
+  auto reader = connect_user(daemon, "alice", "terminal:read");
+  CHECK(is_error(reader->request("shell.dismiss", {{"terminalId", done_id}}), "forbidden"));
+  CHECK(is_error(alice->request("shell.dismiss", {{"terminalId", running_id}}), "conflict", "data.terminalId"));
+  CHECK(is_error(alice->request("shell.dismiss", {{"terminalId", "no-such-terminal"}}), "not_found", "data.terminalId"));
+  CHECK(is_error(alice->request("shell.dismiss", Json::object()), "bad_message", "data.terminalId"));
+  CHECK(contains(listed_ids(*alice), done_id));
+
+  auto dismissed = alice->request("shell.dismiss", {{"terminalId", done_id}});
+  REQUIRE(dismissed);
+  CHECK((*dismissed)["type"] == "shell.dismissed");
+  CHECK((*dismissed)["data"]["terminalId"] == done_id);
+  CHECK(watcher->wait_event("shell.removed", done_id));
+  CHECK_FALSE(contains(listed_ids(*alice), done_id));
+  CHECK(contains(listed_ids(*alice), running_id));
+  CHECK(is_error(alice->request("shell.dismiss", {{"terminalId", done_id}}), "not_found"));
+
+  // An admin may dismiss another user's exited terminal.
+  REQUIRE(alice->request("shell.kill", {{"terminalId", running_id}, {"signal", "SIGKILL"}}));
+  REQUIRE(alice->wait_exit(running_id, 10s));
+  auto root = connect_user(daemon, "root", "admin");
+  auto by_admin = root->request("shell.dismiss", {{"terminalId", running_id}});
+  CHECK_MESSAGE((by_admin && (*by_admin)["type"] == "shell.dismissed"), brief(by_admin));
+  CHECK(listed_ids(*alice).empty());
 }
 
 TEST_CASE("shell.kill signals the whole session and escalates to SIGKILL after kill_grace") {
