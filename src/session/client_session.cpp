@@ -6,6 +6,7 @@
 
 #include "core/log.hpp"
 #include "core/time_format.hpp"
+#include "src/protocol/base64.hpp"
 #include "src/protocol/fields.hpp"
 
 namespace ptyhub::session {
@@ -358,6 +359,14 @@ void ClientSession::handle_shell_input(const Request& request) {
   DataReader reader(request.data);
   auto id = reader.string("terminalId", true, true);
   auto data = reader.string("data", true);
+  auto encoding = reader.one_of("encoding", false, {"utf8", "base64"});
+  if (data && encoding == "base64") {  // any bytes (docs/protocol.md §4, `shell.input`)
+    if (auto bytes = protocol::base64_decode(*data)) {
+      data = std::move(bytes);
+    } else {
+      reader.fail("data", "not canonical base64 (RFC 4648, with padding)");
+    }
+  }
   if (rejected(request, reader)) return;
   if (!require_scope(request, auth::Scope::terminal_write)) return;
   hub::Terminal* terminal = readable_terminal(request, *id);

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -191,6 +193,51 @@ TEST_CASE("shell.dismiss removes an exited terminal - owner or admin only, never
   auto by_admin = root->request("shell.dismiss", {{"terminalId", running_id}});
   CHECK_MESSAGE((by_admin && (*by_admin)["type"] == "shell.dismissed"), brief(by_admin));
   CHECK(listed_ids(*alice).empty());
+}
+
+TEST_CASE("shell.input with encoding base64 delivers every byte value unchanged - bad base64 changes nothing") {
+  DaemonProcess daemon;
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  // Raw mode and no echo: the line discipline passes every byte through; od shows what arrived.
+  Json terminal = alice->create_terminal(
+      {{"command", sh("stty raw -echo; printf READY; head -c 256 | od -An -v -tx1 | tr -d ' \\n'; printf END")}});
+  const std::string id = terminal.value("id", "");
+  REQUIRE(alice->wait_output(id, "READY"));
+
+  CHECK(is_error(alice->request("shell.input", {{"terminalId", id}, {"data", "AAE"}, {"encoding", "base64"}}),
+                 "bad_message", "data.data"));
+  CHECK(is_error(alice->request("shell.input", {{"terminalId", id}, {"data", "AA=="}, {"encoding", "hex"}}),
+                 "bad_message", "data.encoding"));
+  std::string all;
+  std::string hex;
+  for (int b = 0; b < 256; ++b) {
+    all.push_back(static_cast<char>(b));
+    char two[3];
+    std::snprintf(two, sizeof two, "%02x", b);
+    hex += two;
+  }
+  // Half as base64, half as base64 again (the refused requests above wrote nothing: exactly 256 bytes).
+  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto encode = [](std::string_view bytes) {
+    std::string out;
+    for (size_t i = 0; i < bytes.size(); i += 3) {
+      uint32_t group = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
+      if (i + 1 < bytes.size()) group |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
+      if (i + 2 < bytes.size()) group |= static_cast<unsigned char>(bytes[i + 2]);
+      out.push_back(kAlphabet[(group >> 18) & 63]);
+      out.push_back(kAlphabet[(group >> 12) & 63]);
+      out.push_back(i + 1 < bytes.size() ? kAlphabet[(group >> 6) & 63] : '=');
+      out.push_back(i + 2 < bytes.size() ? kAlphabet[group & 63] : '=');
+    }
+    return out;
+  };
+  for (std::string_view half : {std::string_view(all).substr(0, 128), std::string_view(all).substr(128)}) {
+    auto sent = alice->request("shell.input", {{"terminalId", id}, {"data", encode(half)}, {"encoding", "base64"}});
+    CHECK_MESSAGE((sent && (*sent)["type"] == "ack"), brief(sent));
+  }
+  CHECK(alice->wait_output(id, hex + "END"));
 }
 
 TEST_CASE("shell.kill signals the whole session and escalates to SIGKILL after kill_grace") {
