@@ -83,7 +83,7 @@ const Setting kSettings[] = {
     {"home", Kind::text, &Config::home, {}, "DIR", "the user's home", "default cwd of shell.create", kApplied,
      kNewTerminals},
     {"jwt_secret_file", Kind::text, &Config::jwt_secret_file, {}, "FILE", "-",
-     "HS256/384/512 secret (whole file, trailing newline ignored); under systemd, unset means the credential jwt-secret and a relative path names a credential",
+     "HS256/384/512 secret (whole file, trailing newline ignored; at least 32 bytes; refused when others may read it or others than its owner may write it); under systemd, unset means the credential jwt-secret and a relative path names a credential",
      kApplied, kTokens},
     {"jwt_public_key", Kind::text_list, &Config::jwt_public_key, {}, "FILE", "-",
      "PEM public key (RSA, EC P-256, Ed25519; kid = file name without extension), a directory of *.pem, or a JWKS *.json; repeatable",

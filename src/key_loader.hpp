@@ -10,8 +10,9 @@
 
 namespace ptyhub {
 
-// Reads a secret file: the whole file, one trailing newline ignored. False with `error` when unreadable
-// or empty.
+// Reads a secret file: the whole file, one trailing newline ignored. False with `error` when unreadable,
+// empty, shorter than 32 bytes (RFC 7518 §3.2) or larger than 64 KiB, or when others may read it or
+// anyone but its owner may write it (mode & 0026: group-readable is fine, for a service group).
 bool read_secret_file(const std::string& path, std::string* secret, std::string* error);
 
 // The settings that say how tokens are verified (docs/configuration.md).

@@ -773,7 +773,7 @@ TEST_CASE("security: SIGHUP rotates keys, a live connection keeps working - a br
   fs::remove(keys_dir / "k1.pem");
   const std::string old_secret_token = daemon.token("dave");
   CHECK(accepted(try_token(daemon.ws_options(), old_secret_token, false)));
-  const std::string new_secret = "rotated-secret-0123456789abcdef";
+  const std::string new_secret = "rotated-secret-0123456789abcdef-0123456789";
   write_file(daemon.secret_file(), new_secret + "\n");
   REQUIRE(daemon.send_signal(SIGHUP));
   REQUIRE(wait_log_count(daemon, reloaded, 2));
@@ -794,6 +794,65 @@ TEST_CASE("security: SIGHUP rotates keys, a live connection keeps working - a br
   CHECK(live->ws().wait_closed(5s));
   CHECK(live->ws().close_code() == 4401);
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
+}
+
+TEST_CASE("security: a secret file others may read or write, or shorter than 32 bytes, is refused - at start and on SIGHUP") {
+  TempDir dir;
+  REQUIRE(!dir.path().empty());
+  struct Bad {
+    const char* name;
+    mode_t mode;
+    std::string content;
+    const char* reason;
+  };
+  const std::string strong(64, 'k');
+  const std::vector<Bad> bads = {
+      {"world-readable", 0644, strong, "has mode 0644"},
+      {"world-writable", 0666, strong, "has mode 0666"},
+      {"group-writable", 0620, strong, "has mode 0620"},
+      {"eight bytes", 0600, "12345678", "holds 8 bytes; an HS256 secret needs at least 32"},
+  };
+  for (const Bad& bad : bads) {
+    CAPTURE(bad.name);
+    const fs::path file = dir / bad.name;
+    write_file(file, bad.content + "\n");
+    REQUIRE(chmod(file.c_str(), bad.mode) == 0);
+    DaemonLaunch launch;
+    launch.extra_args = {"--jwt-secret-file", file.string()};  // after the harness's own: this one counts
+    launch.wait_for_port = false;
+    DaemonProcess daemon(launch);
+    const auto status = daemon.wait_exit(10s);  // it exits on its own, having said why
+    CHECK_FALSE(daemon.started());
+    REQUIRE(status.has_value());
+    CHECK((WIFEXITED(*status) && WEXITSTATUS(*status) != 0));
+    CHECK_MESSAGE(daemon.log().find(bad.reason) != std::string::npos, daemon.log());
+  }
+  {
+    INFO("a group-readable secret (a service group) is accepted");
+    const fs::path file = dir / "group-readable";
+    write_file(file, strong + "\n");
+    REQUIRE(chmod(file.c_str(), 0640) == 0);
+    DaemonLaunch launch;
+    launch.extra_args = {"--jwt-secret-file", file.string()};
+    DaemonProcess daemon(launch);
+    CHECK(daemon.started());
+  }
+  {
+    INFO("on SIGHUP a refused secret changes nothing: the old one keeps working");
+    DaemonProcess daemon;
+    INFO(daemon.log());
+    REQUIRE(daemon.started());
+    REQUIRE(chmod(daemon.secret_file().c_str(), 0644) == 0);
+    REQUIRE(daemon.send_signal(SIGHUP));
+    CHECK(daemon.wait_for_log("has mode 0644", 10s));
+    CHECK(accepted(try_token(daemon.ws_options(), daemon.token("erin"), false)));
+    REQUIRE(chmod(daemon.secret_file().c_str(), 0600) == 0);
+    write_file(daemon.secret_file(), "short\n");
+    REQUIRE(daemon.send_signal(SIGHUP));
+    CHECK(daemon.wait_for_log("holds 5 bytes", 10s));
+    CHECK(accepted(try_token(daemon.ws_options(), daemon.token("erin"), false)));
+    CHECK(daemon.running());
+  }
 }
 
 // ---- 4. scopes x requests ------------------------------------------------------------------------------
