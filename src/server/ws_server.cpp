@@ -130,6 +130,22 @@ void log_from_lws(int level, const char* line) {
   else log::debug(message);
 }
 
+// Refuses a WebSocket upgrade with an HTTP/1.1 answer of our own: lws_return_http_status answers an
+// upgrade request with an "HTTP/1.0" status line, which strict clients (Python's websockets) reject as
+// invalid, so they never see why. The body says why, as JSON; the connection closes after it.
+int refuse_upgrade(struct lws* wsi, int status, const char* phrase, const char* code, std::string_view message) {
+  const std::string body = protocol::json{{"error", code}, {"message", message}}.dump();
+  const std::string head = "HTTP/1.1 " + std::to_string(status) + " " + phrase +
+                           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+  std::string buffer(LWS_PRE, '\0');
+  buffer += head;
+  buffer += body;
+  lws_write(wsi, reinterpret_cast<unsigned char*>(buffer.data()) + LWS_PRE, head.size() + body.size(),
+            LWS_WRITE_HTTP_HEADERS);
+  return 1;
+}
+
 }  // namespace
 
 WsServer::WsServer(uv_loop_t* loop, EdgeSettings settings, hub::Hub& hub, hub::GitOperations& git,
@@ -262,8 +278,7 @@ int WsServer::on_http(struct lws* wsi, const char* path) {
 int WsServer::on_confirm_upgrade(struct lws* wsi) {
   const std::string path = header(wsi, WSI_TOKEN_GET_URI);
   if (std::string_view(path).substr(0, path.find('?')) != kWebSocketPath) {
-    lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, nullptr);
-    return 1;
+    return refuse_upgrade(wsi, 404, "Not Found", "not_found", "WebSocket upgrades are served at /ws only");
   }
   bool offers_subprotocol = false;
   const std::string protocols = header(wsi, WSI_TOKEN_PROTOCOL);
@@ -271,18 +286,15 @@ int WsServer::on_confirm_upgrade(struct lws* wsi) {
     if (item == kSubprotocol) offers_subprotocol = true;
   }
   if (!offers_subprotocol) {
-    lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "the subprotocol ptyhub.v1 is required");
-    return 1;
+    return refuse_upgrade(wsi, 400, "Bad Request", "bad_request", "the subprotocol ptyhub.v1 is required");
   }
   if (!accepting_) {
-    lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
-    return 1;
+    return refuse_upgrade(wsi, 503, "Service Unavailable", "unavailable", "the server is shutting down");
   }
   const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
   if (!origin_allowed(origin, header(wsi, WSI_TOKEN_HOST), settings_.allowed_origin)) {
     log::warn("refused a WebSocket upgrade from Origin " + origin);
-    lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
-    return 1;
+    return refuse_upgrade(wsi, 403, "Forbidden", "forbidden", "this Origin may not open a WebSocket here");
   }
   return 0;
 }

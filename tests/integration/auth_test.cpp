@@ -282,5 +282,43 @@ TEST_CASE("origin check: a foreign Origin is refused with 403 - same origin, con
   CHECK(attempt(std::nullopt)->established());
 }
 
+TEST_CASE("refused upgrades are answered HTTP/1.1 with a reason - 403 Origin, 404 path, 400 subprotocol") {
+  DaemonProcess daemon({"--allowed-origin", "https://app.example"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  const auto upgrade = [&](std::string_view path, std::string_view extra) {
+    return "GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(daemon.port()) +
+           "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n" + std::string(extra) + "\r\n";
+  };
+  struct Case {
+    const char* name;
+    std::string request;
+    int status;
+    const char* status_line;
+    const char* error;
+  };
+  const std::vector<Case> cases = {
+      {"foreign Origin", upgrade("/ws", "Sec-WebSocket-Protocol: ptyhub.v1\r\nOrigin: http://evil.example\r\n"), 403,
+       "HTTP/1.1 403 Forbidden", "forbidden"},
+      {"another path", upgrade("/elsewhere", "Sec-WebSocket-Protocol: ptyhub.v1\r\n"), 404, "HTTP/1.1 404 Not Found",
+       "not_found"},
+      {"no subprotocol", upgrade("/ws", ""), 400, "HTTP/1.1 400 Bad Request", "bad_request"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    auto response = http_exchange(daemon.port(), c.request);
+    REQUIRE(response);
+    CHECK(response->status == c.status);
+    CHECK(response->status_line == c.status_line);
+    CHECK(response->headers["connection"] == "close");
+    CHECK(response->headers["content-length"] == std::to_string(response->body.size()));
+    const Json body = Json::parse(response->body, nullptr, false);
+    CHECK(body.value("error", "") == c.error);
+    CHECK_FALSE(body.value("message", "").empty());
+  }
+  CHECK(daemon.running());
+}
+
 }  // namespace
 }  // namespace ptyhub::test

@@ -347,6 +347,7 @@ bool parse_response(const std::string& raw, bool eof, HttpResponse& response) {
   std::getline(head, line);
   if (line.rfind("HTTP/1.", 0) != 0 || line.size() < 12) return false;
   response.status = std::atoi(line.c_str() + 9);
+  response.status_line = line.substr(0, line.find('\r'));
   response.headers.clear();
   while (std::getline(head, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -377,6 +378,14 @@ bool parse_response(const std::string& raw, bool eof, HttpResponse& response) {
 
 std::optional<HttpResponse> http_get(int port, std::string_view path, std::chrono::milliseconds timeout,
                                      const std::vector<std::pair<std::string, std::string>>& extra_headers) {
+  std::string request = "GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                        "\r\nConnection: close\r\n";
+  for (const auto& [name, value] : extra_headers) request += name + ": " + value + "\r\n";
+  request += "\r\n";
+  return http_exchange(port, request, timeout);
+}
+
+std::optional<HttpResponse> http_exchange(int port, const std::string& request, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::nullopt;
@@ -398,11 +407,6 @@ std::optional<HttpResponse> http_get(int port, std::string_view path, std::chron
   socklen_t error_size = sizeof error;
   ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_size);
   if (error != 0) return std::nullopt;
-
-  std::string request = "GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                        "\r\nConnection: close\r\n";
-  for (const auto& [name, value] : extra_headers) request += name + ": " + value + "\r\n";
-  request += "\r\n";
   std::size_t sent = 0;
   while (sent < request.size()) {
     ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);

@@ -110,6 +110,7 @@ class DaemonProcess {
 
 struct HttpResponse {
   int status = 0;
+  std::string status_line;                      // "HTTP/1.1 200 OK"
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
 };
@@ -119,6 +120,10 @@ struct HttpResponse {
 std::optional<HttpResponse> http_get(int port, std::string_view path,
                                      std::chrono::milliseconds timeout = std::chrono::seconds(5),
                                      const std::vector<std::pair<std::string, std::string>>& extra_headers = {});
+
+// Sends `request` (a whole request head, and body if any) to 127.0.0.1:<port> and reads the response.
+std::optional<HttpResponse> http_exchange(int port, const std::string& request,
+                                          std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // A process seen in /proc.
 struct ProcessInfo {
