@@ -190,8 +190,14 @@ bool ClientSession::writable_and_running(const Request& request, hub::Terminal& 
 
 void ClientSession::handle_auth(const Request& request) {
   DataReader reader(request.data);
-  auto token = reader.string("token", true, true);
+  auto token = reader.string("token", true);
   if (rejected(request, reader)) return;
+  // An empty token is a failed authentication like any other bad token (unauthenticated, then 4401), as
+  // an empty `Authorization: Bearer` is; only a missing or non-string `token` is a malformed request.
+  if (token->empty()) {
+    fail_authentication("empty token", request.id);
+    return;
+  }
   authenticate(*token, &request);
 }
 

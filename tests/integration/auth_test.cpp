@@ -148,6 +148,7 @@ TEST_CASE("a bad auth message: error unauthenticated, then close 4401") {
   SUBCASE("wrong secret") { token = foreign_token("alice"); }
   SUBCASE("expired") { token = daemon.token("alice", kUserScopes, -3600); }
   SUBCASE("garbage") { token = "not.a.jwt"; }
+  SUBCASE("empty, like an empty Authorization: Bearer") { token = ""; }
   SUBCASE("alg none") {
     const std::int64_t now = now_seconds();
     Json payload = {{"sub", "alice"}, {"scope", kUserScopes}, {"iat", now}, {"exp", now + 600}};
