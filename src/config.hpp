@@ -46,6 +46,8 @@ struct Config {
   uint64_t client_queue_limit = 4 * 1024 * 1024;
   double exited_retention = 300;
   double detached_timeout = 0;
+  double idle_timeout = 0;
+  double max_lifetime = 0;
   double kill_grace = 5;
   double ping_interval = 30;
   std::string repos_root;

@@ -27,6 +27,8 @@ hub::HubLimits hub_limits(const Config& config) {
   limits.exited_retention_ms = to_millis(config.exited_retention);
   limits.terminal.ring_bytes = config.ring_buffer_bytes;
   limits.terminal.detached_timeout_ms = to_millis(config.detached_timeout);
+  limits.terminal.idle_timeout_ms = to_millis(config.idle_timeout);
+  limits.terminal.max_lifetime_ms = to_millis(config.max_lifetime);
   limits.terminal.kill_grace_ms = to_millis(config.kill_grace);
   return limits;
 }

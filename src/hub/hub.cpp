@@ -179,11 +179,12 @@ void Hub::on_terminal_exit(Terminal& terminal) {
   if (owned != owned_counts_.end() && --owned->second == 0) owned_counts_.erase(owned);
   exited_order_.push_back(terminal.id());
   json data = terminal.to_json();
-  publish_lifecycle(terminal, protocol::event_frame("shell.exit", "shell:terminals",
-                                                    {{"terminalId", terminal.id()},
-                                                     {"exitCode", data["exitCode"]},
-                                                     {"signal", data["signal"]},
-                                                     {"outputBytes", data["outputBytes"]}}));
+  json event = {{"terminalId", terminal.id()},
+                {"exitCode", data["exitCode"]},
+                {"signal", data["signal"]},
+                {"outputBytes", data["outputBytes"]}};
+  if (!terminal.end_reason().empty()) event["reason"] = terminal.end_reason();
+  publish_lifecycle(terminal, protocol::event_frame("shell.exit", "shell:terminals", std::move(event)));
   const std::string owner = terminal.owner();
   const std::string id = terminal.id();
   schedule_removal(terminal);

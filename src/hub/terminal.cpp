@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <csignal>
 
+#include "core/log.hpp"
 #include "core/time_format.hpp"
 #include "src/protocol/envelope.hpp"
 #include "src/protocol/output_frame.hpp"
@@ -64,6 +65,11 @@ bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t dra
   // One wake-up's read must fit in the ring beside what a held subscriber has still to take.
   process_->set_read_budget(fanout_.read_budget());
   started_steady_ms_ = steady_millis();
+  last_activity_steady_ms_ = started_steady_ms_;
+  if ((limits_.idle_timeout_ms > 0 || limits_.max_lifetime_ms > 0) &&
+      policy_timer_.adopt_init(uv_timer_init(loop, policy_timer_.get()), this)) {
+    schedule_policy();
+  }
   ++metrics_.terminals_running;
   ++metrics_.terminals_created_total;
   loop_ = loop;
@@ -92,6 +98,7 @@ json Terminal::to_json() const {
       {"exitCode", nullptr},
       {"signal", nullptr},
       {"outputBytes", output_bytes_},
+      {"lastActivity", iso8601_utc(created_at_ms_ + static_cast<int64_t>(last_activity_steady_ms_ - started_steady_ms_))},
   };
   if (exited_) {
     if (exit_status_.signal != 0) t["signal"] = pty::signal_name(exit_status_.signal);
@@ -166,6 +173,35 @@ void Terminal::update_reading() {
   }
 }
 
+void Terminal::schedule_policy() {
+  if (!policy_timer_.initialised() || exited_) return;
+  const uint64_t now = steady_millis();
+  uint64_t due = UINT64_MAX;
+  if (limits_.idle_timeout_ms > 0) due = std::min(due, last_activity_steady_ms_ + limits_.idle_timeout_ms);
+  if (limits_.max_lifetime_ms > 0) due = std::min(due, started_steady_ms_ + limits_.max_lifetime_ms);
+  uv_timer_start(
+      policy_timer_.get(),
+      [](uv_timer_t* handle) {
+        if (auto* self = static_cast<Terminal*>(handle->data)) self->on_policy_timer();
+      },
+      due > now ? due - now : 0, 0);
+}
+
+void Terminal::on_policy_timer() {
+  if (exited_ || !end_reason_.empty()) return;
+  const uint64_t now = steady_millis();
+  if (limits_.max_lifetime_ms > 0 && now >= started_steady_ms_ + limits_.max_lifetime_ms) {
+    end_reason_ = "max_lifetime";
+  } else if (limits_.idle_timeout_ms > 0 && now >= last_activity_steady_ms_ + limits_.idle_timeout_ms) {
+    end_reason_ = "idle_timeout";
+  } else {
+    schedule_policy();  // there was activity since the timer was set: look again when it can be due
+    return;
+  }
+  log::info("terminal " + spec_.id + " ended: " + end_reason_);
+  kill(SIGHUP, limits_.kill_grace_ms);
+}
+
 void Terminal::update_detached_timer() {
   if (!detached_timer_.initialised() || limits_.detached_timeout_ms == 0) return;
   if (fanout_.subscriber_count() > 0 || exited_) {
@@ -186,6 +222,7 @@ void Terminal::update_detached_timer() {
 
 bool Terminal::write_input(std::string_view bytes, Subscriber* writer) {
   if (exited_ || !process_) return false;
+  last_activity_steady_ms_ = steady_millis();
   if (process_->write(bytes) == 0) metrics_.pty_bytes_in += bytes.size();
   if (!process_->input_above_high_water()) return false;
   if (std::find(input_waiters_.begin(), input_waiters_.end(), writer) == input_waiters_.end()) {
@@ -248,6 +285,7 @@ void Terminal::publish_event(const protocol::SharedFrame& frame) { fanout_.broad
 // --- output --------------------------------------------------------------------------------------
 
 void Terminal::on_output(std::string_view bytes) {
+  last_activity_steady_ms_ = steady_millis();
   output_taps_.notify(bytes);
   output_bytes_ += bytes.size();
   metrics_.pty_bytes_out += bytes.size();
@@ -284,6 +322,8 @@ void Terminal::on_exit(pty::ExitStatus status) {
                {"outputBytes", output_bytes_}};
   if (status.signal != 0) data["signal"] = pty::signal_name(status.signal);
   else data["exitCode"] = status.exit_code;
+  if (!end_reason_.empty()) data["reason"] = end_reason_;
+  if (policy_timer_.initialised()) uv_timer_stop(policy_timer_.get());
   std::vector<protocol::SharedFrame> trailers = exit_trailers_.collect<protocol::SharedFrame>(status, duration_ms);
   std::erase(trailers, nullptr);
   fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), std::move(trailers));

@@ -46,6 +46,8 @@ struct TerminalLimits {
   size_t ring_bytes = 1024 * 1024;
   uint64_t detached_timeout_ms = 0;  // 0 = off
   uint64_t kill_grace_ms = 5000;
+  uint64_t idle_timeout_ms = 0;      // no input and no output for this long: SIGHUP; 0 = off
+  uint64_t max_lifetime_ms = 0;      // this long after the start: SIGHUP; 0 = off
 };
 
 class Terminal {
@@ -77,6 +79,8 @@ class Terminal {
   // Sends an event to every subscriber at once (resized, git progress).
   void publish_event(const protocol::SharedFrame& frame);
   bool running() const { return !exited_; }
+  // Why the daemon ended the terminal ("idle_timeout", "max_lifetime"); empty when it did not.
+  const std::string& end_reason() const { return end_reason_; }
   // Offset the next published chunk starts at (raw bytes, not counting a carried partial character).
   uint64_t published_offset() const { return fanout_.end(); }
   uint64_t retained_from() const { return fanout_.start(); }
@@ -106,6 +110,9 @@ class Terminal {
   void kill(int signal, uint64_t grace_ms);
 
  private:
+  // idle_timeout and max_lifetime (docs/protocol.md §5): arms the policy timer for the nearer of the two.
+  void schedule_policy();
+  void on_policy_timer();
   // Keeps subscriber->linked_terminals() true: linked while subscribed or waiting on input.
   void relink(Subscriber* subscriber);
   void on_output(std::string_view bytes);
@@ -125,6 +132,9 @@ class Terminal {
   uv_loop_t* loop_ = nullptr;
   UvHandle<uv_timer_t> detached_timer_;
   UvHandle<uv_timer_t> stall_timer_;  // re-asks the core once a holding subscriber may have stalled
+  UvHandle<uv_timer_t> policy_timer_;  // idle_timeout / max_lifetime; initialised only when one is set
+  uint64_t last_activity_steady_ms_ = 0;  // the last input written or output read
+  std::string end_reason_;
   std::map<std::string, auth::Access, std::less<>> shares_;
   std::vector<Subscriber*> input_waiters_;
   std::string carry_;            // bytes of a character split across reads

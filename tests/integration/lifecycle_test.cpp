@@ -240,6 +240,66 @@ TEST_CASE("shell.input with encoding base64 delivers every byte value unchanged 
   CHECK(alice->wait_output(id, hex + "END"));
 }
 
+TEST_CASE("idle_timeout ends a terminal without input or output - activity keeps one alive - reason in shell.exit") {
+  DaemonProcess daemon({"--idle-timeout", "0.6"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  auto watcher = connect_user(daemon, "alice");
+  REQUIRE(watcher->request("subscribe", {{"channel", "shell:terminals"}}));
+  Json chatty = alice->create_terminal({{"command", sh("while :; do echo tick; sleep 0.1; done")}});
+  Json idle = alice->create_terminal({{"command", sh("exec sleep 1000")}});
+  const std::string chatty_id = chatty.value("id", "");
+  const std::string idle_id = idle.value("id", "");
+  auto exit = alice->wait_exit(idle_id, 10s);
+  REQUIRE(exit);
+  CHECK((*exit)["reason"] == "idle_timeout");
+  auto lifecycle = watcher->wait_event("shell.exit", idle_id);
+  REQUIRE(lifecycle);
+  CHECK((*lifecycle)["data"]["reason"] == "idle_timeout");
+  // The chatty one has run as long, with output all the time: still running.
+  const auto list = alice->request("shell.list");
+  REQUIRE(list);
+  bool seen = false;
+  for (const Json& t : (*list)["data"]["terminals"]) {
+    if (t["id"] != chatty_id) continue;
+    seen = true;
+    CHECK(t["state"] == "running");
+  }
+  CHECK(seen);
+  REQUIRE(alice->request("shell.kill", {{"terminalId", chatty_id}, {"signal", "SIGKILL"}}));
+  auto killed = alice->wait_exit(chatty_id, 10s);
+  REQUIRE(killed);
+  CHECK_FALSE(killed->contains("reason"));  // ended by a client, not by the daemon's policy
+}
+
+TEST_CASE("max_lifetime ends even a busy terminal - lastActivity follows input and output") {
+  DaemonProcess daemon({"--max-lifetime", "1.5"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  Json cat = alice->create_terminal({{"command", {"/bin/cat"}}});
+  const std::string id = cat.value("id", "");
+  const std::string created = cat.value("createdAt", "");
+  CHECK(cat.value("lastActivity", "") == created);
+  // Type until lastActivity has moved past createdAt (bounded: each round is a request and its echo).
+  std::string last = created;
+  for (int round = 0; round < 200 && last <= created; ++round) {
+    auto typed = alice->request("shell.input", {{"terminalId", id}, {"data", "x"}});
+    REQUIRE_MESSAGE((typed && (*typed)["type"] == "ack"), brief(typed));
+    const auto list = alice->request("shell.list");
+    REQUIRE(list);
+    for (const Json& t : (*list)["data"]["terminals"]) {
+      if (t["id"] == id) last = t.value("lastActivity", "");
+    }
+  }
+  CHECK(last > created);
+  CHECK(is_iso_millis(last));
+  auto exit = alice->wait_exit(id, 10s);
+  REQUIRE(exit);
+  CHECK((*exit)["reason"] == "max_lifetime");
+}
+
 TEST_CASE("shell.kill signals the whole session and escalates to SIGKILL after kill_grace") {
   become_subreaper();
   DaemonProcess daemon({"--kill-grace", "0.5"});
