@@ -174,6 +174,17 @@ hub::Terminal* ClientSession::readable_terminal(const Request& request, const st
   return terminal;
 }
 
+hub::Terminal* ClientSession::owned_terminal(const Request& request, const std::string& id, std::string_view action) {
+  hub::Terminal* terminal = readable_terminal(request, id);
+  if (terminal == nullptr) return nullptr;
+  if (terminal->owner() != principal_.user && !principal_.scopes.has(auth::Scope::admin)) {
+    reply_error(request, code::kForbidden, "only the owner or an admin may " + std::string(action) + " a terminal",
+                "data.terminalId");
+    return nullptr;
+  }
+  return terminal;
+}
+
 bool ClientSession::writable_and_running(const Request& request, hub::Terminal& terminal) {
   if (terminal.access_for(principal_) != auth::Access::write) {
     reply_error(request, code::kForbidden, "this terminal is shared with you read-only", "data.terminalId");
@@ -429,12 +440,8 @@ void ClientSession::handle_shell_dismiss(const Request& request) {
   auto id = reader.string("terminalId", true, true);
   if (rejected(request, reader)) return;
   if (!require_scope(request, auth::Scope::terminal_write)) return;
-  hub::Terminal* terminal = readable_terminal(request, *id);
+  hub::Terminal* terminal = owned_terminal(request, *id, "dismiss");
   if (terminal == nullptr) return;
-  if (terminal->owner() != principal_.user && !principal_.scopes.has(auth::Scope::admin)) {
-    reply_error(request, code::kForbidden, "only the owner or an admin may dismiss a terminal", "data.terminalId");
-    return;
-  }
   if (terminal->running()) {
     reply_error(request, code::kConflict, "the terminal is still running: kill it first", "data.terminalId");
     return;
@@ -454,12 +461,8 @@ void ClientSession::handle_shell_share(const Request& request) {
   // A token that may not write cannot let anyone else write (or read): sharing needs terminal:write
   // (docs/protocol.md §4, `shell.share`). Either grant is then at most what the token itself may do.
   if (!require_scope(request, auth::Scope::terminal_write)) return;
-  hub::Terminal* terminal = readable_terminal(request, *id);
+  hub::Terminal* terminal = owned_terminal(request, *id, "share");
   if (terminal == nullptr) return;
-  if (terminal->owner() != principal_.user && !principal_.scopes.has(auth::Scope::admin)) {
-    reply_error(request, code::kForbidden, "only the owner or an admin may share a terminal", "data.terminalId");
-    return;
-  }
   if (*user == terminal->owner()) {
     reply_error(request, code::kBadMessage, "the owner always has write access", "data.user");
     return;

@@ -80,6 +80,9 @@ class ClientSession final : public hub::Subscriber {
   bool require_scope(const Request& request, auth::Scope scope);
   // The terminal named by data.terminalId when readable; else replies not_found and returns nullptr.
   hub::Terminal* readable_terminal(const Request& request, const std::string& id);
+  // The terminal when the caller may read it and owns it or is an admin; otherwise answers not_found or
+  // forbidden ("only the owner or an admin may <action> a terminal") and returns nullptr.
+  hub::Terminal* owned_terminal(const Request& request, const std::string& id, std::string_view action);
   // Checks write access and a running process; replies forbidden / conflict and returns false otherwise.
   bool writable_and_running(const Request& request, hub::Terminal& terminal);
 
