@@ -71,4 +71,13 @@ void write(Level lvl, std::string_view message) {
   std::fflush(stderr);
 }
 
+std::string quoted(std::string_view value) {
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c);
+  }
+  return out + "\"";
+}
+
 }  // namespace ptyhub::log

@@ -2,6 +2,7 @@
 // carries a syslog priority prefix "<N>" instead of a timestamp. Loop thread only; no locking.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace ptyhub::log {
@@ -14,6 +15,10 @@ bool parse_level(std::string_view text, Level* out);
 // Decides between journald prefixes and timestamps; called once at start.
 void init_from_environment();
 void write(Level level, std::string_view message);
+
+// A client-supplied value for a log line: in double quotes, with '"' and '\\' escaped and control
+// characters shown as '?', so that no value can end the line or forge a field.
+std::string quoted(std::string_view value);
 
 inline void error(std::string_view m) { write(Level::error, m); }
 inline void warn(std::string_view m) { write(Level::warn, m); }

@@ -228,7 +228,10 @@ bool WsServer::create_vhosts(std::string* error) {
       // lws closes the fd itself when adoption fails.
       struct lws* wsi = bytes.empty() ? lws_adopt_socket_vhost(vhost, fd)
                                       : lws_adopt_socket_vhost_readbuf(vhost, fd, bytes.data(), bytes.size());
-      if (wsi == nullptr) log::warn("could not hand a connection to the WebSocket server");
+      // With a buffered request, lws serves it during the adoption: a plain request with
+      // `Connection: close` is answered and closed before this returns, and that also gives nullptr.
+      if (wsi == nullptr && bytes.empty()) log::warn("could not hand a connection to the WebSocket server");
+      if (wsi == nullptr && !bytes.empty()) log::debug("a connection was served and closed while handed over, or refused");
     };
   };
   if (!activated_.empty()) {
@@ -293,10 +296,26 @@ int WsServer::on_confirm_upgrade(struct lws* wsi) {
   }
   const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
   if (!origin_allowed(origin, header(wsi, WSI_TOKEN_HOST), settings_.allowed_origin)) {
-    log::warn("refused a WebSocket upgrade from Origin " + origin);
+    log_origin_refusal(origin);
     return refuse_upgrade(wsi, 403, "Forbidden", "forbidden", "this Origin may not open a WebSocket here");
   }
   return 0;
+}
+
+void WsServer::log_origin_refusal(const std::string& origin) {
+  // At most one line a second: a page that keeps retrying from a foreign origin must not flood the log.
+  const uint64_t now = uv_now(loop_);
+  if (origin_log_ms_ != 0 && now - origin_log_ms_ < 1000) {
+    ++origin_refusals_unlogged_;
+    return;
+  }
+  std::string line = "refused a WebSocket upgrade from Origin " + log::quoted(origin);
+  if (origin_refusals_unlogged_ > 0) {
+    line += " (and " + std::to_string(origin_refusals_unlogged_) + " more refusals not logged)";
+  }
+  log::warn(line);
+  origin_log_ms_ = now;
+  origin_refusals_unlogged_ = 0;
 }
 
 int WsServer::on_established(struct lws* wsi, void* user) {

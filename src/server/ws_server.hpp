@@ -93,6 +93,7 @@ class WsServer {
   struct lws_vhost* create_vhost(const char* name, bool tls, std::string* error);
   void check_no_connections();
   void close_batch();
+  void log_origin_refusal(const std::string& origin);
 
   uv_loop_t* loop_;
   EdgeSettings settings_;
@@ -114,6 +115,8 @@ class WsServer {
   int close_code_ = 0;
   std::string close_reason_;
   UvHandle<uv_idle_t> close_idle_;
+  uint64_t origin_log_ms_ = 0;             // when a refused Origin was last logged
+  uint64_t origin_refusals_unlogged_ = 0;  // refusals since then
 };
 
 }  // namespace ptyhub::server

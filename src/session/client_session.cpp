@@ -54,14 +54,7 @@ void ClientSession::start(const std::optional<std::string>& upgrade_token) {
 void ClientSession::audit(std::string_view event,
                           std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
   // Values are quoted so that a user name with spaces cannot forge a field.
-  auto quoted = [](std::string_view value) {
-    std::string out = "\"";
-    for (char c : value) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(static_cast<unsigned char>(c) < 0x20 ? '?' : c);
-    }
-    return out + "\"";
-  };
+  const auto quoted = [](std::string_view value) { return log::quoted(value); };
   std::string line = "audit event=" + std::string(event) + " user=" + quoted(principal_.user) + " peer=" + quoted(peer_);
   for (const auto& [key, value] : fields) line += " " + std::string(key) + "=" + quoted(value);
   log::info(line);

@@ -321,5 +321,37 @@ TEST_CASE("refused upgrades are answered HTTP/1.1 with a reason - 403 Origin, 40
   CHECK(daemon.running());
 }
 
+TEST_CASE("a refused Origin is logged quoted and at most once a second - plain HTTP with Connection: close logs no warning") {
+  DaemonProcess daemon;
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  const std::string request = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(daemon.port()) +
+                              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ptyhub.v1\r\n"
+                              "Origin: http://ev\"il.example x=1\r\n\r\n";
+  constexpr int kAttempts = 30;
+  for (int i = 0; i < kAttempts; ++i) {
+    auto response = http_exchange(daemon.port(), request);
+    REQUIRE(response);
+    CHECK(response->status == 403);
+  }
+  REQUIRE(daemon.wait_for_log("refused a WebSocket upgrade from Origin", 5s));
+  const std::string log = daemon.log();
+  CHECK(log.find(R"(Origin "http://ev\"il.example x=1")") != std::string::npos);
+  size_t lines = 0;
+  for (size_t at = log.find("refused a WebSocket upgrade"); at != std::string::npos;
+       at = log.find("refused a WebSocket upgrade", at + 1)) {
+    ++lines;
+  }
+  CHECK(lines < static_cast<size_t>(kAttempts));
+
+  for (int i = 0; i < 3; ++i) {
+    auto health = http_get(daemon.port(), "/healthz");  // sends Connection: close
+    REQUIRE(health);
+    CHECK(health->status == 200);
+  }
+  CHECK(daemon.log().find("could not hand a connection") == std::string::npos);
+}
+
 }  // namespace
 }  // namespace ptyhub::test
