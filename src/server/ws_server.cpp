@@ -329,13 +329,20 @@ int WsServer::on_established(struct lws* wsi, void* user) {
   *slot = connection;
   connections_.insert(connection);
   const uint64_t now = uv_now(loop_);
-  if (connections_.size() > settings_.max_connections) {
+  // Every refusal says why: an error frame (docs/protocol.md §3), then the 4429 close.
+  const auto refuse = [&](const std::string& message) {
+    connection->send(protocol::error_frame(nullptr, {protocol::code::kLimitExceeded, message, ""}));
     connection->close(protocol::close_code::kTooManyConnections, "too many connections");
+  };
+  if (connections_.size() > settings_.max_connections) {
+    refuse("the server has max_connections (" + std::to_string(settings_.max_connections) + ") connections");
     return 0;
   }
   if (!peer_limits_->admit(peer, now)) {
     ++metrics_.peer_refusals_total;
-    connection->close(protocol::close_code::kTooManyConnections, "too many connections or failed authentications");
+    refuse("too many connections or rejected tokens from your address (max_connections_per_ip " +
+           std::to_string(settings_.max_connections_per_ip) + ", auth_failures_per_ip " +
+           std::to_string(settings_.auth_failures_per_ip) + " a minute)");
     return 0;
   }
   connection->set_on_auth_failure([this, address = std::string(peer)] {

@@ -1298,8 +1298,23 @@ TEST_CASE("security: unix socket - mode 0660, healthz, a WebSocket session, in u
 std::unique_ptr<TestClient> refused_connection(const WsOptions& options) {
   auto client = std::make_unique<TestClient>();
   client->connect(options);
+  // Read until the close, so that what it was told before goes to history().
+  client->wait_for([](const Json&) { return false; }, 5s);
   client->ws().wait_closed(5s);
   return client;
+}
+
+// The refused connection was told why before the close: error limit_exceeded naming the limit.
+bool says_limit_exceeded(TestClient& client, std::string_view limit) {
+  for (const Json& message : client.history()) {
+    if (message.value("type", "") != "error" || !message.contains("data")) continue;
+    if (message["data"].value("code", "") == "limit_exceeded" &&
+        message["data"].value("message", "").find(limit) != std::string::npos) {
+      return true;
+    }
+  }
+  INFO("history: ", Json(client.history()).dump());
+  return false;
 }
 
 // With one of two connections closed, the daemon counts one, and `user` gets a working connection again.
@@ -1322,6 +1337,7 @@ TEST_CASE("security: max_connections - the connection over the limit is closed 4
   auto third = refused_connection(options);
   CHECK(third->ws().close_code() == 4429);
   for (const Json& message : third->history()) CHECK(message.value("type", "") != "auth.ok");
+  CHECK(says_limit_exceeded(*third, "max_connections (2)"));
   CHECK(pongs(*first));
   CHECK(pongs(*second));
 
@@ -1367,6 +1383,7 @@ TEST_CASE("security: auth_failures_per_ip - after 3 rejected tokens even a good 
   auto refused = refused_connection(options);
   CHECK(refused->ws().close_code() == 4429);
   for (const Json& message : refused->history()) CHECK(message.value("type", "") != "auth.ok");
+  CHECK(says_limit_exceeded(*refused, "auth_failures_per_ip 3"));
   auto by_message = refused_connection(daemon.ws_options());
   CHECK(by_message->ws().close_code() == 4429);
   CHECK(metric(daemon.port(), "ptyhub_peer_refusals_total") == 2);
