@@ -35,6 +35,7 @@ struct Config {
   double jwt_leeway = 30;
   double auth_timeout = 10;
   std::vector<std::string> allowed_origin;
+  std::string frame_ancestors = "'self'";
   std::string tls_cert, tls_key, tls_client_ca;
   uint64_t max_message = 1024 * 1024;
   uint64_t max_connections = 10000;

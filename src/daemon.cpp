@@ -59,6 +59,7 @@ server::EdgeSettings edge_settings(const Config& config) {
   settings.max_connections_per_ip = config.max_connections_per_ip;
   settings.auth_failures_per_ip = config.auth_failures_per_ip;
   settings.allowed_origin = config.allowed_origin;
+  settings.frame_ancestors = config.frame_ancestors;
   settings.session.auth_timeout_ms = to_millis(config.auth_timeout);
   settings.session.kill_grace_ms = to_millis(config.kill_grace);
   return settings;

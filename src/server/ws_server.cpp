@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/log.hpp"
 #include "src/protocol/envelope.hpp"
@@ -260,15 +263,32 @@ bool WsServer::create_vhosts(std::string* error) {
 
 int WsServer::on_http(struct lws* wsi, const char* path) {
   const HttpResponse response = route_http(path != nullptr ? path : "/", {accepting_, &metrics_});
-  unsigned char buffer[LWS_PRE + 1024];
+  unsigned char buffer[LWS_PRE + 4096];
   unsigned char* start = buffer + LWS_PRE;
   unsigned char* p = start;
   unsigned char* end = buffer + sizeof buffer - 1;
   if (lws_add_http_common_headers(wsi, response.status, response.content_type.c_str(), response.body.size(), &p,
-                                  end) != 0 ||
-      lws_finalize_write_http_header(wsi, start, &p, end) != 0) {
+                                  end) != 0) {
     return 1;
   }
+  // Security headers on every answer; the page gets a Content-Security-Policy that allows exactly what it
+  // loads: its own script and style (xterm.js adds <style> elements), the WebSocket to its own origin.
+  std::vector<std::pair<std::string, std::string>> headers = {{"x-content-type-options:", "nosniff"},
+                                                               {"referrer-policy:", "no-referrer"}};
+  if (response.content_type.starts_with("text/html")) {
+    headers.emplace_back("content-security-policy:",
+                         "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+                         "img-src 'self' data:; font-src 'self' data:; base-uri 'none'; form-action 'none'; "
+                         "frame-ancestors " + settings_.frame_ancestors);
+  }
+  for (const auto& [name, value] : headers) {
+    if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(name.c_str()),
+                                    reinterpret_cast<const unsigned char*>(value.data()), static_cast<int>(value.size()),
+                                    &p, end) != 0) {
+      return 1;
+    }
+  }
+  if (lws_finalize_write_http_header(wsi, start, &p, end) != 0) return 1;
   std::string body(LWS_PRE, '\0');
   body += response.body;
   auto* payload = reinterpret_cast<unsigned char*>(body.data()) + LWS_PRE;

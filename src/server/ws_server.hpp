@@ -48,6 +48,7 @@ struct EdgeSettings {
   uint64_t max_connections_per_ip = 256;
   uint64_t auth_failures_per_ip = 20;
   std::vector<std::string> allowed_origin;  // besides same-origin
+  std::string frame_ancestors = "'self'";  // CSP frame-ancestors of the web page
   session::SessionLimits session;
 };
 

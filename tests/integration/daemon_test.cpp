@@ -57,6 +57,28 @@ TEST_CASE("http: healthz, readyz, metrics, web page and 404") {
   auto missing = http_get(daemon.port(), "/nope");
   REQUIRE(missing);
   CHECK(missing->status == 404);
+
+  // Security headers: on every answer; the page also gets its Content-Security-Policy.
+  for (const auto* response : {&*health, &*page, &*missing}) {
+    CHECK(response->status_line.rfind("HTTP/1.1 ", 0) == 0);
+    CHECK(response->headers.at("x-content-type-options") == "nosniff");
+    CHECK(response->headers.at("referrer-policy") == "no-referrer");
+  }
+  const std::string csp = page->headers["content-security-policy"];
+  CHECK(csp.find("default-src 'none'") != std::string::npos);
+  CHECK(csp.find("script-src 'self'") != std::string::npos);
+  CHECK(csp.find("connect-src 'self'") != std::string::npos);
+  CHECK(csp.find("frame-ancestors 'self'") != std::string::npos);
+  CHECK(health->headers.count("content-security-policy") == 0);
+}
+
+TEST_CASE("http: frame_ancestors sets who may embed the page") {
+  DaemonProcess daemon({"--frame-ancestors", "https://portal.example"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto page = http_get(daemon.port(), "/");
+  REQUIRE(page);
+  CHECK(page->headers["content-security-policy"].find("frame-ancestors https://portal.example") != std::string::npos);
 }
 
 TEST_CASE("ping answers pong and echoes string and integer ids") {

@@ -494,7 +494,7 @@ TEST_CASE("reload_settings takes the reloadable settings and names the others") 
 
 TEST_CASE("every setting of the table has a reload rule, and a scope when SIGHUP applies it") {
   const std::vector<SettingInfo> table = settings_table();
-  CHECK(table.size() == 34);
+  CHECK(table.size() == 35);
   for (const SettingInfo& s : table) {
     CHECK_MESSAGE(s.reload != Reload::unspecified, s.name);
     CHECK_MESSAGE((s.reload == Reload::applied) == !s.reload_scope.empty(), s.name);
@@ -529,6 +529,7 @@ const std::map<std::string, std::vector<std::string>> kChangedValue = {
     {"exited_retention", {"--exited-retention", "1.25"}},
     {"detached_timeout", {"--detached-timeout", "600"}},
     {"idle_timeout", {"--idle-timeout", "3600"}},
+    {"frame_ancestors", {"--frame-ancestors", "'none'"}},
     {"max_lifetime", {"--max-lifetime", "86400"}},
     {"kill_grace", {"--kill-grace", "0"}},
     {"ping_interval", {"--ping-interval", "15"}},

@@ -177,11 +177,18 @@ async function main() {
   const page = await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(String(err)));
+  // A resource or connection the page's Content-Security-Policy blocks is reported on the console.
+  const cspViolation = (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) pageErrors.push(`CSP: ${msg.text()}`);
+  };
+  page.on('console', cspViolation);
   let terminalId = null;
 
   try {
     await step('sign in with the fragment token', async () => {
-      await page.goto(`${base}/#token=${alice}`);
+      const response = await page.goto(`${base}/#token=${alice}`);
+      const csp = response.headers()['content-security-policy'] || '';
+      check('the page is served with a Content-Security-Policy', csp.includes("script-src 'self'") && csp.includes("frame-ancestors 'self'"), csp);
       await waitFor(page, () => window.ptyhub.status() === 'live');
       check('the connection is live', true);
       check('the user is alice', (await page.evaluate(() => window.ptyhub.user())) === 'alice');
@@ -314,6 +321,7 @@ async function main() {
       bobContext.setDefaultTimeout(10000);
       const bobPage = await bobContext.newPage();
       bobPage.on('pageerror', (err) => pageErrors.push(String(err)));
+      bobPage.on('console', cspViolation);
       await bobPage.goto(base);
       await bobPage.waitForSelector('#signin[open]');
       check('without a token the sign-in form is shown', true);
@@ -383,7 +391,7 @@ async function main() {
       await shot(page, '09-dark');
     });
 
-    check('no JavaScript error on the pages', pageErrors.length === 0, pageErrors.join('\n'));
+    check('no JavaScript error and no CSP violation on the pages', pageErrors.length === 0, pageErrors.join('\n'));
   } finally {
     await browser.close();
     daemon.child.kill('SIGTERM');
