@@ -47,18 +47,9 @@ std::vector<ProcessInfo> leftovers(pid_t parent, const std::set<pid_t>& sessions
     const pid_t pid = static_cast<pid_t>(std::atoi(entry->d_name));
     if (pid <= 0 || pid == ::getpid()) continue;
     const std::string dir = "/proc/" + std::string(entry->d_name);
-    const std::string text = read_proc_file(dir + "/stat");
-    const size_t open = text.find('(');
-    const size_t close = text.rfind(')');
-    if (open == std::string::npos || close == std::string::npos) continue;
-    ProcessInfo info;
-    info.pid = pid;
-    info.command = text.substr(open + 1, close - open - 1);
-    std::istringstream fields(text.substr(close + 1));
-    long ppid = 0, pgrp = 0, session = 0;
-    fields >> info.state >> ppid >> pgrp >> session;
-    info.parent = static_cast<pid_t>(ppid);
-    info.session = static_cast<pid_t>(session);
+    const std::optional<ProcessInfo> process = read_process(pid);
+    if (!process) continue;
+    const ProcessInfo& info = *process;
     bool tagged = false;
     const std::string environ = read_proc_file(dir + "/environ");
     for (size_t at = 0; at < environ.size();) {

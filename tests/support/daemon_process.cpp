@@ -444,8 +444,6 @@ std::optional<HttpResponse> http_exchange(int port, const std::string& request, 
 
 // ---- /proc ----
 
-namespace {
-
 std::optional<ProcessInfo> read_process(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string stat;
@@ -464,7 +462,6 @@ std::optional<ProcessInfo> read_process(pid_t pid) {
   return info;
 }
 
-}  // namespace
 
 std::vector<ProcessInfo> processes_in_session(pid_t session) {
   std::vector<ProcessInfo> found;

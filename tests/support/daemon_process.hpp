@@ -134,6 +134,8 @@ struct ProcessInfo {
   std::string command;
 };
 
+// The process `pid` as /proc/<pid>/stat shows it; nullopt when it is gone.
+std::optional<ProcessInfo> read_process(pid_t pid);
 // Every process whose session id is `session`.
 std::vector<ProcessInfo> processes_in_session(pid_t session);
 // True while /proc/<pid> exists (a zombie counts).
