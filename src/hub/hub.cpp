@@ -45,7 +45,7 @@ Hub::Hub(uv_loop_t* loop, HubLimits limits, Metrics& metrics)
 Hub::~Hub() {
   // Timers first (their callbacks point at this), then terminals: a running PtyProcess kills and
   // reaps its session when destroyed.
-  hang_up_idle_.close();
+  hang_ups_.stop();
   removal_timers_.clear();
   terminals_.clear();
 }
@@ -275,11 +275,7 @@ void Hub::hang_up_all(std::function<void()> on_all_exited) {
     if (terminal->running()) hang_up_queue_.push_back(id);
   }
   std::reverse(hang_up_queue_.begin(), hang_up_queue_.end());
-  if (!hang_up_queue_.empty() && !hang_up_idle_.initialised() &&
-      !hang_up_idle_.adopt_init(uv_idle_init(loop_, hang_up_idle_.get()), this)) {
-    log::error("cannot start the hang-up handle: every terminal is hung up at once");
-  }
-  hang_up_batch();
+  hang_ups_.run();
   if (on_all_exited_ && running_count() == 0) {
     auto callback = std::move(on_all_exited_);
     on_all_exited_ = nullptr;
@@ -287,23 +283,14 @@ void Hub::hang_up_all(std::function<void()> on_all_exited) {
   }
 }
 
-void Hub::hang_up_batch() {
-  const bool batched = hang_up_idle_.initialised();
-  for (size_t done = 0; !hang_up_queue_.empty() && (!batched || done < kHangUpBatch); ++done) {
+bool Hub::hang_up_batch() {
+  for (size_t done = 0; !hang_up_queue_.empty() && done < kHangUpBatch; ++done) {
     const std::string id = std::move(hang_up_queue_.back());
     hang_up_queue_.pop_back();
     Terminal* terminal = find_any(id);
     if (terminal != nullptr && terminal->running()) terminal->kill(SIGHUP, limits_.terminal.kill_grace_ms);
   }
-  if (!batched) return;
-  if (hang_up_queue_.empty()) {
-    uv_idle_stop(hang_up_idle_.get());
-    return;
-  }
-  // Once per loop turn while terminals are left (the poll does not block while an idle handle runs).
-  uv_idle_start(hang_up_idle_.get(), [](uv_idle_t* handle) {
-    if (auto* hub = static_cast<Hub*>(handle->data)) hub->hang_up_batch();
-  });
+  return !hang_up_queue_.empty();
 }
 
 size_t Hub::running_count() const { return running_; }

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/turn_batches.hpp"
 #include "core/uv_handle.hpp"
 #include "src/hub/metrics.hpp"
 #include "src/hub/observers.hpp"
@@ -103,8 +104,7 @@ class Hub {
 
   // Shutdown: SIGHUP every running terminal's session, SIGKILL after kill_grace. `on_all_exited`
   // runs once no terminal runs any more (at once when none does). The terminals are hung up
-  // kHangUpBatch per loop turn (a uv_idle handle: libuv 1.44 runs a 0 ms timer restarted from its own
-  // callback again in the same turn), so the loop keeps serving I/O and exits meanwhile.
+  // kHangUpBatch per loop turn (core/turn_batches.hpp), so the loop keeps serving I/O and exits meanwhile.
   void hang_up_all(std::function<void()> on_all_exited);
   static constexpr size_t kHangUpBatch = 32;
   size_t running_count() const;
@@ -117,7 +117,7 @@ class Hub {
   // the oldest exited one goes at once (exited terminals count toward neither limit, so without this
   // bound a user running short commands would fill memory with retained rings). `keep` is not removed.
   void bound_exited(const std::string& owner, const std::string& keep);
-  void hang_up_batch();
+  bool hang_up_batch();  // one batch; whether terminals are left
   std::vector<std::string> child_environment(const std::map<std::string, std::string>& extra) const;
   size_t count_owned_by(const std::string& user) const;
 
@@ -138,7 +138,7 @@ class Hub {
   std::vector<std::string> exited_order_;                 // exited terminals still listed, oldest first
   std::function<void()> on_all_exited_;
   std::vector<std::string> hang_up_queue_;  // ids still to hang up, last first
-  UvHandle<uv_idle_t> hang_up_idle_;
+  TurnBatches hang_ups_{loop_, [this] { return hang_up_batch(); }};
   Observers<void(const std::string&)> on_removed_;
   Observers<void(const std::string&)> on_exited_;
 };

@@ -393,27 +393,16 @@ void WsServer::close_all(int code, std::string_view reason) {
   close_queue_.assign(connections_.begin(), connections_.end());
   close_code_ = code;
   close_reason_ = std::string(reason);
-  if (!close_idle_.initialised() && !close_idle_.adopt_init(uv_idle_init(loop_, close_idle_.get()), this)) {
-    log::error("cannot start the close handle: every connection is closed at once");
-  }
-  close_batch();
+  closes_.run();
 }
 
-void WsServer::close_batch() {
-  const bool batched = close_idle_.initialised();
-  for (size_t done = 0; !close_queue_.empty() && (!batched || done < kCloseBatch); ++done) {
+bool WsServer::close_batch() {
+  for (size_t done = 0; !close_queue_.empty() && done < kCloseBatch; ++done) {
     Connection* connection = close_queue_.back();
     close_queue_.pop_back();
     if (connections_.count(connection) != 0) connection->close(close_code_, close_reason_);  // not gone meanwhile
   }
-  if (!batched) return;
-  if (close_queue_.empty()) {
-    uv_idle_stop(close_idle_.get());
-    return;
-  }
-  uv_idle_start(close_idle_.get(), [](uv_idle_t* handle) {
-    if (auto* server = static_cast<WsServer*>(handle->data)) server->close_batch();
-  });
+  return !close_queue_.empty();
 }
 
 void WsServer::when_no_connections(std::function<void()> callback) {
@@ -430,7 +419,7 @@ void WsServer::check_no_connections() {
 
 void WsServer::destroy_context() {
   close_queue_.clear();
-  close_idle_.close();
+  closes_.stop();
   stop_accepting();
   listeners_.clear();
   if (context_ != nullptr) lws_context_destroy(context_);

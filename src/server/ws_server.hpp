@@ -17,6 +17,7 @@
 
 #include "auth/jwt.hpp"
 #include "core/unique_fd.hpp"
+#include "core/turn_batches.hpp"
 #include "core/uv_handle.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
@@ -93,7 +94,7 @@ class WsServer {
   bool create_vhosts(std::string* error);
   struct lws_vhost* create_vhost(const char* name, bool tls, std::string* error);
   void check_no_connections();
-  void close_batch();
+  bool close_batch();  // one batch; whether connections are left
   void log_origin_refusal(const std::string& origin);
 
   uv_loop_t* loop_;
@@ -115,7 +116,7 @@ class WsServer {
   std::vector<Connection*> close_queue_;
   int close_code_ = 0;
   std::string close_reason_;
-  UvHandle<uv_idle_t> close_idle_;
+  TurnBatches closes_{loop_, [this] { return close_batch(); }};
   uint64_t origin_log_ms_ = 0;             // when a refused Origin was last logged
   uint64_t origin_refusals_unlogged_ = 0;  // refusals since then
 };
