@@ -279,6 +279,13 @@ std::optional<int> DaemonProcess::wait_exit(std::chrono::milliseconds timeout) {
     }
   }
   if (pidfd >= 0) ::close(pidfd);
+  if (exit_status_) {
+    // The child is gone, but the reader may not have drained what it wrote last: wait (bounded) for the
+    // pipe's end, so log() holds every line the daemon printed before it exited.
+    std::unique_lock lock(log_mutex_);
+    log_changed_.wait_for(lock, std::chrono::milliseconds(2000),
+                          [&] { return output_closed_; });
+  }
   return exit_status_;
 }
 
