@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -22,8 +23,18 @@ namespace ptyhub::server {
 namespace {
 
 constexpr int kAcceptsPerWakeup = 64;
-constexpr std::string_view kTooLarge =
-    "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+// The address of a peer without its port, as pending heads are counted.
+std::string host_of(const sockaddr_storage& address) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (address.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address)->sin_addr, host, sizeof host);
+  } else if (address.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address)->sin6_addr, host, sizeof host);
+  } else {
+    return "unix";
+  }
+  return host;
+}
 
 std::string describe(const sockaddr_storage& address) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -47,6 +58,7 @@ Listener::Listener(uv_loop_t* loop, ReadyCallback on_ready, bool read_head)
 
 Listener::~Listener() {
   stop();
+  pending_by_address_.clear();
   pending_.clear();  // each closes its poll and timer, then its socket
 }
 
@@ -196,7 +208,9 @@ void Listener::stop() {
 
 void Listener::on_acceptable() {
   for (int i = 0; i < kAcceptsPerWakeup; ++i) {
-    UniqueFd fd(accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    sockaddr_storage peer{};
+    socklen_t peer_length = sizeof peer;
+    UniqueFd fd(accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
         log::warn(std::string("accept: ") + std::strerror(errno));
@@ -212,14 +226,32 @@ void Listener::on_acceptable() {
       on_ready_(fd.release(), {});
       continue;
     }
-    if (pending_.size() >= kMaxPending) continue;  // closed here
-    start_reading(std::move(fd));
+    std::string address = tcp_ ? host_of(peer) : "unix";
+    make_room(address);
+    start_reading(std::move(fd), std::move(address));
   }
 }
 
-void Listener::start_reading(UniqueFd fd) {
+void Listener::make_room(const std::string& address) {
+  static const std::string kShed =
+      refusal_response(429, "too many unfinished requests from your address; the oldest was closed");
+  auto mine = pending_by_address_.find(address);
+  if (tcp_ && mine != pending_by_address_.end() && mine->second.size() >= kMaxPendingPerAddress) {
+    drop(mine->second.front(), kShed);
+  }
+  if (pending_.size() < kMaxPending) return;
+  auto busiest = pending_by_address_.end();
+  for (auto it = pending_by_address_.begin(); it != pending_by_address_.end(); ++it) {
+    if (busiest == pending_by_address_.end() || it->second.size() > busiest->second.size()) busiest = it;
+  }
+  if (busiest != pending_by_address_.end()) drop(busiest->second.front(), kShed);
+}
+
+void Listener::start_reading(UniqueFd fd, std::string address) {
   auto pending = std::make_unique<Pending>();
   Pending* raw = pending.get();
+  raw->owner = this;
+  raw->address = std::move(address);
   raw->fd = std::move(fd);
   int rc = uv_poll_init(loop_, raw->poll.get(), raw->fd.get());
   if (rc != 0) {
@@ -233,25 +265,20 @@ void Listener::start_reading(UniqueFd fd) {
     return;
   }
   raw->timer.mark_initialised();
-  raw->poll.get()->data = this;
-  raw->timer.get()->data = this;
+  raw->poll.get()->data = raw;
+  raw->timer.get()->data = raw;
+  pending_by_address_[raw->address].push_back(raw);
   pending_.emplace(raw, std::move(pending));
-  // The handles' data point at the listener; each callback finds its Pending by handle.
+  // The handles' data point at their Pending, which knows its listener.
   uv_poll_start(raw->poll.get(), UV_READABLE, [](uv_poll_t* handle, int, int) {
-    auto* self = static_cast<Listener*>(handle->data);
-    if (self == nullptr) return;
-    for (auto& [p, owned] : self->pending_) {
-      if (owned->poll.get() == handle) return self->on_pending_readable(p);
-    }
+    auto* pending = static_cast<Pending*>(handle->data);
+    pending->owner->on_pending_readable(pending);
   });
   uv_timer_start(
       raw->timer.get(),
       [](uv_timer_t* handle) {
-        auto* self = static_cast<Listener*>(handle->data);
-        if (self == nullptr) return;
-        for (auto& [p, owned] : self->pending_) {
-          if (owned->timer.get() == handle) return self->drop(p, {});
-        }
+        auto* pending = static_cast<Pending*>(handle->data);
+        pending->owner->drop(pending, {});
       },
       kHeadTimeoutMs, 0);
 }
@@ -269,16 +296,19 @@ void Listener::on_pending_readable(Pending* pending) {
     if (n < 0 && errno == EINTR) continue;
     return drop(pending, {});  // closed or failed before a whole head arrived
   }
+  static const std::string kTooLarge = refusal_response(431, "the request head is too large");
   const std::optional<size_t> head = request_head_length(pending->bytes);
   if (!head) {
     if (pending->bytes.size() > kMaxHead) drop(pending, kTooLarge);
     return;
   }
   if (*head > kMaxHead) return drop(pending, kTooLarge);
-  std::string bytes = move_bearer_subprotocol(std::string_view(pending->bytes).substr(0, *head));
+  PreparedHead prepared = prepare_head(std::string_view(pending->bytes).substr(0, *head));
+  if (prepared.status != 0) return drop(pending, refusal_response(prepared.status, prepared.reason));
+  std::string bytes = std::move(prepared.head);
   bytes.append(pending->bytes, *head, std::string::npos);
   UniqueFd fd = std::move(pending->fd);
-  pending_.erase(pending);  // closes the poll (synchronously unregistered) and the timer
+  forget(pending);  // closes the poll (synchronously unregistered) and the timer
   on_ready_(fd.release(), std::move(bytes));
 }
 
@@ -287,7 +317,17 @@ void Listener::drop(Pending* pending, std::string_view response) {
     const ssize_t ignored = write(pending->fd.get(), response.data(), response.size());
     (void)ignored;
   }
-  pending_.erase(pending);  // closes the poll and the timer, then the socket
+  forget(pending);  // closes the poll and the timer, then the socket
+}
+
+void Listener::forget(Pending* pending) {
+  auto by_address = pending_by_address_.find(pending->address);
+  if (by_address != pending_by_address_.end()) {
+    std::deque<Pending*>& queue = by_address->second;
+    queue.erase(std::find(queue.begin(), queue.end(), pending));
+    if (queue.empty()) pending_by_address_.erase(by_address);
+  }
+  pending_.erase(pending);
 }
 
 }  // namespace ptyhub::server

@@ -11,9 +11,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "core/unique_fd.hpp"
 #include "core/uv_handle.hpp"
@@ -32,9 +34,13 @@ class Listener {
  public:
   using ReadyCallback = std::function<void(int fd, std::string first_bytes)>;
 
-  static constexpr size_t kMaxHead = 24 * 1024;
+  static constexpr size_t kMaxHead = 24 * 1024;  // read at most this much before answering 431
   static constexpr uint64_t kHeadTimeoutMs = 10000;
+  // Heads still arriving (docs/protocol.md §3 Limits): at most kMaxPendingPerAddress from one TCP
+  // address, then its oldest is shed; at most kMaxPending in all, then the oldest of the address with the
+  // most is shed. A shed connection gets 429. A flood from one address never keeps another out.
   static constexpr size_t kMaxPending = 1024;
+  static constexpr size_t kMaxPendingPerAddress = 64;
 
   // With `read_head` false (TLS listeners: the bytes are encrypted) each accepted socket is handed on at
   // once, with no first bytes.
@@ -59,16 +65,21 @@ class Listener {
 
  private:
   struct Pending {
-    UniqueFd fd;  // declared first, so it closes after the poll watching it
+    Listener* owner = nullptr;
+    std::string address;  // the peer's address without its port; "unix" on a unix socket
+    UniqueFd fd;          // declared before the handles, so it closes after the poll watching it
     std::string bytes;
     UvHandle<uv_poll_t> poll;
     UvHandle<uv_timer_t> timer;
   };
 
   void on_acceptable();
-  void start_reading(UniqueFd fd);
+  void start_reading(UniqueFd fd, std::string address);
+  // Makes room for one more pending head from `address`, shedding as the limits above say.
+  void make_room(const std::string& address);
   void on_pending_readable(Pending* pending);
   void drop(Pending* pending, std::string_view response);
+  void forget(Pending* pending);  // removes it from both maps, closing it
 
   uv_loop_t* loop_;
   ReadyCallback on_ready_;
@@ -85,6 +96,7 @@ class Listener {
   std::string bound_;
   UvHandle<uv_poll_t> poll_;
   std::map<Pending*, std::unique_ptr<Pending>> pending_;
+  std::unordered_map<std::string, std::deque<Pending*>> pending_by_address_;  // oldest first
 };
 
 }  // namespace ptyhub::server

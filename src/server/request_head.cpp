@@ -3,6 +3,8 @@
 
 #include <strings.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <vector>
 
 namespace ptyhub::server {
@@ -92,6 +94,81 @@ std::string move_bearer_subprotocol(std::string_view head) {
   if (!has_authorization) out.append("Authorization: Bearer ").append(*token).append("\r\n");
   out.append("\r\n");
   return out;
+}
+
+namespace {
+
+bool is_token_char(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+PreparedHead refused(int status, std::string_view reason) { return {{}, status, reason}; }
+
+}  // namespace
+
+PreparedHead prepare_head(std::string_view head) {
+  const std::vector<std::string_view> lines = split_lines(head);
+  if (lines.empty() || lines.front().empty()) return refused(400, "no request line");
+  const std::string_view request_line = lines.front();
+  const size_t first_space = request_line.find(' ');
+  const size_t last_space = request_line.rfind(' ');
+  if (first_space == std::string_view::npos || first_space == last_space ||
+      !request_line.substr(last_space + 1).starts_with("HTTP/1.")) {
+    return refused(400, "a malformed request line");
+  }
+  size_t hosts = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const std::string_view line = lines[i];
+    if (line.empty()) continue;
+    if (line.size() > kMaxHeaderLine) return refused(431, "a request header is too large");
+    if (line.front() == ' ' || line.front() == '\t') return refused(400, "folded header lines are not accepted");
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0 ||
+        !std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(colon), is_token_char)) {
+      return refused(400, "a malformed header line");
+    }
+    std::string_view value;
+    if (header_named(line, "host", &value)) ++hosts;
+  }
+  if (hosts != 1) return refused(400, "exactly one Host header is required");
+
+  // The rewrite, then Host moved to the end.
+  const std::string moved = move_bearer_subprotocol(head);
+  std::string out;
+  out.reserve(moved.size());
+  std::string host_line;
+  for (std::string_view line : split_lines(moved)) {
+    std::string_view value;
+    if (line.empty()) continue;
+    if (header_named(line, "host", &value)) {
+      host_line = std::string(line);
+      continue;
+    }
+    out.append(line).append("\r\n");
+  }
+  out.append(host_line).append("\r\n\r\n");
+  if (out.size() > kMaxPreparedHead) return refused(431, "the request head is too large");
+  return {std::move(out), 0, {}};
+}
+
+std::string refusal_response(int status, std::string_view reason) {
+  const char* phrase = status == 431   ? "Request Header Fields Too Large"
+                       : status == 429 ? "Too Many Requests"
+                       : status == 400 ? "Bad Request"
+                                       : "Error";
+  const char* code = status == 431 ? "too_large" : status == 429 ? "limit_exceeded" : "bad_request";
+  std::string body = "{\"error\":\"";
+  body += code;
+  body += "\",\"message\":\"";
+  for (char c : reason) {
+    if (c == '"' || c == '\\') body.push_back('\\');
+    body.push_back(c);
+  }
+  body += "\"}";
+  return "HTTP/1.1 " + std::to_string(status) + " " + phrase +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" + body;
 }
 
 }  // namespace ptyhub::server

@@ -234,5 +234,60 @@ TEST_CASE("request_head_length at every split of a head") {
   CHECK(request_head_length(head) == head.size());
 }
 
+TEST_CASE("prepare_head: Host goes last, so no header name lws half-knows ends the head") {
+  const PreparedHead prepared = prepare_head(make_head({"X-A: b"}));
+  REQUIRE(prepared.status == 0);
+  CHECK(prepared.head.ends_with("\r\nHost: 127.0.0.1:7700\r\n\r\n"));
+  CHECK(prepared.head.find("X-A: b\r\n") != std::string::npos);
+  CHECK(prepared.head.starts_with(std::string(kRequestLine) + "\r\n"));
+}
+
+TEST_CASE("prepare_head: the bearer subprotocol still moves into Authorization") {
+  const PreparedHead prepared = prepare_head(make_head({"Sec-WebSocket-Protocol: ptyhub.v1, bearer.abc.def.ghi"}));
+  REQUIRE(prepared.status == 0);
+  CHECK(prepared.head.find("Authorization: Bearer abc.def.ghi\r\n") != std::string::npos);
+  CHECK(prepared.head.find("bearer.") == std::string::npos);
+}
+
+TEST_CASE("prepare_head: malformed or oversized heads are answered at once") {
+  struct Case {
+    std::string head;
+    int status;
+  };
+  const std::string big(kMaxHeaderLine, 'a');
+  std::vector<std::string> many;
+  for (int i = 0; i < 10; ++i) many.push_back("X-Filler-" + std::to_string(i) + ": " + std::string(1500, 'b'));
+  const std::vector<Case> cases = {
+      {make_head({"X-Big: " + big}), 431},
+      {make_head(many), 431},
+      {make_head({"no colon here"}), 400},
+      {make_head({": no name"}), 400},
+      {make_head({"Bad Name: x"}), 400},
+      {make_head({" folded"}), 400},
+      {make_head({"Host: second.example"}), 400},
+      {"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", 400},
+      {"GARBAGE\r\nHost: x\r\n\r\n", 400},
+      {"GET / SPDY/3\r\nHost: x\r\n\r\n", 400},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.head.substr(0, 120));
+    const PreparedHead prepared = prepare_head(c.head);
+    CHECK(prepared.status == c.status);
+    CHECK_FALSE(prepared.reason.empty());
+  }
+  CHECK(prepare_head(make_head({"X-Ok: " + std::string(kMaxHeaderLine - 8, 'c')})).status == 0);
+}
+
+TEST_CASE("refusal_response: HTTP/1.1, a JSON body and its exact length, then close") {
+  const std::string response = refusal_response(431, "the \"head\" is too large");
+  CHECK(response.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+  const size_t body_at = response.find("\r\n\r\n") + 4;
+  const std::string body = response.substr(body_at);
+  CHECK(response.find("Content-Length: " + std::to_string(body.size()) + "\r\n") != std::string::npos);
+  CHECK(response.find("Connection: close\r\n") != std::string::npos);
+  CHECK(body == R"({"error":"too_large","message":"the \"head\" is too large"})");
+  CHECK(refusal_response(429, "x").starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+}
+
 }  // namespace
 }  // namespace ptyhub::server
