@@ -35,11 +35,11 @@ constexpr double kNoMax = std::numeric_limits<double>::infinity();
 constexpr const char* kDefaultListen = "127.0.0.1:7700";
 constexpr const char* kFallbackShell = "/bin/sh";
 
-enum class Kind { config, text, text_list, listen, level, duration, size, count, protocols };
+enum class Kind { config, text, text_list, listen, level, duration, size, count, protocols, proxies, base_path, flag };
 
 using Field = std::variant<std::monostate, std::string Config::*, std::vector<std::string> Config::*,
                            std::vector<ListenAddress> Config::*, log::Level Config::*, double Config::*,
-                           uint64_t Config::*>;
+                           uint64_t Config::*, bool Config::*>;
 
 // Allowed values of a duration, size or count.
 struct Bounds {
@@ -102,6 +102,15 @@ const Setting kSettings[] = {
     {"frame_ancestors", Kind::text, &Config::frame_ancestors, {}, "SOURCES", "'self'",
      "who may embed the web page in a frame: the CSP frame-ancestors sources ('none', 'self', origins)",
      kApplied, "pages served from then on"},
+    {"base_path", Kind::base_path, &Config::base_path, {}, "PATH", "- (the root)",
+     "serve every route (/, /ws, /healthz, ...) under this path, e.g. /term", kRestart, {}},
+    {"trusted_proxy", Kind::proxies, &Config::trusted_proxy, {}, "ADDR", "-",
+     "a reverse proxy (address, ADDRESS/PREFIX or unix) whose Forwarded / X-Forwarded-* headers name the "
+     "client; repeatable",
+     kApplied, "WebSocket upgrades from then on; open connections stay"},
+    {"limit_loopback", Kind::flag, &Config::limit_loopback, {}, "BOOL", "false",
+     "apply max_connections_per_ip and auth_failures_per_ip to loopback and unix-socket clients too", kApplied,
+     "WebSocket upgrades from then on; open connections stay"},
     {"tls_cert", Kind::text, &Config::tls_cert, {}, "FILE", "-", "PEM certificate: TLS on every TCP listener",
      kRestart, {}},
     {"tls_key", Kind::text, &Config::tls_key, {}, "FILE", "-", "PEM private key of tls_cert", kRestart, {}},
@@ -114,7 +123,9 @@ const Setting kSettings[] = {
     {"max_connections_per_ip", Kind::count, &Config::max_connections_per_ip, {1}, "N", "256",
      "open connections from one client address, then close 4429", kRestart, {}},
     {"auth_failures_per_ip", Kind::count, &Config::auth_failures_per_ip, {1}, "N", "20",
-     "rejected tokens from one address per minute, then its connections are closed with 4429", kRestart, {}},
+     "rejected tokens from one address per minute before each further attempt waits (250 ms, doubling, at "
+     "most 5 s); a valid token is never refused",
+     kRestart, {}},
     {"max_terminals", Kind::count, &Config::max_terminals, {1}, "N", "1000",
      "running terminals, then limit_exceeded; as many exited ones stay listed at most", kApplied,
      kTerminalCreation},
@@ -196,11 +207,15 @@ T& field(Config& config, const Setting& s) {
   return config.*(*std::get_if<T Config::*>(&s.field));
 }
 
-bool is_list(Kind kind) { return kind == Kind::text_list || kind == Kind::listen || kind == Kind::protocols; }
+bool is_list(Kind kind) {
+  return kind == Kind::text_list || kind == Kind::listen || kind == Kind::protocols || kind == Kind::proxies;
+}
 
 void clear_list(Config& config, const Setting& s) {
   if (s.kind == Kind::listen) field<std::vector<ListenAddress>>(config, s).clear();
-  if (s.kind == Kind::text_list || s.kind == Kind::protocols) field<std::vector<std::string>>(config, s).clear();
+  if (s.kind == Kind::text_list || s.kind == Kind::protocols || s.kind == Kind::proxies) {
+    field<std::vector<std::string>>(config, s).clear();
+  }
 }
 
 size_t count_digits(std::string_view text) {
@@ -351,6 +366,43 @@ std::string apply_protocols(Config& config, const Setting& s, const std::string&
 }
 
 // Sets a single-valued setting or appends to a list one. Returns an error naming the key, or "".
+// ---- trusted proxies, the base path, flags ----
+
+// An address, ADDRESS/PREFIX or "unix" (src/server/forwarded.hpp reads them the same way).
+bool is_proxy_entry(const std::string& text) {
+  if (text == "unix") return true;
+  const size_t slash = text.find('/');
+  const std::string address = text.substr(0, slash);
+  unsigned char bytes[16];
+  const bool v4 = inet_pton(AF_INET, address.c_str(), bytes) == 1;
+  if (!v4 && inet_pton(AF_INET6, address.c_str(), bytes) != 1) return false;
+  if (slash == std::string::npos) return true;
+  uint64_t prefix = 0;
+  return parse_digits(std::string_view(text).substr(slash + 1), &prefix) && prefix <= (v4 ? 32u : 128u);
+}
+
+// "/", "" -> ""; "/a/b/" -> "/a/b". Segments of unreserved URL characters only; no "." or "..".
+bool normalise_base_path(std::string text, std::string* out) {
+  while (text.size() > 1 && text.back() == '/') text.pop_back();
+  if (text == "/") text.clear();
+  if (!text.empty() && text.front() != '/') return false;
+  size_t start = 1;
+  while (start <= text.size() && !text.empty()) {
+    const size_t slash = text.find('/', start);
+    const std::string segment = text.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (segment.empty() || segment == "." || segment == "..") return false;
+    for (char c : segment) {
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                      c == '.' || c == '_' || c == '~';
+      if (!ok) return false;
+    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  *out = std::move(text);
+  return true;
+}
+
 std::string apply_text(Config& config, const Setting& s, const std::string& text) {
   std::string name(s.name);
   if (text.empty()) return name + ": empty value";
@@ -373,6 +425,19 @@ std::string apply_text(Config& config, const Setting& s, const std::string& text
     case Kind::size:
     case Kind::count: return apply_number(config, s, text);
     case Kind::protocols: return apply_protocols(config, s, text);
+    case Kind::proxies:
+      if (!is_proxy_entry(text)) return name + ": not an address, ADDRESS/PREFIX or unix: " + quoted(text);
+      field<std::vector<std::string>>(config, s).push_back(text);
+      return "";
+    case Kind::base_path:
+      if (normalise_base_path(text, &field<std::string>(config, s))) return "";
+      return name + ": " + quoted(text) + " is not a path such as /term (letters, digits, - . _ ~ between slashes)";
+    case Kind::flag:
+      if (text == "true" || text == "false") {
+        field<bool>(config, s) = text == "true";
+        return "";
+      }
+      return name + ": must be true or false";
   }
   return "";
 }
@@ -461,7 +526,9 @@ std::string expected_type(Kind kind) {
     case Kind::count: return "an integer";
     case Kind::text_list:
     case Kind::listen:
-    case Kind::protocols: return "a string or an array of strings";
+    case Kind::protocols:
+    case Kind::proxies: return "a string or an array of strings";
+    case Kind::flag: return "true or false";
     default: return "a string";
   }
 }
@@ -486,6 +553,8 @@ std::string node_texts(const Setting& s, const toml::node& node, std::vector<std
     }
   } else if (const auto* integer = node.as_integer(); integer != nullptr && numeric) {
     out->push_back(std::to_string(integer->get()));
+  } else if (const auto* flag = node.as_boolean(); flag != nullptr && s.kind == Kind::flag) {
+    out->push_back(flag->get() ? "true" : "false");
   } else if (const auto* real = node.as_floating_point(); real != nullptr && s.kind == Kind::duration) {
     out->push_back(fixed_text(real->get()));
   } else {

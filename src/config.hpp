@@ -36,6 +36,9 @@ struct Config {
   double auth_timeout = 10;
   std::vector<std::string> allowed_origin;
   std::string frame_ancestors = "'self'";
+  std::string base_path;                   // "" (the root) or "/a/b": no trailing slash
+  std::vector<std::string> trusted_proxy;  // addresses, ADDRESS/PREFIX, "unix"; checked when loaded
+  bool limit_loopback = false;
   std::string tls_cert, tls_key, tls_client_ca;
   uint64_t max_message = 1024 * 1024;
   uint64_t max_connections = 10000;

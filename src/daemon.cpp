@@ -60,6 +60,10 @@ server::EdgeSettings edge_settings(const Config& config) {
   settings.auth_failures_per_ip = config.auth_failures_per_ip;
   settings.allowed_origin = config.allowed_origin;
   settings.frame_ancestors = config.frame_ancestors;
+  settings.base_path = config.base_path;
+  settings.limit_loopback = config.limit_loopback;
+  std::string error;
+  if (!settings.trusted_proxies.parse(config.trusted_proxy, &error)) log::error(error);  // checked when loaded
   settings.session.auth_timeout_ms = to_millis(config.auth_timeout);
   settings.session.kill_grace_ms = to_millis(config.kill_grace);
   return settings;

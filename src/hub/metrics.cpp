@@ -43,6 +43,9 @@ std::string render_prometheus(const Metrics& m) {
   add(out, "ptyhub_auth_failures_total", "counter", "Rejected tokens.", m.auth_failures_total);
   add(out, "ptyhub_peer_refusals_total", "counter", "Connections refused for their address's limits.",
       m.peer_refusals_total);
+  add(out, "ptyhub_auth_delays_total", "counter",
+      "Connections whose token was looked at after a delay, for rejected tokens from their address.",
+      m.auth_delays_total);
   add(out, "ptyhub_request_errors_total", "counter", "Requests answered with an error.", m.request_errors_total);
   add(out, "ptyhub_git_operations_started_total", "counter", "git operations started.", m.git_started_total);
   out += "# HELP ptyhub_git_operations_total git operations completed, by operation and status.\n";

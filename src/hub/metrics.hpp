@@ -25,6 +25,7 @@ struct Metrics {
   uint64_t pty_read_pauses_total = 0; // times a PTY stopped being read because no subscriber took output
   uint64_t auth_failures_total = 0;
   uint64_t peer_refusals_total = 0;   // connections closed 4429 for their address's limits
+  uint64_t auth_delays_total = 0;     // connections whose token waited for their address's rejected tokens
   uint64_t request_errors_total = 0;
   uint64_t git_started_total = 0;
   std::map<std::string, uint64_t> git_completed;  // "operation,status" -> count

@@ -38,6 +38,35 @@ Connection::~Connection() {
   metrics_.outbound_queue_bytes -= queued_bytes_;
 }
 
+void Connection::start(const std::optional<std::string>& upgrade_token, uint64_t delay_ms) {
+  if (delay_ms == 0) {
+    session_.start(upgrade_token);
+    return;
+  }
+  delayed_ = std::make_unique<DelayedStart>();
+  delayed_->token = upgrade_token;
+  if (!delayed_->timer.adopt_init(uv_timer_init(loop_, delayed_->timer.get()), this)) {
+    delayed_.reset();
+    session_.start(upgrade_token);  // no timer: no delay rather than no service
+    return;
+  }
+  pause_reading();
+  uv_timer_start(
+      delayed_->timer.get(), [](uv_timer_t* handle) { static_cast<Connection*>(handle->data)->start_now(); }, delay_ms,
+      0);
+}
+
+void Connection::start_now() {
+  std::unique_ptr<DelayedStart> delayed = std::move(delayed_);
+  if (closing_) return;
+  resume_reading();
+  session_.start(delayed->token);
+  for (const std::string& message : delayed->held) {
+    if (closing_) break;
+    session_.on_message(message);
+  }
+}
+
 void Connection::on_receive(const char* bytes, size_t length) {
   if (closing_) return;
   if (lws_is_first_fragment(wsi_)) {
@@ -56,6 +85,15 @@ void Connection::on_receive(const char* bytes, size_t length) {
   if (!lws_is_final_fragment(wsi_) || lws_remaining_packet_payload(wsi_) != 0) return;
   std::string message;
   message.swap(inbound_);
+  if (delayed_) {  // what arrived before lws saw the pause
+    if (delayed_->held_bytes + message.size() > limits_.max_message) {
+      close(1009, "too much sent before authentication");
+      return;
+    }
+    delayed_->held_bytes += message.size();
+    delayed_->held.push_back(std::move(message));
+    return;
+  }
   session_.on_message(message);
 }
 

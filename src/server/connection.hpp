@@ -8,10 +8,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/fifo.hpp"
+#include "core/uv_handle.hpp"
 #include "src/protocol/frame.hpp"
 #include "src/server/drain_pace.hpp"
 #include "src/session/client_session.hpp"
@@ -34,7 +37,9 @@ class Connection final : public session::Outbox {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  void start(const std::optional<std::string>& upgrade_token) { session_.start(upgrade_token); }
+  // Starts the session, after `delay_ms` when that is not 0 (an address whose tokens were rejected:
+  // docs/protocol.md §3 Limits). Until then the client's messages are held, unread, in order.
+  void start(const std::optional<std::string>& upgrade_token, uint64_t delay_ms = 0);
   // Called when the session closes the connection with 4401 (a rejected or expired token).
   void set_on_auth_failure(std::function<void()> callback) { on_auth_failure_ = std::move(callback); }
   // The peer address counted in PeerLimits for this connection, released when it closes.
@@ -55,6 +60,7 @@ class Connection final : public session::Outbox {
 
  private:
   int write_close_frame();
+  void start_now();
 
   struct lws* wsi_;
   uv_loop_t* loop_;
@@ -71,6 +77,14 @@ class Connection final : public session::Outbox {
   std::string close_reason_;
   std::function<void()> on_auth_failure_;
   std::optional<std::string> admitted_peer_;
+  // A delayed start: its timer, the upgrade's token, the messages that arrived meanwhile.
+  struct DelayedStart {
+    UvHandle<uv_timer_t> timer;
+    std::optional<std::string> token;
+    std::vector<std::string> held;
+    size_t held_bytes = 0;
+  };
+  std::unique_ptr<DelayedStart> delayed_;
   session::ClientSession session_;  // last: destroyed first, while the outbox is still whole
 };
 

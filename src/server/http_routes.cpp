@@ -14,10 +14,10 @@ constexpr std::string_view kIndexPage = R"(<!doctype html>
 code{background:#8882;padding:0 .2em}</style></head>
 <body>
 <h1>ptyhub</h1>
-<p>ptyhubd is running. Connect a WebSocket client to <code>/ws</code> with the subprotocol
+<p>ptyhubd is running. Connect a WebSocket client to <code>ws</code> (beside this page) with the subprotocol
 <code>ptyhub.v1</code> and a token (see <code>docs/protocol.md</code>).</p>
-<p>Health: <a href="/healthz">/healthz</a> · Readiness: <a href="/readyz">/readyz</a> ·
-Metrics: <a href="/metrics">/metrics</a></p>
+<p>Health: <a href="healthz">healthz</a> · Readiness: <a href="readyz">readyz</a> ·
+Metrics: <a href="metrics">metrics</a></p>
 </body>
 </html>
 )";
@@ -34,6 +34,14 @@ HttpResponse asset_response(const WebAsset& asset) {
 HttpResponse route_http(std::string_view path, const HttpState& state) {
   const size_t query = path.find('?');
   if (query != std::string_view::npos) path = path.substr(0, query);
+  if (!state.base_path.empty()) {
+    // The page's URLs are relative: it must be served with a trailing slash.
+    if (path == state.base_path) return {308, "application/json", R"({"redirect":"trailing slash"})", std::string(state.base_path) + "/"};
+    if (!path.starts_with(state.base_path) || path[state.base_path.size()] != '/') {
+      return {404, "application/json", R"({"error":"not_found"})", {}};
+    }
+    path.remove_prefix(state.base_path.size());
+  }
   if (path == "/healthz") return {200, "application/json", R"({"status":"ok"})"};
   if (path == "/readyz") {
     if (state.ready) return {200, "application/json", R"({"status":"ready"})"};

@@ -35,7 +35,8 @@ std::string authority_of(std::string_view origin) {
 
 }  // namespace
 
-bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& allowed) {
+bool origin_allowed(std::string_view origin, std::string_view host, const std::vector<std::string>& allowed,
+                    std::string_view scheme) {
   if (origin.empty()) return true;
   const std::string normalised = lower(without_trailing_slash(origin));
   for (const std::string& entry : allowed) {
@@ -43,6 +44,7 @@ bool origin_allowed(std::string_view origin, std::string_view host, const std::v
   }
   const std::string authority = authority_of(origin);
   if (authority.empty() || host.empty()) return false;
+  if (!scheme.empty() && !lower(origin).starts_with(std::string(scheme) + "://")) return false;
   std::string host_authority = lower(host);
   for (const char* port : {":80", ":443"}) {
     // A Host header may carry the default port the Origin leaves out.

@@ -1,6 +1,8 @@
 // PeerLimits: connection and authentication-failure limits per client address.
 #include "src/server/peer_limits.hpp"
 
+#include <algorithm>
+
 namespace ptyhub::server {
 
 void PeerLimits::prune(Entry& entry, uint64_t now_ms) const {
@@ -23,7 +25,7 @@ bool PeerLimits::admit(const std::string& peer, uint64_t now_ms) {
   }
   Entry& entry = it->second;
   prune(entry, now_ms);
-  if (entry.connections >= max_connections_ || entry.failures.size() >= max_failures_) {
+  if (entry.connections >= max_connections_) {
     forget_if_idle(peer, now_ms);
     return false;
   }
@@ -44,7 +46,18 @@ void PeerLimits::record_auth_failure(const std::string& peer, uint64_t now_ms) {
   Entry& entry = it->second;
   prune(entry, now_ms);
   entry.failures.push_back(now_ms);
-  while (entry.failures.size() > max_failures_ + 1) entry.failures.pop_front();
+  while (entry.failures.size() > max_remembered()) entry.failures.pop_front();
+}
+
+uint64_t PeerLimits::auth_delay_ms(const std::string& peer, uint64_t now_ms) {
+  auto it = peers_.find(peer);
+  if (peer.empty() || it == peers_.end()) return 0;
+  prune(it->second, now_ms);
+  const size_t failures = it->second.failures.size();
+  if (failures <= free_failures_) return 0;
+  const size_t doublings = failures - free_failures_ - 1;
+  if (doublings >= 5) return kMaxDelayMs;  // 250 ms << 5 is past the bound already
+  return std::min(kMaxDelayMs, kFirstDelayMs << doublings);
 }
 
 }  // namespace ptyhub::server

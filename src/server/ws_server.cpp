@@ -19,13 +19,16 @@
 #include "src/server/listener.hpp"
 #include "src/server/origin_policy.hpp"
 #include "src/server/peer_limits.hpp"
+#include "src/server/request_head.hpp"
 
 namespace ptyhub::server {
 namespace {
 
 constexpr const char* kSubprotocol = "ptyhub.v1";
 constexpr std::string_view kWebSocketPath = "/ws";
-constexpr size_t kMaxHeader = Listener::kMaxHead + 1024;  // the token may move into Authorization
+// lws 4.1.6 parses heads up to about half of max_http_header_data (12,192 bytes of a single header with
+// 25 KiB, measured); the Listener hands on heads of at most kMaxPreparedHead.
+constexpr size_t kMaxHeader = 2 * kMaxPreparedHead + 1024;
 // Beyond 4 x client_queue_limit, room for what may pass the limit legitimately: one output frame per
 // subscribed terminal (at most 64 KiB raw, up to 6 x that escaped), a large list or snapshot.
 constexpr uint64_t kQueueSlackBytes = 4 * 1024 * 1024;
@@ -74,6 +77,16 @@ std::optional<std::string> upgrade_token(struct lws* wsi) {
     if (item.starts_with("bearer.")) return std::string(item.substr(7));
   }
   return std::nullopt;
+}
+
+// A header lws knows no token for; `name` is lower case with its colon ("x-forwarded-proto:").
+std::string custom_header(struct lws* wsi, std::string_view name) {
+  const int length = lws_hdr_custom_length(wsi, name.data(), static_cast<int>(name.size()));
+  if (length <= 0) return {};
+  std::string value(static_cast<size_t>(length) + 1, '\0');
+  const int copied = lws_hdr_custom_copy(wsi, value.data(), length + 1, name.data(), static_cast<int>(name.size()));
+  value.resize(copied > 0 ? static_cast<size_t>(copied) : 0);
+  return value;
 }
 
 int http_callback(struct lws* wsi, enum lws_callback_reasons reason, void* user, void* in, size_t len) {
@@ -136,7 +149,7 @@ void log_from_lws(int level, const char* line) {
 // Refuses a WebSocket upgrade with an HTTP/1.1 answer of our own: lws_return_http_status answers an
 // upgrade request with an "HTTP/1.0" status line, which strict clients (Python's websockets) reject as
 // invalid, so they never see why. The body says why, as JSON; the connection closes after it.
-int refuse_upgrade(struct lws* wsi, int status, const char* phrase, const char* code, std::string_view message) {
+int refuse_upgrade(struct lws* wsi, int status, const char* phrase, const char* code, const std::string& message) {
   const std::string body = protocol::json{{"error", code}, {"message", message}}.dump();
   const std::string head = "HTTP/1.1 " + std::to_string(status) + " " + phrase +
                            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
@@ -262,7 +275,7 @@ bool WsServer::create_vhosts(std::string* error) {
 }
 
 int WsServer::on_http(struct lws* wsi, const char* path) {
-  const HttpResponse response = route_http(path != nullptr ? path : "/", {accepting_, &metrics_});
+  const HttpResponse response = route_http(path != nullptr ? path : "/", {accepting_, &metrics_, settings_.base_path});
   unsigned char buffer[LWS_PRE + 4096];
   unsigned char* start = buffer + LWS_PRE;
   unsigned char* p = start;
@@ -275,6 +288,7 @@ int WsServer::on_http(struct lws* wsi, const char* path) {
   // loads: its own script and style (xterm.js adds <style> elements), the WebSocket to its own origin.
   std::vector<std::pair<std::string, std::string>> headers = {{"x-content-type-options:", "nosniff"},
                                                                {"referrer-policy:", "no-referrer"}};
+  if (!response.location.empty()) headers.emplace_back("location:", response.location);
   if (response.content_type.starts_with("text/html")) {
     headers.emplace_back("content-security-policy:",
                          "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
@@ -298,10 +312,24 @@ int WsServer::on_http(struct lws* wsi, const char* path) {
   return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
 }
 
+ClientAddress WsServer::client_of(struct lws* wsi) const {
+  char peer[128] = "";
+  lws_get_peer_simple(wsi, peer, sizeof peer);  // empty on a unix socket
+  ForwardingHeaders headers;
+  if (settings_.trusted_proxies.trusts(peer)) {  // from anyone else the headers are not even read
+    headers.forwarded = custom_header(wsi, "forwarded:");
+    headers.x_forwarded_for = header(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+    headers.x_forwarded_proto = custom_header(wsi, "x-forwarded-proto:");
+    headers.x_forwarded_host = custom_header(wsi, "x-forwarded-host:");
+  }
+  return resolve_client(peer, headers, settings_.trusted_proxies);
+}
+
 int WsServer::on_confirm_upgrade(struct lws* wsi) {
   const std::string path = header(wsi, WSI_TOKEN_GET_URI);
-  if (std::string_view(path).substr(0, path.find('?')) != kWebSocketPath) {
-    return refuse_upgrade(wsi, 404, "Not Found", "not_found", "WebSocket upgrades are served at /ws only");
+  const std::string ws_path = settings_.base_path + std::string(kWebSocketPath);
+  if (std::string_view(path).substr(0, path.find('?')) != ws_path) {
+    return refuse_upgrade(wsi, 404, "Not Found", "not_found", "WebSocket upgrades are served at " + ws_path + " only");
   }
   bool offers_subprotocol = false;
   const std::string protocols = header(wsi, WSI_TOKEN_PROTOCOL);
@@ -314,8 +342,11 @@ int WsServer::on_confirm_upgrade(struct lws* wsi) {
   if (!accepting_) {
     return refuse_upgrade(wsi, 503, "Service Unavailable", "unavailable", "the server is shutting down");
   }
+  // Behind a trusted proxy the page's host and scheme are the ones the proxy was asked for.
+  const ClientAddress client = client_of(wsi);
   const std::string origin = header(wsi, WSI_TOKEN_ORIGIN);
-  if (!origin_allowed(origin, header(wsi, WSI_TOKEN_HOST), settings_.allowed_origin)) {
+  const std::string host = client.host.empty() ? header(wsi, WSI_TOKEN_HOST) : client.host;
+  if (!origin_allowed(origin, host, settings_.allowed_origin, client.scheme)) {
     log_origin_refusal(origin);
     return refuse_upgrade(wsi, 403, "Forbidden", "forbidden", "this Origin may not open a WebSocket here");
   }
@@ -343,9 +374,8 @@ int WsServer::on_established(struct lws* wsi, void* user) {
   session::SessionContext context{loop_, hub_, git_, verifier_, settings_.session, metrics_};
   const Connection::Limits limits{settings_.max_message, settings_.client_queue_limit,
                                   4 * settings_.client_queue_limit + kQueueSlackBytes};
-  char peer[128] = "";
-  lws_get_peer_simple(wsi, peer, sizeof peer);
-  auto* connection = new Connection(wsi, context, limits, peer);
+  const ClientAddress client = client_of(wsi);
+  auto* connection = new Connection(wsi, context, limits, client.address);
   *slot = connection;
   connections_.insert(connection);
   const uint64_t now = uv_now(loop_);
@@ -358,18 +388,20 @@ int WsServer::on_established(struct lws* wsi, void* user) {
     refuse("the server has max_connections (" + std::to_string(settings_.max_connections) + ") connections");
     return 0;
   }
-  if (!peer_limits_->admit(peer, now)) {
+  // Loopback and unix-socket clients are not limited per address unless limit_loopback says so: they are
+  // this machine, or a proxy on it that forwarded no client address (docs/protocol.md §3 Limits).
+  const std::string limited = client.local() && !settings_.limit_loopback ? std::string() : client.address;
+  if (!peer_limits_->admit(limited, now)) {
     ++metrics_.peer_refusals_total;
-    refuse("too many connections or rejected tokens from your address (max_connections_per_ip " +
-           std::to_string(settings_.max_connections_per_ip) + ", auth_failures_per_ip " +
-           std::to_string(settings_.auth_failures_per_ip) + " a minute)");
+    refuse("too many connections from your address (max_connections_per_ip " +
+           std::to_string(settings_.max_connections_per_ip) + ")");
     return 0;
   }
-  connection->set_on_auth_failure([this, address = std::string(peer)] {
-    peer_limits_->record_auth_failure(address, uv_now(loop_));
-  });
-  connection->set_admitted_peer(peer);
-  connection->start(upgrade_token(wsi));
+  connection->set_on_auth_failure([this, limited] { peer_limits_->record_auth_failure(limited, uv_now(loop_)); });
+  connection->set_admitted_peer(limited);
+  const uint64_t delay_ms = peer_limits_->auth_delay_ms(limited, now);
+  if (delay_ms > 0) ++metrics_.auth_delays_total;
+  connection->start(upgrade_token(wsi), delay_ms);
   return 0;
 }
 

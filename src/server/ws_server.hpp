@@ -22,6 +22,7 @@
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/hub/metrics.hpp"
+#include "src/server/forwarded.hpp"
 #include "src/server/listener.hpp"
 #include "src/session/client_session.hpp"
 
@@ -50,6 +51,9 @@ struct EdgeSettings {
   uint64_t auth_failures_per_ip = 20;
   std::vector<std::string> allowed_origin;  // besides same-origin
   std::string frame_ancestors = "'self'";  // CSP frame-ancestors of the web page
+  std::string base_path;                   // every route under it: "" or "/term"
+  TrustedProxies trusted_proxies;          // whose forwarding headers name the client
+  bool limit_loopback = false;             // loopback and unix-socket clients count in PeerLimits too
   session::SessionLimits session;
 };
 
@@ -96,6 +100,8 @@ class WsServer {
   void check_no_connections();
   bool close_batch();  // one batch; whether connections are left
   void log_origin_refusal(const std::string& origin);
+  // The client behind this connection (src/server/forwarded.hpp).
+  ClientAddress client_of(struct lws* wsi) const;
 
   uv_loop_t* loop_;
   EdgeSettings settings_;

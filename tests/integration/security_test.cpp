@@ -1345,8 +1345,8 @@ TEST_CASE("security: max_connections - the connection over the limit is closed 4
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 
-TEST_CASE("security: max_connections_per_ip - the third connection from 127.0.0.1 is closed 4429 and counted") {
-  DaemonProcess daemon({"--max-connections-per-ip", "2"});
+TEST_CASE("security: max_connections_per_ip with limit_loopback - the third connection from 127.0.0.1 is closed 4429 and counted") {
+  DaemonProcess daemon({"--max-connections-per-ip", "2", "--limit-loopback", "true"});
   INFO(daemon.log());
   REQUIRE(daemon.started());
   REQUIRE(metric(daemon.port(), "ptyhub_peer_refusals_total") == 0);
@@ -1356,39 +1356,97 @@ TEST_CASE("security: max_connections_per_ip - the third connection from 127.0.0.
   options.authorization = "Bearer " + daemon.token("alice");
   auto third = refused_connection(options);
   CHECK(third->ws().close_code() == 4429);
+  CHECK(says_limit_exceeded(*third, "max_connections_per_ip 2"));
   auto fourth = refused_connection(options);
   CHECK(fourth->ws().close_code() == 4429);
   CHECK(metric(daemon.port(), "ptyhub_peer_refusals_total") == 2);
   CHECK(pongs(*first));
   CHECK(pongs(*second));
+  {
+    options.source_address = "127.0.0.2";  // another address has its own count
+    TestClient other;
+    REQUIRE(other.connect(options));
+    CHECK(other.wait_for([](const Json& m) { return m.value("type", "") == "auth.ok"; }, 5s).has_value());
+    other.ws().close(1000, "done");
+    CHECK(other.ws().wait_closed(5s));
+  }
+  REQUIRE(eventually([&] { return metric(daemon.port(), "ptyhub_connections") == 2; }, 5s));
 
   check_room_after_close(daemon, *second, "alice");
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 
-TEST_CASE("security: auth_failures_per_ip - after 3 rejected tokens even a good token is closed 4429") {
-  DaemonProcess daemon({"--auth-failures-per-ip", "3"});
+TEST_CASE("security: loopback is not limited per address unless limit_loopback is set") {
+  DaemonProcess daemon({"--max-connections-per-ip", "1", "--auth-failures-per-ip", "1"});
   INFO(daemon.log());
   REQUIRE(daemon.started());
-  REQUIRE(metric(daemon.port(), "ptyhub_auth_failures_total") == 0);
   const std::string bad = ptyhub::auth::mint_token("wrong-secret", "alice", kUserScopes, now_seconds(), 600);
-  for (int i = 0; i < 3; ++i) {
-    CAPTURE(i);
-    check_rejected(try_token(daemon.ws_options(), bad, i % 2 == 0), "bad signature");
-  }
-  CHECK(metric(daemon.port(), "ptyhub_auth_failures_total") == 3);
+  for (int i = 0; i < 4; ++i) check_rejected(try_token(daemon.ws_options(), bad, true), "bad signature");
+  auto first = connect_user(daemon, "alice");
+  auto second = connect_user(daemon, "alice");
+  auto third = connect_user(daemon, "bob");
+  CHECK(pongs(*first));
+  CHECK(pongs(*third));
+  CHECK(metric(daemon.port(), "ptyhub_peer_refusals_total") == 0);
+  CHECK(metric(daemon.port(), "ptyhub_auth_delays_total") == 0);
+  CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
+}
 
-  WsOptions options = daemon.ws_options();
-  options.authorization = "Bearer " + daemon.token("alice");
-  auto refused = refused_connection(options);
-  CHECK(refused->ws().close_code() == 4429);
-  for (const Json& message : refused->history()) CHECK(message.value("type", "") != "auth.ok");
-  CHECK(says_limit_exceeded(*refused, "auth_failures_per_ip 3"));
-  auto by_message = refused_connection(daemon.ws_options());
-  CHECK(by_message->ws().close_code() == 4429);
-  CHECK(metric(daemon.port(), "ptyhub_peer_refusals_total") == 2);
-  // A refused connection is not an authentication failure.
-  CHECK(metric(daemon.port(), "ptyhub_auth_failures_total") == 3);
+TEST_CASE("security: 100 rejected tokens from one address - a valid token from it is still accepted, after a bounded delay, another address is never delayed") {
+  DaemonProcess daemon({"--auth-failures-per-ip", "3", "--limit-loopback", "true"});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  const std::string bad = ptyhub::auth::mint_token("wrong-secret", "alice", kUserScopes, now_seconds(), 600);
+  std::vector<std::unique_ptr<TestClient>> attempts;
+  for (int i = 0; i < 100; ++i) {
+    WsOptions options = daemon.ws_options();
+    options.authorization = "Bearer " + bad;
+    auto client = std::make_unique<TestClient>();
+    REQUIRE(client->connect(options));
+    attempts.push_back(std::move(client));
+  }
+  // Every one of them is rejected (some after a delay), none is refused for its address.
+  CHECK(eventually([&] { return metric(daemon.port(), "ptyhub_auth_failures_total") == 100; }, 30s));
+  CHECK(metric(daemon.port(), "ptyhub_peer_refusals_total") == 0);
+  for (auto& attempt : attempts) {
+    CHECK(attempt->ws().wait_closed(10s));
+    CHECK(attempt->ws().close_code() == 4401);
+  }
+  attempts.clear();
+  const std::uint64_t delays = metric(daemon.port(), "ptyhub_auth_delays_total").value_or(0);
+  CHECK(delays > 0);
+
+  {
+    INFO("a valid token from the same address: accepted after at most the bounded delay");
+    WsOptions options = daemon.ws_options();
+    options.authorization = "Bearer " + daemon.token("alice");
+    TestClient client;
+    REQUIRE(client.connect(options));
+    const auto reply = client.wait_for([](const Json&) { return true; }, 10s);
+    CHECK_MESSAGE((reply && reply->value("type", "") == "auth.ok"), brief(reply));
+    CHECK(metric(daemon.port(), "ptyhub_auth_delays_total") == delays + 1);
+  }
+  {
+    INFO("a valid token from another address: never delayed");
+    WsOptions options = daemon.ws_options();
+    options.source_address = "127.0.0.2";
+    options.authorization = "Bearer " + daemon.token("bob");
+    TestClient client;
+    REQUIRE(client.connect(options));
+    const auto reply = client.wait_for([](const Json&) { return true; }, 5s);
+    CHECK_MESSAGE((reply && reply->value("type", "") == "auth.ok"), brief(reply));
+    CHECK(metric(daemon.port(), "ptyhub_auth_delays_total") == delays + 1);
+  }
+  {
+    INFO("an auth message sent during the delay is held, then answered");
+    WsOptions options = daemon.ws_options();
+    TestClient client;
+    REQUIRE(client.connect(options));
+    const auto reply = client.request_with_id("auth", {{"token", daemon.token("carol")}}, "auth-1", 10s);
+    CHECK_MESSAGE((reply && reply->value("type", "") == "auth.ok"), brief(reply));
+    CHECK(metric(daemon.port(), "ptyhub_auth_delays_total") == delays + 2);
+  }
+  CHECK(metric(daemon.port(), "ptyhub_peer_refusals_total") == 0);
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 

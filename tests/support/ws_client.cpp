@@ -98,6 +98,7 @@ bool WsClient::connect(const WsOptions& options, std::chrono::milliseconds timeo
   connect_info.local_protocol_name = kProtocolName;
   connect_info.ietf_version_or_minus_one = -1;
   connect_info.pwsi = &wsi_;
+  if (!options_.source_address.empty()) connect_info.iface = options_.source_address.c_str();
   if (options_.tls) {
     connect_info.ssl_connection =
         LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
@@ -254,9 +255,16 @@ int WsClient::on_callback(struct lws* wsi, int reason, void* in, std::size_t len
 }
 
 int WsClient::on_append_headers(void* in, std::size_t len) {
-  if (!options_.authorization) return 0;
   auto** cursor = static_cast<unsigned char**>(in);
   unsigned char* end = *cursor + len;
+  for (const auto& [name, value] : options_.headers) {
+    if (lws_add_http_header_by_name(wsi_, reinterpret_cast<const unsigned char*>(name.c_str()),
+                                    reinterpret_cast<const unsigned char*>(value.data()), static_cast<int>(value.size()),
+                                    cursor, end) != 0) {
+      return -1;
+    }
+  }
+  if (!options_.authorization) return 0;
   const std::string& value = *options_.authorization;
   if (lws_add_http_header_by_token(wsi_, WSI_TOKEN_HTTP_AUTHORIZATION,
                                    reinterpret_cast<const unsigned char*>(value.data()), static_cast<int>(value.size()),

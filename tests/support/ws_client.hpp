@@ -39,6 +39,10 @@ struct WsOptions {
   bool tls = false;
   // When non-empty, connect to this unix socket instead of host:port (Host: localhost).
   std::string unix_path;
+  // When non-empty, the local address to connect from (e.g. 127.0.0.2: another client address).
+  std::string source_address;
+  // More request headers, as name (with its colon, lower case) and value: "x-forwarded-for:", "1.2.3.4".
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // One complete WebSocket message as received (fragments already joined).

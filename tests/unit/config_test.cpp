@@ -426,6 +426,32 @@ TEST_CASE("bad listen, log level, protocols, string types") {
   CHECK(contains(error_of_file("listen = \"x\"\n"), "listen: bad address \"x\""));
 }
 
+TEST_CASE("base_path, trusted_proxy and limit_loopback: normalised, checked, TOML types") {
+  CHECK(load({"--base-path", "/term/"}).config.base_path == "/term");
+  CHECK(load({"--base-path", "/"}).config.base_path.empty());
+  CHECK(load({"--base-path", "/a/b-c_d.e~f"}).config.base_path == "/a/b-c_d.e~f");
+  for (const char* bad : {"term", "/a//b", "/a/../b", "/./a", "/a b", "/a?x", "/%2e"}) {
+    CAPTURE(bad);
+    CHECK(contains(error_of({"--base-path", bad}), "base_path: "));
+  }
+  const ConfigResult proxies = load({"--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1", "--trusted-proxy", "unix"});
+  REQUIRE(proxies.ok);
+  CHECK(proxies.config.trusted_proxy == std::vector<std::string>{"10.0.0.0/8", "::1", "unix"});
+  for (const char* bad : {"10.0.0.0/33", "example.org", "10.0.0.1:80", "::/200", "10.0.0.0/"}) {
+    CAPTURE(bad);
+    CHECK(error_of({"--trusted-proxy", bad}) == "trusted_proxy: not an address, ADDRESS/PREFIX or unix: \"" + std::string(bad) + "\"");
+  }
+  CHECK_FALSE(load({}).config.limit_loopback);
+  CHECK(load({"--limit-loopback", "true"}).config.limit_loopback);
+  CHECK(error_of({"--limit-loopback", "yes"}) == "limit_loopback: must be true or false");
+  TempDir dir;
+  const ConfigResult file = load_config({"--config", dir.write("p.toml", "limit_loopback = true\ntrusted_proxy = [\"127.0.0.1\"]\n")},
+                                        dir.missing("absent.toml"));
+  REQUIRE_MESSAGE(file.ok, file.error);
+  CHECK(file.config.limit_loopback);
+  CHECK(contains(error_of_file("limit_loopback = 1\n"), "limit_loopback: expected true or false"));
+}
+
 TEST_CASE("config file missing or unparsable") {
   TempDir dir;
   std::string missing = dir.missing("nope.toml");
@@ -494,7 +520,7 @@ TEST_CASE("reload_settings takes the reloadable settings and names the others") 
 
 TEST_CASE("every setting of the table has a reload rule, and a scope when SIGHUP applies it") {
   const std::vector<SettingInfo> table = settings_table();
-  CHECK(table.size() == 35);
+  CHECK(table.size() == 38);
   for (const SettingInfo& s : table) {
     CHECK_MESSAGE(s.reload != Reload::unspecified, s.name);
     CHECK_MESSAGE((s.reload == Reload::applied) == !s.reload_scope.empty(), s.name);
@@ -530,6 +556,9 @@ const std::map<std::string, std::vector<std::string>> kChangedValue = {
     {"detached_timeout", {"--detached-timeout", "600"}},
     {"idle_timeout", {"--idle-timeout", "3600"}},
     {"frame_ancestors", {"--frame-ancestors", "'none'"}},
+    {"base_path", {"--base-path", "/term"}},
+    {"trusted_proxy", {"--trusted-proxy", "10.0.0.0/8"}},
+    {"limit_loopback", {"--limit-loopback", "true"}},
     {"max_lifetime", {"--max-lifetime", "86400"}},
     {"kill_grace", {"--kill-grace", "0"}},
     {"ping_interval", {"--ping-interval", "15"}},

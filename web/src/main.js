@@ -11,6 +11,16 @@ import { GitMonitor } from './git_monitor.js';
 import { el, exitText, replaceChildren } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
+
+// The WebSocket beside the page: `ws` relative to it, so the page works at a sub-path (base_path) and
+// behind a proxy that strips its prefix; wss: under https:.
+function socketUrl(pageLocation) {
+  const url = new URL('ws', pageLocation.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.search = '';
+  url.hash = '';
+  return url.href;
+}
 const kExpiryWarningMs = 5 * 60 * 1000;
 const statusHistory = []; // every status the connection went through, for the tests
 
@@ -101,8 +111,7 @@ class App {
 
   connect(token) {
     if (this.conn) this.conn.stop();
-    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    this.conn = new Connection(`${scheme}//${location.host}/ws`, token, {
+    this.conn = new Connection(socketUrl(location), token, {
       onStatus: (status, detail) => this.renderStatus(status, detail),
       onLive: (ok) => this.onLive(ok),
       onMessage: (msg) => this.onMessage(msg),

@@ -42,5 +42,12 @@ TEST_CASE("origin_allowed: a table of Origin and Host headers") {
   }
 }
 
+TEST_CASE("a scheme known from a trusted proxy must match the Origin's") {
+  CHECK(origin_allowed("https://example.org", "example.org", {}, "https"));
+  CHECK_FALSE(origin_allowed("http://example.org", "example.org", {}, "https"));
+  CHECK(origin_allowed("http://example.org", "example.org", {}, ""));
+  CHECK(origin_allowed("https://other.example", "example.org", {"https://other.example"}, "https"));
+}
+
 }  // namespace
 }  // namespace ptyhub::server
