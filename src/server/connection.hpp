@@ -35,6 +35,9 @@ class Connection final : public session::Outbox {
   Connection& operator=(const Connection&) = delete;
 
   void start(const std::optional<std::string>& upgrade_token) { session_.start(upgrade_token); }
+  // For log lines: the client's address, and the authenticated user ("" before authentication).
+  const std::string& peer() const { return session_.peer(); }
+  const std::string& user() const { return session_.principal().user; }
   // Called when the session closes the connection with 4401 (a rejected or expired token).
   void set_on_auth_failure(std::function<void()> callback) { on_auth_failure_ = std::move(callback); }
   // The peer address counted in PeerLimits for this connection, released when it closes.

@@ -329,11 +329,11 @@ void WsServer::log_origin_refusal(const std::string& origin) {
     ++origin_refusals_unlogged_;
     return;
   }
-  std::string line = "refused a WebSocket upgrade from Origin " + log::quoted(origin);
-  if (origin_refusals_unlogged_ > 0) {
-    line += " (and " + std::to_string(origin_refusals_unlogged_) + " more refusals not logged)";
-  }
-  log::warn(line);
+  const std::string unlogged = std::to_string(origin_refusals_unlogged_);
+  // unlogged: the refusals since the last line that were not logged, when there were any.
+  const log::Field fields[] = {{"origin", origin}, {"unlogged", unlogged, true}};
+  log::write(log::Level::warn, "refused a WebSocket upgrade from a foreign Origin",
+             std::span<const log::Field>(fields, origin_refusals_unlogged_ > 0 ? 2 : 1));
   origin_log_ms_ = now;
   origin_refusals_unlogged_ = 0;
 }
@@ -351,6 +351,7 @@ int WsServer::on_established(struct lws* wsi, void* user) {
   const uint64_t now = uv_now(loop_);
   // Every refusal says why: an error frame (docs/protocol.md §3), then the 4429 close.
   const auto refuse = [&](const std::string& message) {
+    log::debug("refused a connection: " + message, {{"peer", peer}});
     connection->send(protocol::error_frame(nullptr, {protocol::code::kLimitExceeded, message, ""}));
     connection->close(protocol::close_code::kTooManyConnections, "too many connections");
   };
@@ -369,6 +370,7 @@ int WsServer::on_established(struct lws* wsi, void* user) {
     peer_limits_->record_auth_failure(address, uv_now(loop_));
   });
   connection->set_admitted_peer(peer);
+  log::debug("connection opened", {{"peer", peer}});
   connection->start(upgrade_token(wsi));
   return 0;
 }
@@ -379,6 +381,7 @@ void WsServer::on_closed(struct lws* /*wsi*/, void* user) {
   Connection* connection = *slot;
   *slot = nullptr;
   connections_.erase(connection);
+  log::debug("connection closed", {{"peer", connection->peer()}, {"user", connection->user()}});
   if (connection->admitted_peer()) peer_limits_->release(*connection->admitted_peer(), uv_now(loop_));
   delete connection;
   check_no_connections();
