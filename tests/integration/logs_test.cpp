@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <csignal>
 #include <ctime>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "auth/jwt.hpp"
 #include "tests/support/daemon_process.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/test_client.hpp"
 
 namespace ptyhub::test {
@@ -106,7 +108,7 @@ TEST_CASE("logs: log_format json - every line parses as JSON, no line holds a to
   const Json terminal = alice.create_terminal();
   const std::string id = terminal.value("id", "");
   REQUIRE_FALSE(id.empty());
-  CHECK(is_type(alice.request("shell.kill", {{"terminalId", id}, {"signal", "SIGTERM"}}), "ack"));
+  CHECK(is_type(alice.request("shell.kill", {{"terminalId", id}, {"signal", "SIGKILL"}}), "ack"));
   REQUIRE(daemon.wait_for_log("\"message\":\"terminal exited\"", 5s));
 
   const auto status = daemon.stop(SIGTERM);
@@ -157,7 +159,7 @@ TEST_CASE("logs: log_format json - every line parses as JSON, no line holds a to
   const std::vector<Json> killed = audits(objects, "terminal.killed");
   REQUIRE(killed.size() == 1);
   CHECK(killed[0].value("terminal", "") == id);
-  CHECK(killed[0].value("signal", "") == "SIGTERM");
+  CHECK(killed[0].value("signal", "") == "SIGKILL");
 
   // The terminal's exit, and the connections' opening and closing.
   const auto with_message = [&](std::string_view message) {
@@ -171,7 +173,7 @@ TEST_CASE("logs: log_format json - every line parses as JSON, no line holds a to
   REQUIRE(exited.size() == 1);
   CHECK(exited[0].value("terminal", "") == id);
   CHECK(exited[0].value("user", "") == "alice");
-  CHECK(exited[0].value("signal", "") == "SIGTERM");
+  CHECK(exited[0].value("signal", "") == "SIGKILL");
   CHECK(with_message("connection opened").size() >= 4);
   CHECK_FALSE(with_message("connection closed").empty());
   CHECK_FALSE(with_message("ptyhubd stopped").empty());
@@ -183,6 +185,25 @@ TEST_CASE("logs: log_format json - every line parses as JSON, no line holds a to
     CHECK_MESSAGE(log.find(token->substr(token->find('.') + 1, 20)) == std::string::npos, "the claims of ", *token);
   }
   CHECK(log.find(not_a_jwt) == std::string::npos);
+  CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
+}
+
+TEST_CASE("logs: SIGHUP applies a new log_format at once") {
+  TempDir dir;
+  REQUIRE_FALSE(dir.path().empty());
+  const std::filesystem::path config = dir / "ptyhub.toml";
+  std::ofstream(config) << "log_format = \"text\"\n";
+  DaemonProcess daemon({"--config", config.string()});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  CHECK(daemon.wait_for_log(" info ptyhubd ready\n", 5s));
+
+  std::ofstream(config, std::ios::trunc) << "log_format = \"json\"\n";
+  REQUIRE(daemon.send_signal(SIGHUP));
+  REQUIRE(daemon.wait_for_log("\"level\":\"info\",\"message\":\"SIGHUP: settings reloaded: log_format\"}\n", 10s));
+  TestClient alice;
+  REQUIRE(alice.connect_as(daemon, "alice"));
+  REQUIRE(daemon.wait_for_log("\"message\":\"audit\",\"event\":\"auth.ok\",\"user\":\"alice\"", 5s));
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 

@@ -2,13 +2,17 @@
 // the native protocol (as bytes, and as a datagram received on a socket standing in for the journal's).
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -127,6 +131,58 @@ TEST_CASE("json format with a journal socket: each line is one datagram holding 
   CHECK(recv(receiver, buffer.data(), buffer.size(), MSG_DONTWAIT) < 0);  // the debug line was not sent
   close(receiver);
   std::filesystem::remove_all(dir_template);
+}
+
+// Runs `body` with stderr sent to a file; returns what was written to it.
+template <class Body>
+std::string capture_stderr(const std::string& path, Body body) {
+  std::fflush(stderr);
+  const int saved = dup(STDERR_FILENO);
+  const int file = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  REQUIRE(saved >= 0);
+  REQUIRE(file >= 0);
+  dup2(file, STDERR_FILENO);
+  close(file);
+  body();
+  std::fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_CASE("under journald: text lines get a priority prefix, json entries the journal refuses go to stderr") {
+  char dir_template[] = "/tmp/ptyhub-log-test-XXXXXX";
+  REQUIRE(mkdtemp(dir_template) != nullptr);
+  const std::string path = std::string(dir_template) + "/stderr";
+  set_level(Level::info);
+  const std::string written = capture_stderr(path, [&] {
+    struct stat st {};
+    REQUIRE(fstat(STDERR_FILENO, &st) == 0);
+    const std::string stream = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+    setenv("JOURNAL_STREAM", (stream + "0").c_str(), 1);  // another inode: not the journal
+    init_from_environment();
+    info("not journal");
+    setenv("JOURNAL_STREAM", stream.c_str(), 1);
+    init_from_environment();
+    info("to the journal", {{"user", "alice"}});
+    set_format(Format::json);
+    set_journal_socket(std::string(dir_template) + "/no-journal-here");  // the send fails
+    warn("refused entry", {{"terminal", "t-2"}});
+    set_format(Format::text);
+    unsetenv("JOURNAL_STREAM");
+    init_from_environment();
+  });
+  std::filesystem::remove_all(dir_template);
+  const size_t first_end = written.find('\n');
+  REQUIRE(first_end != std::string::npos);
+  CHECK(written.substr(0, first_end).ends_with("Z info not journal"));
+  const std::string rest = written.substr(first_end + 1);
+  REQUIRE(rest.starts_with("<6>to the journal user=\"alice\"\n<4>{"));
+  const Json refused = parse(rest.substr(rest.find("<4>") + 3));
+  CHECK(refused["level"] == "warn");
+  CHECK(refused["message"] == "refused entry");
+  CHECK(refused["terminal"] == "t-2");
 }
 
 TEST_CASE("parse_format") {
