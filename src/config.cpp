@@ -35,11 +35,11 @@ constexpr double kNoMax = std::numeric_limits<double>::infinity();
 constexpr const char* kDefaultListen = "127.0.0.1:7700";
 constexpr const char* kFallbackShell = "/bin/sh";
 
-enum class Kind { config, text, text_list, listen, level, duration, size, count, protocols, proxies, base_path, flag };
+enum class Kind { config, text, text_list, listen, level, format, duration, size, count, protocols, proxies, base_path, flag };
 
 using Field = std::variant<std::monostate, std::string Config::*, std::vector<std::string> Config::*,
-                           std::vector<ListenAddress> Config::*, log::Level Config::*, double Config::*,
-                           uint64_t Config::*, bool Config::*>;
+                           std::vector<ListenAddress> Config::*, log::Level Config::*, log::Format Config::*,
+                           double Config::*, uint64_t Config::*, bool Config::*>;
 
 // Allowed values of a duration, size or count.
 struct Bounds {
@@ -78,6 +78,9 @@ const Setting kSettings[] = {
      "TOML file with these settings (the default one only when it exists)", Reload::reread, {}},
     {"log_level", Kind::level, &Config::log_level, {}, "LEVEL", "info", "error, warn, info or debug", kApplied,
      "at once"},
+    {"log_format", Kind::format, &Config::log_format, {}, "FORMAT", "text",
+     "text, or json: one JSON object a line (time, level, message and fields such as terminal, user, peer); under journald, json sends the fields as journal fields",
+     kApplied, "at once"},
     {"shell", Kind::text, &Config::shell, {}, "PATH", "login shell, else /bin/sh",
      "default command of shell.create", kApplied, kNewTerminals},
     {"home", Kind::text, &Config::home, {}, "DIR", "the user's home", "default cwd of shell.create", kApplied,
@@ -421,6 +424,9 @@ std::string apply_text(Config& config, const Setting& s, const std::string& text
     case Kind::level:
       if (log::parse_level(text, &field<log::Level>(config, s))) return "";
       return name + ": must be one of error, warn, info, debug";
+    case Kind::format:
+      if (log::parse_format(text, &field<log::Format>(config, s))) return "";
+      return name + ": must be text or json";
     case Kind::duration: return apply_duration(config, s, text);
     case Kind::size:
     case Kind::count: return apply_number(config, s, text);

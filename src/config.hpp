@@ -26,6 +26,7 @@ struct Config {
   std::vector<ListenAddress> listen;  // default: 127.0.0.1:7700
   std::string config_file;            // the TOML file that was read, if any
   log::Level log_level = log::Level::info;
+  log::Format log_format = log::Format::text;
   std::string shell;                  // default: user's login shell, else /bin/sh
   std::string home;                   // default: the daemon user's home
   std::string jwt_secret_file;

@@ -202,6 +202,7 @@ bool Daemon::watch_signal(UvHandle<uv_signal_t>& handle, int signal) {
 
 int Daemon::run() {
   log::set_level(config_->log_level);
+  log::set_format(config_->log_format);
   std::string error;
   if (!start(&error)) {
     log::error(error);
@@ -314,6 +315,7 @@ void Daemon::finish_reload(KeyReload& job) {
 
 void Daemon::apply_settings() {
   log::set_level(config_->log_level);
+  log::set_format(config_->log_format);
   hub_->set_limits(hub_limits(*config_));
   git_->set_limits(git_limits(*config_));
   server_->apply(edge_settings(*config_));

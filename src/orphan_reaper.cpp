@@ -291,8 +291,8 @@ void OrphanReaper::terminal_exited(const std::string& terminal_id) {
 }
 
 void OrphanReaper::condemn(pid_t pid, Known& known) {
-  log::info("terminal " + known.terminal + " ended: SIGTERM to the process " + std::to_string(pid) +
-            " it left behind");
+  log::info("terminal ended: SIGTERM to a process it left behind",
+            {{"terminal", known.terminal}, {"pid", std::to_string(pid), true}});
   kill(pid, SIGTERM);
   known.condemned = true;
   condemned_.push_back({pid, known.start_time, now_ms() + kill_grace_ms_});
@@ -321,7 +321,8 @@ void OrphanReaper::on_kill_timer() {
     // still that process, so the signal cannot reach a recycled pid.
     auto it = known_.find(c.pid);
     if (it != known_.end() && it->second.start_time == c.start_time) {
-      log::info("SIGKILL to the left-behind process " + std::to_string(c.pid) + " after kill_grace");
+      log::info("SIGKILL to a left-behind process after kill_grace",
+                {{"terminal", it->second.terminal}, {"pid", std::to_string(c.pid), true}});
       kill(c.pid, SIGKILL);
     }
     return true;
@@ -344,7 +345,7 @@ void OrphanReaper::stop() {
     if (pty::is_pty_child(child.pid)) continue;
     UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, child.pid, 0)));
     if (!is_zombie(child.state)) {
-      log::info("stopping: SIGKILL to the left-behind process " + std::to_string(child.pid));
+      log::info("stopping: SIGKILL to a left-behind process", {{"pid", std::to_string(child.pid), true}});
       kill(child.pid, SIGKILL);
       if (pidfd) {
         pollfd wait{pidfd.get(), POLLIN, 0};

@@ -192,7 +192,12 @@ protocol::SharedFrame GitOperations::on_exit(Operation& op, const pty::ExitStatu
   if (status.signal == 0) data["exitCode"] = status.exit_code;
   ++metrics_.git_completed[op.operation + "," + result];
   metrics_.git_duration_ms_total += duration_ms;
-  log::info("git " + op.operation + " " + op.repo + " " + result + " (operation " + op.id + ")");
+  log::info("git operation " + result, {{"terminal", op.terminal_id},
+                                        {"user", op.owner},
+                                        {"operation", op.operation},
+                                        {"repo", op.repo},
+                                        {"operation_id", op.id},
+                                        {"result", result, true}});
   if (Terminal* terminal = hub_.find_any(op.terminal_id)) {
     hub_.publish_lifecycle(*terminal, protocol::event_frame("git.operation.completed", "shell:terminals", data));
   }

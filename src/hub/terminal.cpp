@@ -198,7 +198,7 @@ void Terminal::on_policy_timer() {
     schedule_policy();  // there was activity since the timer was set: look again when it can be due
     return;
   }
-  log::info("terminal " + spec_.id + " ended: " + end_reason_);
+  log::info("terminal ended by " + end_reason_, {{"terminal", spec_.id}, {"user", spec_.owner}, {"reason", end_reason_, true}});
   kill(SIGHUP, limits_.kill_grace_ms);
 }
 
@@ -323,6 +323,11 @@ void Terminal::on_exit(pty::ExitStatus status) {
   if (status.signal != 0) data["signal"] = pty::signal_name(status.signal);
   else data["exitCode"] = status.exit_code;
   if (!end_reason_.empty()) data["reason"] = end_reason_;
+  const std::string ending = status.signal != 0 ? pty::signal_name(status.signal) : std::to_string(status.exit_code);
+  log::info("terminal exited", {{"terminal", spec_.id},
+                                {"user", spec_.owner},
+                                {status.signal != 0 ? "signal" : "exit_code", ending, true},
+                                {"duration_ms", std::to_string(duration_ms), true}});
   if (policy_timer_.initialised()) uv_timer_stop(policy_timer_.get());
   std::vector<protocol::SharedFrame> trailers = exit_trailers_.collect<protocol::SharedFrame>(status, duration_ms);
   std::erase(trailers, nullptr);

@@ -100,7 +100,7 @@ void Connection::on_receive(const char* bytes, size_t length) {
 void Connection::send(const protocol::SharedFrame& frame) {
   if (closing_) return;
   if (queued_bytes_ + frame->size() > limits_.max_queued_bytes) {
-    log::warn("closing a connection whose outbound queue passed its limit");
+    log::warn("closing a connection whose outbound queue passed its limit", {{"peer", peer()}, {"user", user()}});
     close(1008, "client too slow");
     return;
   }

@@ -40,6 +40,9 @@ class Connection final : public session::Outbox {
   // Starts the session, after `delay_ms` when that is not 0 (an address whose tokens were rejected:
   // docs/protocol.md §3 Limits). Until then the client's messages are held, unread, in order.
   void start(const std::optional<std::string>& upgrade_token, uint64_t delay_ms = 0);
+  // For log lines: the client's address, and the authenticated user ("" before authentication).
+  const std::string& peer() const { return session_.peer(); }
+  const std::string& user() const { return session_.principal().user; }
   // Called when the session closes the connection with 4401 (a rejected or expired token).
   void set_on_auth_failure(std::function<void()> callback) { on_auth_failure_ = std::move(callback); }
   // The peer address counted in PeerLimits for this connection, released when it closes.

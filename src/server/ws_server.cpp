@@ -360,11 +360,11 @@ void WsServer::log_origin_refusal(const std::string& origin) {
     ++origin_refusals_unlogged_;
     return;
   }
-  std::string line = "refused a WebSocket upgrade from Origin " + log::quoted(origin);
-  if (origin_refusals_unlogged_ > 0) {
-    line += " (and " + std::to_string(origin_refusals_unlogged_) + " more refusals not logged)";
-  }
-  log::warn(line);
+  const std::string unlogged = std::to_string(origin_refusals_unlogged_);
+  // unlogged: the refusals since the last line that were not logged, when there were any.
+  const log::Field fields[] = {{"origin", origin}, {"unlogged", unlogged, true}};
+  log::write(log::Level::warn, "refused a WebSocket upgrade from a foreign Origin",
+             std::span<const log::Field>(fields, origin_refusals_unlogged_ > 0 ? 2 : 1));
   origin_log_ms_ = now;
   origin_refusals_unlogged_ = 0;
 }
@@ -381,6 +381,7 @@ int WsServer::on_established(struct lws* wsi, void* user) {
   const uint64_t now = uv_now(loop_);
   // Every refusal says why: an error frame (docs/protocol.md §3), then the 4429 close.
   const auto refuse = [&](const std::string& message) {
+    log::debug("refused a connection: " + message, {{"peer", client.address}});
     connection->send(protocol::error_frame(nullptr, {protocol::code::kLimitExceeded, message, ""}));
     connection->close(protocol::close_code::kTooManyConnections, "too many connections");
   };
@@ -401,6 +402,7 @@ int WsServer::on_established(struct lws* wsi, void* user) {
   connection->set_admitted_peer(limited);
   const uint64_t delay_ms = peer_limits_->auth_delay_ms(limited, now);
   if (delay_ms > 0) ++metrics_.auth_delays_total;
+  log::debug("connection opened", {{"peer", client.address}});
   connection->start(upgrade_token(wsi), delay_ms);
   return 0;
 }
@@ -411,6 +413,7 @@ void WsServer::on_closed(struct lws* /*wsi*/, void* user) {
   Connection* connection = *slot;
   *slot = nullptr;
   connections_.erase(connection);
+  log::debug("connection closed", {{"peer", connection->peer()}, {"user", connection->user()}});
   if (connection->admitted_peer()) peer_limits_->release(*connection->admitted_peer(), uv_now(loop_));
   delete connection;
   check_no_connections();

@@ -51,13 +51,12 @@ void ClientSession::start(const std::optional<std::string>& upgrade_token) {
       context_.limits.auth_timeout_ms, 0);
 }
 
-void ClientSession::audit(std::string_view event,
-                          std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
-  // Values are quoted so that a user name with spaces cannot forge a field.
-  const auto quoted = [](std::string_view value) { return log::quoted(value); };
-  std::string line = "audit event=" + std::string(event) + " user=" + quoted(principal_.user) + " peer=" + quoted(peer_);
-  for (const auto& [key, value] : fields) line += " " + std::string(key) + "=" + quoted(value);
-  log::info(line);
+void ClientSession::audit(std::string_view event, std::initializer_list<log::Field> fields) {
+  // Text lines quote the values, so that a user name with spaces cannot forge a field.
+  std::vector<log::Field> all{{"event", event, true}, {"user", principal_.user}, {"peer", peer_}};
+  all.insert(all.end(), fields.begin(), fields.end());
+  if (!request_id_.empty()) all.push_back({"request", request_id_});
+  log::write(log::Level::info, "audit", all);
 }
 
 void ClientSession::close(int code, std::string_view reason) {
@@ -97,6 +96,9 @@ void ClientSession::on_message(std::string_view text) {
   if (closing_) return;
   ++context_.metrics.ws_messages_in;
   protocol::ParsedRequest parsed = protocol::parse_request(text);
+  request_id_ = !parsed.ok || parsed.request.id.is_null() ? ""
+                : parsed.request.id.is_string()           ? parsed.request.id.get<std::string>()
+                                                          : parsed.request.id.dump();
   if (!parsed.ok) {
     ++context_.metrics.request_errors_total;
     outbox_.send(protocol::error_frame(parsed.id, parsed.error));

@@ -12,8 +12,10 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "auth/jwt.hpp"
+#include "core/log.hpp"
 #include "core/uv_handle.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
@@ -50,6 +52,7 @@ class ClientSession final : public hub::Subscriber {
   void start(const std::optional<std::string>& upgrade_token);
   // One complete inbound text message.
   void on_message(std::string_view text);
+  const std::string& peer() const { return peer_; }
 
   // hub::Subscriber
   void deliver(const protocol::SharedFrame& frame) override;
@@ -69,8 +72,9 @@ class ClientSession final : public hub::Subscriber {
   void fail_authentication(const std::string& reason, const nlohmann::json& id);
   void arm_expiry_timer(int64_t exp_seconds);
   void close(int code, std::string_view reason);
-  // One structured line per security-relevant act: `audit event=… user=… peer=… key=value…`.
-  void audit(std::string_view event, std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
+  // One structured line per security-relevant act: `audit event=… user=… peer=… key=value… request=…`
+  // (request: the id of the request being handled, when it has one). Never a token.
+  void audit(std::string_view event, std::initializer_list<log::Field> fields);
 
   void reply_error(const Request& request, std::string code, std::string message, std::string field = "");
   void reply(const Request& request, std::string_view type, nlohmann::json data);
@@ -106,6 +110,7 @@ class ClientSession final : public hub::Subscriber {
   SessionContext context_;
   Outbox& outbox_;
   std::string peer_;
+  std::string request_id_;  // of the request being handled, for audit lines; "" when it has none
   auth::Principal principal_;
   bool authenticated_ = false;
   bool closing_ = false;

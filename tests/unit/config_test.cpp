@@ -154,6 +154,7 @@ TEST_CASE("defaults") {
   CHECK(c.listen[0].port == 7700);
   CHECK(c.config_file.empty());
   CHECK(c.log_level == log::Level::info);
+  CHECK(c.log_format == log::Format::text);
   REQUIRE_FALSE(c.shell.empty());
   CHECK(c.shell.front() == '/');
   CHECK(access(c.shell.c_str(), X_OK) == 0);
@@ -173,6 +174,7 @@ TEST_CASE("defaults") {
 const std::vector<std::pair<std::string, std::string>> kEveryFlag = {
     {"--listen", "[::1]:0"},
     {"--log-level", "debug"},
+    {"--log-format", "json"},
     {"--shell", "/bin/bash"},
     {"--home", "/srv"},
     {"--jwt-secret-file", "/etc/secret"},
@@ -207,6 +209,7 @@ void check_every_flag(const Config& c) {
   CHECK(c.listen[0].host == "::1");
   CHECK(c.listen[0].port == 0);
   CHECK(c.log_level == log::Level::debug);
+  CHECK(c.log_format == log::Format::json);
   CHECK(c.shell == "/bin/bash");
   CHECK(c.home == "/srv");
   CHECK(c.jwt_secret_file == "/etc/secret");
@@ -279,6 +282,7 @@ TEST_CASE("TOML file with every kind of value, flags override it") {
   std::string path = dir.write("ptyhub.toml", R"(
 listen = ["127.0.0.1:1", "unix:/run/ptyhub.sock"]
 log_level = "warn"
+log_format = "json"
 shell = "/bin/zsh"
 jwt_public_key = "/keys/one.pem"
 allowed_origin = ["https://a.example", "https://b.example"]
@@ -303,6 +307,7 @@ detached_timeout = 0
   CHECK(c.listen[0].host == "::");
   CHECK(c.listen[0].port == 9);
   CHECK(c.log_level == log::Level::error);
+  CHECK(c.log_format == log::Format::json);
   CHECK(c.shell == "/bin/zsh");
   CHECK(c.jwt_public_key == std::vector<std::string>{"/keys/one.pem"});
   CHECK(c.allowed_origin == std::vector<std::string>{"https://a.example", "https://b.example"});
@@ -419,6 +424,8 @@ TEST_CASE("bad listen, log level, protocols, string types") {
   CHECK(contains(error_of({"--listen", "nope"}), "listen: bad address \"nope\""));
   CHECK(contains(error_of({"--listen=unix:rel.sock"}), "listen: bad address \"unix:rel.sock\""));
   CHECK(error_of({"--log-level", "verbose"}) == "log_level: must be one of error, warn, info, debug");
+  CHECK(error_of({"--log-format", "JSON"}) == "log_format: must be text or json");
+  CHECK(contains(error_of_file("log_format = 1\n"), "log_format: expected a string"));
   CHECK(error_of({"--git-allowed-protocols=https,,ssh"}) == "git_allowed_protocols: bad protocol \"\"");
   CHECK(error_of({"--git-allowed-protocols=ht tp"}) == "git_allowed_protocols: bad protocol \"ht tp\"");
   CHECK(contains(error_of_file("listen = [\"127.0.0.1:1\", 2]\n"), "listen: expected a string or an array of strings"));
@@ -520,7 +527,7 @@ TEST_CASE("reload_settings takes the reloadable settings and names the others") 
 
 TEST_CASE("every setting of the table has a reload rule, and a scope when SIGHUP applies it") {
   const std::vector<SettingInfo> table = settings_table();
-  CHECK(table.size() == 38);
+  CHECK(table.size() == 39);
   for (const SettingInfo& s : table) {
     CHECK_MESSAGE(s.reload != Reload::unspecified, s.name);
     CHECK_MESSAGE((s.reload == Reload::applied) == !s.reload_scope.empty(), s.name);
@@ -532,6 +539,7 @@ TEST_CASE("every setting of the table has a reload rule, and a scope when SIGHUP
 const std::map<std::string, std::vector<std::string>> kChangedValue = {
     {"listen", {"--listen", "127.0.0.1:7701"}},
     {"log_level", {"--log-level", "debug"}},
+    {"log_format", {"--log-format", "json"}},
     {"shell", {"--shell", "/nonexistent/shell"}},
     {"home", {"--home", "/nonexistent/home"}},
     {"jwt_secret_file", {"--jwt-secret-file", "/etc/secret"}},
