@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libtomlplusplus-dev libssl-dev doctest-dev
   git curl procps openssl
   libsystemd-dev systemd
-  chromium
+  chromium nginx-light python3-websockets
 )
 # The web client is bundled with npm; Debian's nodejs/npm only when no node is installed already.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
