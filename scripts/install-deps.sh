@@ -10,6 +10,7 @@ packages=(
   git curl procps openssl
   libsystemd-dev systemd
   chromium nginx-light python3-websockets
+  redis-server libhiredis-dev
 )
 # The web client is bundled with npm; Debian's nodejs/npm only when no node is installed already.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

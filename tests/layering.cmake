@@ -18,6 +18,7 @@
 #   session   src/session/                        ptyhub_session
 #   server    src/server/                         ptyhub_edge
 #   systemd   src/systemd/                        ptyhub_systemd
+#   cluster   src/cluster/                        ptyhub_cluster
 #   daemon    every other file directly in src/   ptyhubd (main.cpp, daemon, key_loader, orphan_reaper)
 #   tests     tests/                              the test executables
 #   bench     bench/                              pty_local
@@ -25,7 +26,7 @@
 # Which components each may include: itself and what its target links to (src/CMakeLists.txt), so
 #   server -> session -> hub -> pty / auth / protocol / git / config -> core
 # where pty, auth, protocol, git and config are one layer and do not include one another. systemd sits
-# beside that stack on config and core; the daemon sits on top of everything. Tests may include any
+# beside that stack on config and core; cluster sits beside session on the hub; the daemon sits on top of everything. Tests may include any
 # component (each test sees the headers of the libraries it links, which the compiler enforces).
 # A new directory of sources needs a line here and an ptyhub_include_root() in its CMakeLists.txt.
 
@@ -41,8 +42,9 @@ set(allowed_hub hub pty auth protocol git config core)
 set(allowed_session session ${allowed_hub})
 set(allowed_server server ${allowed_session})
 set(allowed_systemd systemd config core)
-set(allowed_daemon daemon server systemd ${allowed_session})
-set(allowed_tests tests daemon server systemd ${allowed_session})
+set(allowed_cluster cluster ${allowed_hub})
+set(allowed_daemon daemon server systemd cluster ${allowed_session})
+set(allowed_tests tests daemon server systemd cluster ${allowed_session})
 set(allowed_bench bench core)
 
 if(NOT ROOT)
@@ -73,6 +75,8 @@ function(component_of path out)
     set(result server)
   elseif(path MATCHES "^src/systemd/")
     set(result systemd)
+  elseif(path MATCHES "^src/cluster/")
+    set(result cluster)
   elseif(path MATCHES "^src/[^/]+$")
     set(result daemon)
   elseif(path MATCHES "^tests/")
