@@ -327,6 +327,10 @@ async function main() {
         `${bare.status} ${bare.headers.location}`);
       check('nginx: GET /term/healthz is 200', (await get(nginx.port, `${kBase}/healthz`)).status === 200);
       check('nginx: GET /healthz is 404', (await get(nginx.port, '/healthz')).status === 404);
+      // nginx's own answer for a location ending in a slash; the daemon's 308 is for a proxy that passes /term.
+      const slash = await get(nginx.port, kBase);
+      check('nginx: GET /term is 301 to /term/', slash.status === 301 && /^(http:\/\/[^/]+)?\/term\/$/.test(slash.headers.location || ''),
+        `${slash.status} ${slash.headers.location}`);
     });
 
     await step('forwarding headers from a peer that is not the trusted proxy are ignored', async () => {
