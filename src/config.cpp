@@ -163,6 +163,15 @@ const Setting kSettings[] = {
      kApplied, kGitStarts},
     {"max_git_operations_per_user", Kind::count, &Config::max_git_operations_per_user, {1}, "N", "4",
      "concurrent git operations per user", kApplied, kGitStarts},
+    {"redis_url", Kind::text, &Config::redis_url, {}, "URL", "- (single node)",
+     "cluster mode: join the nodes on this Redis (redis://[:password@]host[:port][/db]); docs/cluster.md",
+     kRestart, {}},
+    {"node_id", Kind::text, &Config::node_id, {}, "NAME", "the host name",
+     "cluster mode: this node's name, unique among the nodes", kRestart, {}},
+    {"advertise", Kind::text, &Config::advertise, {}, "URL", "-",
+     "cluster mode: where clients can reach this node, shown in the node's directory entry", kRestart, {}},
+    {"cluster_retention_bytes", Kind::size, &Config::cluster_retention_bytes, {}, "BYTES", "0 (ring_buffer_bytes)",
+     "cluster mode: output kept in Redis per terminal, for other nodes' late joiners", kRestart, {}},
 };
 
 // ---- small helpers ----

@@ -40,6 +40,10 @@ struct Config {
   std::string base_path;                   // "" (the root) or "/a/b": no trailing slash
   std::vector<std::string> trusted_proxy;  // addresses, ADDRESS/PREFIX, "unix"; checked when loaded
   bool limit_loopback = false;
+  std::string redis_url;   // empty: single node (no cluster code runs)
+  std::string node_id;     // default: the host name
+  std::string advertise;
+  uint64_t cluster_retention_bytes = 0;  // 0: ring_buffer_bytes
   std::string tls_cert, tls_key, tls_client_ca;
   uint64_t max_message = 1024 * 1024;
   uint64_t max_connections = 10000;

@@ -1,6 +1,9 @@
 // Daemon: start, signals and shutdown order.
 #include "src/daemon.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <optional>
@@ -67,6 +70,35 @@ server::EdgeSettings edge_settings(const Config& config) {
   settings.session.auth_timeout_ms = to_millis(config.auth_timeout);
   settings.session.kill_grace_ms = to_millis(config.kill_grace);
   return settings;
+}
+
+// Cluster mode's settings (docs/cluster.md); false with `error` for a bad redis_url or node_id.
+bool cluster_settings(const Config& config, cluster::ClusterSettings* out, std::string* error) {
+  cluster::ClusterSettings settings;
+  if (!cluster::parse_redis_url(config.redis_url, &settings.redis, error)) return false;
+  settings.node_id = config.node_id;
+  if (settings.node_id.empty()) {
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
+      *error = "node_id: not set, and the host name is not available";
+      return false;
+    }
+    settings.node_id = host;
+  }
+  const bool plain = settings.node_id.size() <= 64 &&
+                     std::all_of(settings.node_id.begin(), settings.node_id.end(), [](char c) {
+                       return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                              c == '.' || c == '_';
+                     });
+  if (!plain) {
+    *error = "node_id: at most 64 letters, digits, '-', '.' or '_': " + log::quoted(settings.node_id);
+    return false;
+  }
+  settings.advertise = config.advertise;
+  settings.retention_bytes = config.cluster_retention_bytes != 0 ? config.cluster_retention_bytes : config.ring_buffer_bytes;
+  settings.kill_grace_ms = to_millis(config.kill_grace);
+  *out = std::move(settings);
+  return true;
 }
 
 KeySettings key_settings(const Config& config) {
@@ -150,7 +182,13 @@ bool Daemon::start(std::string* error) {
     if (reaper_) reaper_->terminal_exited(id);
   });
   git_ = std::make_unique<hub::GitOperations>(&loop_, git_limits(*config_), *hub_, metrics_);
+  if (!config_->redis_url.empty()) {
+    cluster::ClusterSettings settings;
+    if (!cluster_settings(*config_, &settings, error)) return false;
+    cluster_ = std::make_unique<cluster::Cluster>(&loop_, std::move(settings), *hub_, metrics_);
+  }
   server_ = std::make_unique<server::WsServer>(&loop_, edge_settings(*config_), *hub_, *git_, *verifier_, metrics_);
+  if (cluster_) server_->set_ready_check([this] { return cluster_->ready(); });
   if (!activated.empty()) {
     log::info("socket activation: serving on " + std::to_string(activated.size()) +
               " passed sockets; the listen setting is not used");
@@ -159,6 +197,7 @@ bool Daemon::start(std::string* error) {
     server_->use_activated_sockets(std::move(sockets));
   }
   if (!server_->start(error)) return false;
+  if (cluster_) cluster_->start();  // Redis down: the daemon serves, /readyz says so, and it retries
   if (watchdog_usec) {
     watchdog_ = std::make_unique<systemd::Watchdog>(&loop_, notifier_, *watchdog_usec);
     if (!watchdog_->start()) {
@@ -374,6 +413,7 @@ void Daemon::teardown() {
     shutdown_probe_.reset();
   }
   if (server_) server_->destroy_context();
+  if (cluster_) cluster_->stop();  // what was sent (the terminals' exits) is answered, then the links close
   sigterm_.close();
   sigint_.close();
   sighup_.close();
@@ -387,8 +427,9 @@ void Daemon::release_everything() {
   if (!loop_initialised_) return;
   teardown();
   uv_run(&loop_, UV_RUN_DEFAULT);  // lws closes its handles; running terminals finish draining
-  if (server_) server_->finish();
+ if (server_) server_->finish();
   server_.reset();
+  cluster_.reset();
   git_.reset();
   hub_.reset();                    // kills and reaps whatever still runs; closes terminal handles
   if (reaper_) reaper_->stop();    // then what the terminals left behind

@@ -20,6 +20,7 @@
 #include "auth/jwt.hpp"
 #include "core/loop_delay.hpp"
 #include "core/uv_handle.hpp"
+#include "src/cluster/cluster.hpp"
 #include "src/hub/git_operations.hpp"
 #include "src/hub/hub.hpp"
 #include "src/hub/metrics.hpp"
@@ -74,6 +75,7 @@ class Daemon {
   std::unique_ptr<hub::Hub> hub_;
   std::unique_ptr<hub::GitOperations> git_;
   std::unique_ptr<server::WsServer> server_;
+  std::unique_ptr<cluster::Cluster> cluster_;  // only with redis_url
   systemd::Notifier notifier_;
   std::unique_ptr<systemd::Watchdog> watchdog_;
   std::unique_ptr<OrphanReaper> reaper_;

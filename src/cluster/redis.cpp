@@ -119,8 +119,21 @@ RedisConnection::~RedisConnection() {
 
 void RedisConnection::start() { connect(); }
 
+void RedisConnection::stop(bool graceful) {
+  stopping_ = true;
+  if (retry_timer_.initialised()) uv_timer_stop(retry_timer_.get());
+  if (context_ == nullptr) return;
+  if (graceful && up_) {
+    redisAsyncDisconnect(context_);  // after the pending replies; on_disconnect follows
+    return;
+  }
+  stopping_ = true;
+  reset_pending_ = false;
+  reset("stopping");
+}
+
 void RedisConnection::connect() {
-  if (destroying_ || context_ != nullptr) return;
+  if (destroying_ || stopping_ || context_ != nullptr) return;
   redisAsyncContext* context = redisAsyncConnect(address_.host.c_str(), address_.port);
   if (context == nullptr || context->err != 0) {
     const std::string why = context != nullptr ? context->errstr : "out of memory";
@@ -225,7 +238,7 @@ void RedisConnection::fail_pending() {
 
 void RedisConnection::reset(std::string_view why) {
   if (context_ == nullptr || reset_pending_) return;
-  log::warn("redis: " + name_ + ": " + std::string(why) + "; reconnecting");
+  if (!stopping_) log::warn("redis: " + name_ + ": " + std::string(why) + "; reconnecting");
   // redisAsyncDisconnect would wait for the pending replies; the link is dropped from a fresh loop turn
   // instead (never from inside a hiredis callback, where freeing the context is not allowed).
   reset_pending_ = true;
@@ -256,7 +269,7 @@ void RedisConnection::lost(std::string_view why) {
   const bool was_up = up_;
   up_ = false;
   connecting_ = false;
-  if (destroying_) return;
+  if (destroying_ || stopping_) return;
   const std::string message = "redis: " + name_ + " " + std::string(why);
   if (was_up || message != last_error_) log::warn(message + "; retrying");
   last_error_ = message;

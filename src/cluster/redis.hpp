@@ -73,6 +73,9 @@ class RedisConnection {
   bool command(const std::vector<std::string>& args, Callback callback, uint64_t timeout_ms = kDefaultTimeoutMs);
   // Drops the link now (it is made again after the first retry delay); pending commands fail.
   void reset(std::string_view why);
+  // No reconnection from now on. `graceful`: the link closes once the commands sent have their answers
+  // (bounded by their timeouts); otherwise at once, failing them.
+  void stop(bool graceful);
   uint64_t reconnects() const { return reconnects_; }
   size_t pending() const { return pending_.size(); }
 
@@ -98,6 +101,7 @@ class RedisConnection {
   bool up_ = false;
   bool connecting_ = false;
   bool destroying_ = false;
+  bool stopping_ = false;
   uint64_t retry_ms_ = kFirstRetryMs;
   uint64_t reconnects_ = 0;
   bool was_up_ = false;

@@ -96,6 +96,7 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   spec.cols = options.cols;
   spec.rows = options.rows;
   spec.kind = options.kind;
+  spec.node = node_;
   auto terminal =
       std::make_unique<Terminal>(std::move(spec), limits_.terminal, metrics_, [this](Terminal& t) { on_terminal_exit(t); });
   if (subscriber != nullptr) terminal->subscribe(subscriber, encoding, 0);
@@ -117,8 +118,24 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   ++owned_counts_[created->owner()];
   ++running_;
   publish_lifecycle(*created, protocol::event_frame("shell.created", "shell:terminals", {{"terminal", created->to_json()}}));
+  on_created_.notify(*created);
   result.terminal = created;
   return result;
+}
+
+Terminal* Hub::add_mirror(TerminalSpec spec, int64_t created_at_ms, RemoteOwner* remote) {
+  if (terminals_.count(spec.id) != 0) return nullptr;
+  auto terminal = std::make_unique<Terminal>(std::move(spec), limits_.terminal, metrics_,
+                                             [this](Terminal& t) { on_terminal_exit(t); }, remote, created_at_ms);
+  Terminal* added = terminal.get();
+  terminals_.emplace(added->id(), std::move(terminal));
+  publish_lifecycle(*added, protocol::event_frame("shell.created", "shell:terminals", {{"terminal", added->to_json()}}));
+  return added;
+}
+
+void Hub::remove_mirror(const std::string& id) {
+  Terminal* terminal = find_any(id);
+  if (terminal != nullptr && terminal->mirror()) remove(id);
 }
 
 Terminal* Hub::find_readable(const auth::Principal& principal, std::string_view id) {
@@ -174,10 +191,12 @@ void Hub::publish_lifecycle(const Terminal& terminal, const protocol::SharedFram
 }
 
 void Hub::on_terminal_exit(Terminal& terminal) {
-  --running_;
-  auto owned = owned_counts_.find(terminal.owner());
-  if (owned != owned_counts_.end() && --owned->second == 0) owned_counts_.erase(owned);
-  exited_order_.push_back(terminal.id());
+  if (!terminal.mirror()) {  // a mirror counts toward nothing here; its owner keeps it listed as long
+    --running_;
+    auto owned = owned_counts_.find(terminal.owner());
+    if (owned != owned_counts_.end() && --owned->second == 0) owned_counts_.erase(owned);
+    exited_order_.push_back(terminal.id());
+  }
   json data = terminal.to_json();
   json event = {{"terminalId", terminal.id()},
                 {"exitCode", data["exitCode"]},
@@ -187,6 +206,10 @@ void Hub::on_terminal_exit(Terminal& terminal) {
   publish_lifecycle(terminal, protocol::event_frame("shell.exit", "shell:terminals", std::move(event)));
   const std::string owner = terminal.owner();
   const std::string id = terminal.id();
+  if (terminal.mirror()) {
+    schedule_removal(terminal);  // until its owner removes it, or exited_retention here
+    return;
+  }
   schedule_removal(terminal);
   on_exited_.notify(id);
   bound_exited(owner, id);
@@ -221,7 +244,9 @@ void Hub::remove(const std::string& id) {
   auto it = terminals_.find(id);
   if (it == terminals_.end()) return;
   publish_lifecycle(*it->second, protocol::event_frame("shell.removed", "shell:terminals", {{"terminalId", id}}));
-  if (it->second->running()) {
+  if (it->second->mirror()) {
+    // counts toward nothing
+  } else if (it->second->running()) {
     --running_;
     auto owned = owned_counts_.find(it->second->owner());
     if (owned != owned_counts_.end() && --owned->second == 0) owned_counts_.erase(owned);
@@ -272,7 +297,7 @@ void Hub::hang_up_all(std::function<void()> on_all_exited) {
   on_all_exited_ = std::move(on_all_exited);
   hang_up_queue_.clear();
   for (auto& [id, terminal] : terminals_) {
-    if (terminal->running()) hang_up_queue_.push_back(id);
+    if (terminal->running() && !terminal->mirror()) hang_up_queue_.push_back(id);  // mirrors are not ours
   }
   std::reverse(hang_up_queue_.begin(), hang_up_queue_.end());
   hang_ups_.run();

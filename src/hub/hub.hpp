@@ -99,6 +99,18 @@ class Hub {
   ObserverId add_exited_observer(std::function<void(const std::string&)> callback) { return on_exited_.add(std::move(callback)); }
   void remove_exited_observer(ObserverId id) { on_exited_.remove(id); }
 
+  // --- cluster mode (docs/cluster.md) ---
+  // The node this daemon is (set before terminals are created): each terminal it creates carries it.
+  void set_node(std::string node) { node_ = std::move(node); }
+  // A terminal another node runs: listed, readable and subscribable like a local one (same rules), its
+  // requests going to `remote`. It counts toward no limit of this node. nullptr when the id is taken.
+  Terminal* add_mirror(TerminalSpec spec, int64_t created_at_ms, RemoteOwner* remote);
+  // Removes a mirror at once (its owner removed it); shell.removed to lifecycle subscribers.
+  void remove_mirror(const std::string& id);
+  // Observers called after a local terminal was created (cluster mode publishes it).
+  ObserverId add_created_observer(std::function<void(Terminal&)> callback) { return on_created_.add(std::move(callback)); }
+  void remove_created_observer(ObserverId id) { on_created_.remove(id); }
+
   // Removes every reference to `subscriber` (before it is destroyed).
   void detach(Subscriber* subscriber);
 
@@ -141,6 +153,8 @@ class Hub {
   TurnBatches hang_ups_{loop_, [this] { return hang_up_batch(); }};
   Observers<void(const std::string&)> on_removed_;
   Observers<void(const std::string&)> on_exited_;
+  Observers<void(Terminal&)> on_created_;
+  std::string node_;
 };
 
 // The environment variable every terminal's processes carry: the terminal's id.

@@ -57,6 +57,27 @@ std::string render_prometheus(const Metrics& m) {
   }
   add(out, "ptyhub_git_duration_seconds_total", "counter", "Time spent in completed git operations.",
       m.git_duration_ms_total / 1000);
+  if (!m.cluster) return out;
+  add(out, "ptyhub_redis_up", "gauge", "1 while this node reaches Redis.", m.redis_up ? 1 : 0);
+  add(out, "ptyhub_redis_rtt_microseconds", "gauge", "Round trip of the last lease renewal.", m.redis_rtt_us);
+  add(out, "ptyhub_redis_reconnects_total", "counter", "Redis connections made again after a loss.",
+      m.redis_reconnects_total);
+  add(out, "ptyhub_cluster_mirrors", "gauge", "Terminals of other nodes mirrored here.", m.cluster_mirrors);
+  add(out, "ptyhub_cluster_remote_subscribers", "gauge", "Subscriptions to terminals of other nodes.",
+      m.cluster_remote_subscribers);
+  add(out, "ptyhub_cluster_bytes_mirrored_total", "counter", "Output bytes of local terminals appended to Redis.",
+      m.cluster_bytes_mirrored_total);
+  add(out, "ptyhub_cluster_bytes_read_total", "counter", "Output bytes of other nodes' terminals read from Redis.",
+      m.cluster_bytes_read_total);
+  add(out, "ptyhub_cluster_bytes_dropped_total", "counter",
+      "Output bytes not appended (Redis down or too slow): other nodes see a gap.", m.cluster_bytes_dropped_total);
+  add(out, "ptyhub_cluster_requests_sent_total", "counter", "Requests sent to the nodes that own their terminals.",
+      m.cluster_requests_sent_total);
+  add(out, "ptyhub_cluster_requests_applied_total", "counter", "Requests of other nodes applied here.",
+      m.cluster_requests_applied_total);
+  add(out, "ptyhub_cluster_nodes_reaped_total", "counter", "Lost nodes whose terminals this node ended.",
+      m.cluster_nodes_reaped_total);
+  add(out, "ptyhub_cluster_fenced_total", "counter", "Times this node fenced itself.", m.cluster_fenced_total);
   return out;
 }
 

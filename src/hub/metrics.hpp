@@ -30,6 +30,22 @@ struct Metrics {
   uint64_t git_started_total = 0;
   std::map<std::string, uint64_t> git_completed;  // "operation,status" -> count
   uint64_t git_duration_ms_total = 0;
+
+  // Cluster mode only (rendered when `cluster` is set; docs/cluster.md).
+  bool cluster = false;
+  bool redis_up = false;
+  uint64_t redis_rtt_us = 0;                    // the last lease renewal's round trip
+  uint64_t redis_reconnects_total = 0;
+  uint64_t cluster_mirrors = 0;                 // terminals of other nodes mirrored here
+  uint64_t cluster_remote_subscribers = 0;      // subscriptions to mirrors
+  uint64_t cluster_bytes_mirrored_total = 0;    // output bytes appended to Redis
+  uint64_t cluster_bytes_read_total = 0;        // output bytes read from Redis into mirrors
+  uint64_t cluster_bytes_dropped_total = 0;     // output not appended (Redis down or too slow): a gap
+  uint64_t cluster_append_bytes_in_flight = 0;
+  uint64_t cluster_requests_sent_total = 0;     // requests sent to other nodes
+  uint64_t cluster_requests_applied_total = 0;  // requests of other nodes applied here
+  uint64_t cluster_nodes_reaped_total = 0;
+  uint64_t cluster_fenced_total = 0;
 };
 
 std::string render_prometheus(const Metrics& metrics);

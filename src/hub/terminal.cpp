@@ -27,10 +27,23 @@ Terminal::Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, E
       fanout_(spec_.id, FanoutLimits{limits.ring_bytes, pty::PtyProcess::kReadBudget}, &metrics),
       created_at_ms_(unix_millis_now()) {}
 
+Terminal::Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit, RemoteOwner* remote,
+                   int64_t created_at_ms)
+    : spec_(std::move(spec)),
+      limits_(limits),
+      metrics_(metrics),
+      exit_hook_(std::move(on_exit)),
+      fanout_(spec_.id, FanoutLimits{limits.ring_bytes, pty::PtyProcess::kReadBudget}, &metrics),
+      created_at_ms_(created_at_ms),
+      remote_(remote) {
+  started_steady_ms_ = steady_millis();
+  last_activity_steady_ms_ = started_steady_ms_;
+}
+
 Terminal::~Terminal() {
   for (Sink* sink : fanout_.sinks()) static_cast<Subscriber*>(sink)->linked_.erase(this);
   for (Subscriber* waiter : input_waiters_) waiter->linked_.erase(this);
-  if (pid_ == 0) return;  // never started
+  if (pid_ == 0) return;  // never started, or a mirror
   if (!exited_) --metrics_.terminals_running;
   else --metrics_.terminals_exited;
 }
@@ -100,6 +113,17 @@ json Terminal::to_json() const {
       {"outputBytes", output_bytes_},
       {"lastActivity", iso8601_utc(created_at_ms_ + static_cast<int64_t>(last_activity_steady_ms_ - started_steady_ms_))},
   };
+  if (!spec_.node.empty()) t["node"] = spec_.node;
+  if (remote_ != nullptr) {
+    t["pid"] = nullptr;  // a process of another machine
+    t["outputBytes"] = mirror_offset_;
+    if (exited_) {
+      if (mirror_exit_.exit_code) t["exitCode"] = *mirror_exit_.exit_code;
+      if (!mirror_exit_.signal.empty()) t["signal"] = mirror_exit_.signal;
+      if (!mirror_exit_.reason.empty()) t["reason"] = mirror_exit_.reason;
+    }
+    return t;
+  }
   if (exited_) {
     if (exit_status_.signal != 0) t["signal"] = pty::signal_name(exit_status_.signal);
     else t["exitCode"] = exit_status_.exit_code;
@@ -221,10 +245,16 @@ void Terminal::update_detached_timer() {
 // --- input, resize, signals ----------------------------------------------------------------------
 
 bool Terminal::write_input(std::string_view bytes, Subscriber* writer) {
-  if (exited_ || !process_) return false;
+  if (exited_) return false;
+  if (remote_ != nullptr) {
+    last_activity_steady_ms_ = steady_millis();
+    remote_->input(spec_.id, bytes);
+    return false;
+  }
+  if (!process_) return false;
   last_activity_steady_ms_ = steady_millis();
   if (process_->write(bytes) == 0) metrics_.pty_bytes_in += bytes.size();
-  if (!process_->input_above_high_water()) return false;
+  if (!process_->input_above_high_water() || writer == nullptr) return false;
   if (std::find(input_waiters_.begin(), input_waiters_.end(), writer) == input_waiters_.end()) {
     input_waiters_.push_back(writer);
     writer->linked_.insert(this);
@@ -244,17 +274,40 @@ void Terminal::on_input_drained() {
 }
 
 void Terminal::resize(uint16_t cols, uint16_t rows) {
-  if (exited_ || !process_) return;
+  if (exited_) return;
+  if (remote_ != nullptr) {
+    remote_->resize(spec_.id, cols, rows);  // shell.resized comes back in the stream, at its offset
+    return;
+  }
+  if (!process_) return;
   process_->resize(cols, rows);
   spec_.cols = cols;
   spec_.rows = rows;
   publish_event(
       protocol::event_frame("shell.resized", channel(), {{"terminalId", spec_.id}, {"cols", cols}, {"rows", rows}}));
+  changes_.notify(TerminalChange::resized);
 }
 
 void Terminal::share(const std::string& user, auth::Access access) {
+  if (remote_ != nullptr) remote_->share(spec_.id, user, access);  // and applied here at once
   if (access == auth::Access::none) shares_.erase(user);
   else shares_[user] = access;
+  apply_shares_to_subscribers(user);
+  if (remote_ == nullptr) changes_.notify(TerminalChange::shared);
+}
+
+void Terminal::set_shares(const std::map<std::string, auth::Access, std::less<>>& shares) {
+  if (shares == shares_) return;
+  std::vector<std::string> users;
+  for (const auto& [user, access] : shares_) users.push_back(user);
+  for (const auto& [user, access] : shares) users.push_back(user);
+  shares_ = shares;
+  std::sort(users.begin(), users.end());
+  users.erase(std::unique(users.begin(), users.end()), users.end());
+  for (const std::string& user : users) apply_shares_to_subscribers(user);
+}
+
+void Terminal::apply_shares_to_subscribers(const std::string& user) {
   std::vector<Subscriber*> revoked;
   for (Sink* sink : fanout_.sinks()) {
     auto* subscriber = static_cast<Subscriber*>(sink);  // every sink of a terminal is a Subscriber
@@ -275,9 +328,20 @@ void Terminal::share(const std::string& user, auth::Access access) {
 }
 
 void Terminal::kill(int signal, uint64_t grace_ms) {
-  if (exited_ || !process_) return;
+  if (exited_) return;
+  if (remote_ != nullptr) {
+    remote_->kill(spec_.id, signal);  // the owner applies its own kill_grace
+    return;
+  }
+  if (!process_) return;
   const bool escalates = signal == SIGHUP || signal == SIGTERM;
   process_->signal_session(signal, escalates ? grace_ms : 0);
+}
+
+void Terminal::end(std::string reason, uint64_t grace_ms) {
+  if (exited_ || remote_ != nullptr) return;
+  if (end_reason_.empty()) end_reason_ = std::move(reason);
+  kill(SIGHUP, grace_ms);
 }
 
 void Terminal::publish_event(const protocol::SharedFrame& frame) { fanout_.broadcast(frame); }
@@ -315,6 +379,7 @@ void Terminal::on_exit(pty::ExitStatus status) {
   --metrics_.terminals_running;
   ++metrics_.terminals_exited;
   const uint64_t duration_ms = steady_millis() - started_steady_ms_;
+  exit_duration_ms_ = duration_ms;
   json data = {{"terminalId", spec_.id},
                {"exitCode", nullptr},
                {"signal", nullptr},
@@ -334,6 +399,65 @@ void Terminal::on_exit(pty::ExitStatus status) {
   fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), std::move(trailers));
   update_detached_timer();
   on_input_drained();
+  changes_.notify(TerminalChange::exited);
+  if (exit_hook_) exit_hook_(*this);
+}
+
+// --- mirrors -------------------------------------------------------------------------------------
+
+void Terminal::append_mirrored(uint64_t offset, std::string_view bytes) {
+  if (exited_ || remote_ == nullptr) return;
+  if (offset + bytes.size() <= mirror_offset_) return;  // known already
+  if (offset < mirror_offset_) {
+    bytes.remove_prefix(static_cast<size_t>(mirror_offset_ - offset));
+    offset = mirror_offset_;
+  }
+  if (offset > mirror_offset_) {
+    // A hole (trimmed, lost): what was carried of a character before it goes out as it is.
+    if (!carry_.empty()) {
+      std::string rest = std::move(carry_);
+      carry_.clear();
+      fanout_.append(mirror_offset_ - rest.size(), rest);
+    }
+    fanout_.append(offset, {});
+  }
+  mirror_offset_ = offset + bytes.size();
+  last_activity_steady_ms_ = steady_millis();
+  std::string joined = std::move(carry_);
+  carry_.clear();
+  const uint64_t start = offset - joined.size();
+  joined.append(bytes);
+  const size_t complete = protocol::utf8_complete_prefix(joined);
+  fanout_.append(start, std::string_view(joined).substr(0, complete));
+  carry_.assign(joined, complete, std::string::npos);
+}
+
+void Terminal::mirror_resized(uint16_t cols, uint16_t rows) {
+  if (exited_ || remote_ == nullptr) return;
+  spec_.cols = cols;
+  spec_.rows = rows;
+  publish_event(
+      protocol::event_frame("shell.resized", channel(), {{"terminalId", spec_.id}, {"cols", cols}, {"rows", rows}}));
+}
+
+void Terminal::mirror_exited(const MirrorExit& exit) {
+  if (exited_ || remote_ == nullptr) return;
+  if (!carry_.empty()) {
+    std::string rest = std::move(carry_);
+    carry_.clear();
+    fanout_.append(mirror_offset_ - rest.size(), rest);
+  }
+  exited_ = true;
+  mirror_exit_ = exit;
+  exit_duration_ms_ = exit.duration_ms;
+  end_reason_ = exit.reason;
+  json data = {{"terminalId", spec_.id},       {"exitCode", nullptr},         {"signal", nullptr},
+               {"durationMs", exit.duration_ms}, {"outputBytes", mirror_offset_}};
+  if (exit.exit_code) data["exitCode"] = *exit.exit_code;
+  if (!exit.signal.empty()) data["signal"] = exit.signal;
+  if (!exit.reason.empty()) data["reason"] = exit.reason;
+  fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), {});
+  changes_.notify(TerminalChange::exited);
   if (exit_hook_) exit_hook_(*this);
 }
 

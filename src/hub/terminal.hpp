@@ -33,6 +33,7 @@ namespace ptyhub::hub {
 
 struct TerminalSpec {
   std::string id;
+  std::string node;  // cluster mode: the node that runs it (docs/cluster.md); empty on a single node
   std::string kind = "shell";  // "shell" or "git"
   std::string owner;
   std::string name;
@@ -50,6 +51,28 @@ struct TerminalLimits {
   uint64_t max_lifetime_ms = 0;      // this long after the start: SIGHUP; 0 = off
 };
 
+// Cluster mode: where a mirror's requests go — the node that runs the terminal (src/cluster/). The
+// requester was authorised on this node already, with the same rules as on the owner.
+class RemoteOwner {
+ public:
+  virtual ~RemoteOwner() = default;
+  virtual void input(const std::string& terminal_id, std::string_view bytes) = 0;
+  virtual void resize(const std::string& terminal_id, uint16_t cols, uint16_t rows) = 0;
+  virtual void kill(const std::string& terminal_id, int signal) = 0;
+  virtual void share(const std::string& terminal_id, const std::string& user, auth::Access access) = 0;
+};
+
+// What a change observer is told about (cluster mode publishes each).
+enum class TerminalChange { resized, shared, exited };
+
+// The end of a mirrored terminal, as its owner reported it (or as the cluster found it: node_lost).
+struct MirrorExit {
+  std::optional<int> exit_code;
+  std::string signal;  // its name when a signal ended it
+  uint64_t duration_ms = 0;
+  std::string reason;  // idle_timeout, max_lifetime, node_lost, ...
+};
+
 class Terminal {
  public:
   // Called once after shell.exit was published.
@@ -60,12 +83,37 @@ class Terminal {
   using ExitTrailer = std::function<protocol::SharedFrame(const pty::ExitStatus& status, uint64_t duration_ms)>;
 
   Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit);
+  // A mirror (cluster mode): a terminal another node runs. Its output arrives with its offsets
+  // (append_mirrored), its requests go to `remote`; it has no process. `created_at_ms` is the owner's.
+  Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit, RemoteOwner* remote,
+           int64_t created_at_ms);
   ~Terminal();
   Terminal(const Terminal&) = delete;
   Terminal& operator=(const Terminal&) = delete;
 
   // Starts the process. Subscribe the creator before calling it so no output is missed.
   bool start(uv_loop_t* loop, std::vector<std::string> env, uint64_t drain_grace_ms, pty::SpawnError* error);
+
+  // --- mirrors (cluster mode) ---
+  bool mirror() const { return remote_ != nullptr; }
+  const std::string& node() const { return spec_.node; }
+  // Raw output bytes at `offset` as the owner read them; earlier bytes are dropped, a jump is a gap.
+  void append_mirrored(uint64_t offset, std::string_view bytes);
+  void mirror_resized(uint16_t cols, uint16_t rows);
+  void mirror_exited(const MirrorExit& exit);
+  // The shares as the owner holds them (revocations end subscriptions here at once).
+  void set_shares(const std::map<std::string, auth::Access, std::less<>>& shares);
+  void set_name(std::string name) { spec_.name = std::move(name); }
+  // Told after a resize, a change of shares and the exit (of a local terminal or a mirror).
+  ObserverId add_change_observer(std::function<void(TerminalChange)> observer) { return changes_.add(std::move(observer)); }
+  void remove_change_observer(ObserverId id) { changes_.remove(id); }
+  uint16_t cols() const { return spec_.cols; }
+  uint16_t rows() const { return spec_.rows; }
+  const std::map<std::string, auth::Access, std::less<>>& shares() const { return shares_; }
+  const pty::ExitStatus& exit_status() const { return exit_status_; }
+  uint64_t duration_ms() const { return exit_duration_ms_; }
+  int64_t created_at_ms() const { return created_at_ms_; }
+  const TerminalSpec& spec() const { return spec_; }
 
   const std::string& id() const { return spec_.id; }
   const std::string& channel() const { return fanout_.channel(); }
@@ -92,13 +140,15 @@ class Terminal {
   ReplayRange subscribe(Subscriber* subscriber, Encoding encoding, std::optional<uint64_t> since);
   void unsubscribe(Subscriber* subscriber);
   bool subscribed(const Subscriber* subscriber) const;
+  size_t subscriber_count() const { return fanout_.subscriber_count(); }
   // Sends what `subscriber` lags behind while it has room (gap, replay, then exit).
   void catch_up(Subscriber* subscriber);
   // shell.pause / shell.resume; false when `subscriber` is not subscribed.
   bool set_paused(Subscriber* subscriber, bool paused);
 
-  // Writes input; when the PTY's queue is above its high-water mark, `writer` is told on_input_drained()
-  // once it drains, and the caller should stop reading that client meanwhile. Returns true when paused.
+  // Writes input; when the PTY's queue is above its high-water mark, `writer` (when given) is told
+  // on_input_drained() once it drains, and the caller should stop reading that client meanwhile. Returns
+  // true when paused. A mirror sends the bytes to its owner.
   bool write_input(std::string_view bytes, Subscriber* writer);
   void forget_writer(Subscriber* writer);
   void resize(uint16_t cols, uint16_t rows);
@@ -108,6 +158,8 @@ class Terminal {
   void share(const std::string& user, auth::Access access);
   // Signals every process of the session; SIGHUP and SIGTERM escalate to SIGKILL after `grace_ms`.
   void kill(int signal, uint64_t grace_ms);
+  // Ends the terminal for the daemon's own `reason` (shell.exit carries it): SIGHUP, SIGKILL after grace.
+  void end(std::string reason, uint64_t grace_ms);
 
  private:
   // idle_timeout and max_lifetime (docs/protocol.md §5): arms the policy timer for the nearer of the two.
@@ -122,6 +174,8 @@ class Terminal {
   void update_reading();
   void update_detached_timer();
   bool may_hold(const Subscriber* subscriber) const;
+  // After `user`'s share changed: ends the subscriptions that lost read access, updates who may hold.
+  void apply_shares_to_subscribers(const std::string& user);
 
   TerminalSpec spec_;
   TerminalLimits limits_;
@@ -145,6 +199,11 @@ class Terminal {
   bool exited_ = false;
   bool reading_paused_ = false;
   pty::ExitStatus exit_status_{};
+  uint64_t exit_duration_ms_ = 0;
+  RemoteOwner* remote_ = nullptr;  // a mirror's owner
+  MirrorExit mirror_exit_;         // a mirror's end
+  uint64_t mirror_offset_ = 0;     // the raw offset the next mirrored byte would have
+  Observers<void(TerminalChange)> changes_;
   Observers<void(std::string_view)> output_taps_;
   Observers<protocol::SharedFrame(const pty::ExitStatus&, uint64_t)> exit_trailers_;
 };

@@ -275,7 +275,8 @@ bool WsServer::create_vhosts(std::string* error) {
 }
 
 int WsServer::on_http(struct lws* wsi, const char* path) {
-  const HttpResponse response = route_http(path != nullptr ? path : "/", {accepting_, &metrics_, settings_.base_path});
+  const HttpResponse response = route_http(path != nullptr ? path : "/",
+                                           {accepting_ && (!ready_check_ || ready_check_()), &metrics_, settings_.base_path});
   unsigned char buffer[LWS_PRE + 4096];
   unsigned char* start = buffer + LWS_PRE;
   unsigned char* p = start;

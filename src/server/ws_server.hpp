@@ -74,6 +74,8 @@ class WsServer {
   // Creates the context and binds every listen address (or adopts the activated sockets); logs
   // "listening on HOST:PORT" for each.
   bool start(std::string* error);
+  // /readyz answers 503 also while this says no (cluster mode: Redis unreachable).
+  void set_ready_check(std::function<bool()> check) { ready_check_ = std::move(check); }
   // New upgrades are refused (503) and /readyz answers 503.
   void stop_accepting();
   // Flushes each connection's queue, then closes it with `code`: kCloseBatch connections per loop turn,
@@ -117,6 +119,7 @@ class WsServer {
   std::set<Connection*> connections_;
   std::unique_ptr<PeerLimits> peer_limits_;
   bool accepting_ = false;
+  std::function<bool()> ready_check_;
   std::function<void()> on_no_connections_;
   // close_all(): the connections still to close, and with what.
   std::vector<Connection*> close_queue_;

@@ -283,7 +283,8 @@ void ClientSession::handle_subscribe(const Request& request) {
     reply_error(request, code::kNotFound, "no such channel", "data.channel");
     return;
   }
-  if (since && static_cast<uint64_t>(*since) > terminal->published_offset()) {
+  // A mirror (cluster mode) may be a moment behind its owner: a `since` seen there is waited for.
+  if (since && !terminal->mirror() && static_cast<uint64_t>(*since) > terminal->published_offset()) {
     reply_error(request, code::kBadMessage,
                 "since is beyond the terminal's output (" + std::to_string(terminal->published_offset()) + ")",
                 "data.since");

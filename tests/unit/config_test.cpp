@@ -527,7 +527,7 @@ TEST_CASE("reload_settings takes the reloadable settings and names the others") 
 
 TEST_CASE("every setting of the table has a reload rule, and a scope when SIGHUP applies it") {
   const std::vector<SettingInfo> table = settings_table();
-  CHECK(table.size() == 39);
+  CHECK(table.size() == 43);
   for (const SettingInfo& s : table) {
     CHECK_MESSAGE(s.reload != Reload::unspecified, s.name);
     CHECK_MESSAGE((s.reload == Reload::applied) == !s.reload_scope.empty(), s.name);
@@ -567,6 +567,10 @@ const std::map<std::string, std::vector<std::string>> kChangedValue = {
     {"base_path", {"--base-path", "/term"}},
     {"trusted_proxy", {"--trusted-proxy", "10.0.0.0/8"}},
     {"limit_loopback", {"--limit-loopback", "true"}},
+    {"redis_url", {"--redis-url", "redis://127.0.0.1:6379/0"}},
+    {"node_id", {"--node-id", "node-2"}},
+    {"advertise", {"--advertise", "wss://node-2.example/ws"}},
+    {"cluster_retention_bytes", {"--cluster-retention-bytes", "8MiB"}},
     {"max_lifetime", {"--max-lifetime", "86400"}},
     {"kill_grace", {"--kill-grace", "0"}},
     {"ping_interval", {"--ping-interval", "15"}},

@@ -1,0 +1,708 @@
+// Cluster: publishing local terminals, mirroring remote ones, routing requests, leases.
+#include "src/cluster/cluster.hpp"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <charconv>
+#include <csignal>
+
+#include <nlohmann/json.hpp>
+
+#include "core/log.hpp"
+#include "core/time_format.hpp"
+
+namespace ptyhub::cluster {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kPrefix = "ptyhub:";
+constexpr uint64_t kReadBlockMs = 1000;
+constexpr const char* kReadCount = "512";
+constexpr const char* kEventsMaxLen = "10000";
+constexpr const char* kInputMaxLen = "10000";
+constexpr uint64_t kSweepMs = 1000;
+// Output appends in flight beyond this are dropped (they become a gap for mirrors), so a slow Redis
+// never grows this process's memory without bound.
+constexpr uint64_t kMaxAppendBytesInFlight = 32 * 1024 * 1024;
+
+// Appends one entry to a terminal's stream, unless this node's lease is no longer `boot` (fenced).
+// KEYS: lease, stream, terminal hash. ARGV: boot, entry id, MINID threshold, top, field, value, ...
+constexpr const char* kAppendScript = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED') end
+local args = {'XADD', KEYS[2], 'MINID', '~', ARGV[3], ARGV[2]}
+for i = 5, #ARGV do args[#args + 1] = ARGV[i] end
+local id = redis.call(unpack(args))
+redis.call('HSET', KEYS[3], 'top', ARGV[4])
+return id
+)lua";
+
+// Ends a running terminal of a lost incarnation: state lost, an exit entry after its last byte, expiry.
+// KEYS: terminal hash, stream. ARGV: the incarnation's boot, reason, ttl ms.
+constexpr const char* kMarkLostScript = R"lua(
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'boot') ~= ARGV[1] then return 0 end
+local top = redis.call('HGET', KEYS[1], 'top') or '0'
+redis.call('HSET', KEYS[1], 'state', 'lost', 'reason', ARGV[2])
+redis.call('XADD', KEYS[2], top .. '-*', 't', 'x', 'why', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+)lua";
+
+// Renews this node's lease. KEYS: lease, node hash. ARGV: boot, lease ms.
+// OK: renewed. RESTORED: the key was gone without anyone reaping this node (Redis lost its data): set
+// again. REAPED / TAKEN: another node declared this incarnation lost, or another holds the node id.
+constexpr const char* kRenewScript = R"lua(
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 'OK' end
+if current then return 'TAKEN' end
+if redis.call('HGET', KEYS[2], 'reaped') == ARGV[1] then return 'REAPED' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 'RESTORED'
+)lua";
+
+// Declares an incarnation lost, once: the first node to get here reaps it. KEYS: node hash, lease.
+// ARGV: boot. 1 when this caller should reap.
+constexpr const char* kClaimReapScript = R"lua(
+if redis.call('GET', KEYS[2]) == ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'reaped') == ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'reaped', ARGV[1])
+return 1
+)lua";
+
+std::string random_boot() {
+  unsigned char bytes[8];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    const ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string text;
+  for (unsigned char b : bytes) {
+    text.push_back(kHex[b >> 4]);
+    text.push_back(kHex[b & 15]);
+  }
+  return text;
+}
+
+uint64_t to_u64(std::string_view text, uint64_t fallback = 0) {
+  uint64_t value = fallback;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size() ? value : fallback;
+}
+
+// [field, value, field, value...] -> map.
+std::map<std::string, std::string> pairs(const RedisValue& list) {
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i + 1 < list.elements.size(); i += 2) out[list.elements[i].text] = list.elements[i + 1].text;
+  return out;
+}
+
+std::string get(const std::map<std::string, std::string>& fields, const std::string& key) {
+  auto it = fields.find(key);
+  return it == fields.end() ? std::string() : it->second;
+}
+
+const char* access_text(auth::Access access) {
+  return access == auth::Access::write ? "write" : access == auth::Access::read ? "read" : "none";
+}
+
+auth::Access access_of(std::string_view text) {
+  return text == "write" ? auth::Access::write : text == "read" ? auth::Access::read : auth::Access::none;
+}
+
+std::string shares_json(const std::map<std::string, auth::Access, std::less<>>& shares) {
+  json out = json::object();
+  for (const auto& [user, access] : shares) out[user] = access_text(access);
+  return out.dump();
+}
+
+}  // namespace
+
+Cluster::Cluster(uv_loop_t* loop, ClusterSettings settings, hub::Hub& hub, hub::Metrics& metrics)
+    : loop_(loop),
+      settings_(std::move(settings)),
+      hub_(hub),
+      metrics_(metrics),
+      boot_(random_boot()),
+      commands_(loop, settings_.redis, "commands", [this](bool up) { on_commands_state(up); }),
+      reader_(loop, settings_.redis, "reader", [this](bool up) { on_reader_state(up); }) {
+  hub_.set_node(settings_.node_id);
+  metrics_.cluster = true;
+  created_observer_ = hub_.add_created_observer([this](hub::Terminal& t) { on_local_created(t); });
+  removed_observer_ = hub_.add_removed_observer([this](const std::string& id) { on_local_removed(id); });
+  if (flusher_.adopt_init(uv_check_init(loop_, flusher_.get()), this)) {
+    // started when output is pending
+  }
+  lease_timer_.adopt_init(uv_timer_init(loop_, lease_timer_.get()), this);
+  sweep_timer_.adopt_init(uv_timer_init(loop_, sweep_timer_.get()), this);
+}
+
+Cluster::~Cluster() {
+  hub_.remove_created_observer(created_observer_);
+  hub_.remove_removed_observer(removed_observer_);
+  for (auto& [id, published] : published_) {
+    if (hub::Terminal* terminal = hub_.find_any(id)) {
+      terminal->remove_output_tap(published.tap);
+      terminal->remove_change_observer(published.changes);
+    }
+  }
+}
+
+// ---- keys -----------------------------------------------------------------------------------------
+// `{id}` keeps a terminal's keys in one hash slot, ready for a Redis Cluster.
+
+std::string Cluster::term_key(const std::string& id) const { return std::string(kPrefix) + "term:{" + id + "}"; }
+std::string Cluster::stream_key(const std::string& id) const { return term_key(id) + ":out"; }
+std::string Cluster::node_key(const std::string& node) const { return std::string(kPrefix) + "node:{" + node + "}"; }
+std::string Cluster::lease_key(const std::string& node) const { return node_key(node) + ":lease"; }
+std::string Cluster::input_key(const std::string& node) const { return node_key(node) + ":in"; }
+std::string Cluster::node_terms_key(const std::string& node) const { return node_key(node) + ":terms"; }
+std::string Cluster::events_key() const { return std::string(kPrefix) + "events"; }
+std::string Cluster::terms_key() const { return std::string(kPrefix) + "terms"; }
+
+// ---- joining ----------------------------------------------------------------------------------------
+
+void Cluster::start() {
+  log::info("cluster: node " + log::quoted(settings_.node_id) + " joining through redis " + settings_.redis.host + ":" +
+            std::to_string(settings_.redis.port));
+  commands_.start();
+  reader_.start();
+  uv_timer_start(
+      lease_timer_.get(), [](uv_timer_t* t) { static_cast<Cluster*>(t->data)->renew_lease(); }, settings_.renew_ms,
+      settings_.renew_ms);
+  uv_timer_start(
+      sweep_timer_.get(), [](uv_timer_t* t) { static_cast<Cluster*>(t->data)->sweep(); }, kSweepMs, kSweepMs);
+}
+
+void Cluster::stop() {
+  flush();
+  if (lease_timer_.initialised()) uv_timer_stop(lease_timer_.get());
+  if (sweep_timer_.initialised()) uv_timer_stop(sweep_timer_.get());
+  commands_.stop(true);
+  reader_.stop(false);  // its XREAD blocks for up to a second: no need to wait for it
+}
+
+void Cluster::on_commands_state(bool up) {
+  metrics_.redis_up = up;
+  metrics_.redis_reconnects_total = commands_.reconnects();
+  if (up) {
+    join();
+  } else {
+    joined_ = false;
+  }
+}
+
+void Cluster::join() {
+  const std::string node = settings_.node_id;
+  commands_.command({"HSET", node_key(node), "boot", boot_, "advertise", settings_.advertise, "joined",
+                     std::to_string(unix_millis_now())},
+                    nullptr);
+  commands_.command({"SET", lease_key(node), boot_, "PX", std::to_string(settings_.lease_ms)}, nullptr);
+  commands_.command({"SADD", std::string(kPrefix) + "nodes", node}, nullptr);
+  // A previous incarnation of this node id left its terminals running in the directory: they are lost.
+  commands_.command({"SMEMBERS", node_terms_key(node)}, [this](const RedisValue* members) {
+    if (members == nullptr) return;
+    for (const RedisValue& member : members->elements) {
+      const std::string id = member.text;
+      if (published_.count(id) != 0) continue;
+      commands_.command({"HGET", term_key(id), "boot"}, [this, id](const RedisValue* boot) {
+        if (boot == nullptr || boot->is_nil() || boot->text == boot_) return;
+        commands_.command({"EVAL", kMarkLostScript, "2", term_key(id), stream_key(id), boot->text, "node_lost",
+                           std::to_string(settings_.exited_ttl_ms)},
+                          [this, id](const RedisValue* marked) {
+                            if (marked != nullptr && marked->integer == 1) publish_event("changed", id);
+                          });
+        commands_.command({"SREM", node_terms_key(settings_.node_id), id}, nullptr);
+      });
+    }
+  });
+  for (auto& [id, published] : published_) {
+    if (hub::Terminal* terminal = hub_.find_any(id)) register_terminal(*terminal);
+  }
+  last_renewal_ok_ms_ = uv_now(loop_);
+  commands_.command({"PING"}, [this](const RedisValue* pong) {
+    if (pong == nullptr) return;
+    if (!joined_) log::info("cluster: node " + log::quoted(settings_.node_id) + " joined", {{"boot", boot_}});
+    joined_ = true;
+  });
+}
+
+void Cluster::register_terminal(hub::Terminal& terminal) {
+  const hub::TerminalSpec& spec = terminal.spec();
+  std::vector<std::string> fields = {"HSET", term_key(spec.id), "id", spec.id, "node", settings_.node_id, "boot", boot_,
+                                     "owner", spec.owner, "kind", spec.kind, "name", spec.name,
+                                     "command", json(spec.command).dump(), "cwd", spec.cwd,
+                                     "cols", std::to_string(spec.cols), "rows", std::to_string(spec.rows),
+                                     "createdAt", std::to_string(terminal.created_at_ms()),
+                                     "shares", shares_json(terminal.shares()),
+                                     "state", terminal.running() ? "running" : "exited"};
+  commands_.command(fields, nullptr);
+  commands_.command({"SADD", terms_key(), spec.id}, nullptr);
+  commands_.command({"SADD", node_terms_key(settings_.node_id), spec.id}, nullptr);
+  publish_event("created", spec.id);
+}
+
+void Cluster::publish_event(std::string_view event, const std::string& terminal_id) {
+  commands_.command({"XADD", events_key(), "MAXLEN", "~", kEventsMaxLen, "*", "e", std::string(event), "t", terminal_id,
+                     "n", settings_.node_id},
+                    nullptr);
+}
+
+// ---- local terminals --------------------------------------------------------------------------------
+
+void Cluster::on_local_created(hub::Terminal& terminal) {
+  const std::string id = terminal.id();
+  Published& published = published_[id];
+  published.tap = terminal.add_output_tap([this, id](std::string_view raw) { on_local_output(id, raw); });
+  published.changes =
+      terminal.add_change_observer([this, &terminal](hub::TerminalChange change) { on_local_change(terminal, change); });
+  if (joined_) register_terminal(terminal);
+}
+
+void Cluster::on_local_output(const std::string& id, std::string_view raw) {
+  auto it = published_.find(id);
+  if (it == published_.end()) return;
+  Published& published = it->second;
+  if (published.pending.empty()) published.pending_start = published.offset;
+  published.pending.append(raw);
+  published.offset += raw.size();
+  flush_queue_.insert(id);
+  if (flusher_.initialised() && !uv_is_active(flusher_.as_handle())) {
+    uv_check_start(flusher_.get(), [](uv_check_t* c) { static_cast<Cluster*>(c->data)->flush(); });
+  }
+}
+
+void Cluster::flush() {
+  if (flusher_.initialised()) uv_check_stop(flusher_.get());
+  std::set<std::string> queue;
+  queue.swap(flush_queue_);
+  for (const std::string& id : queue) {
+    auto it = published_.find(id);
+    if (it != published_.end()) flush_terminal(id, it->second);
+  }
+}
+
+void Cluster::flush_terminal(const std::string& id, Published& published) {
+  if (published.pending.empty()) return;
+  std::string bytes;
+  bytes.swap(published.pending);
+  const uint64_t start = published.pending_start;
+  const uint64_t end = start + bytes.size();
+  if (!joined_ || metrics_.cluster_append_bytes_in_flight + bytes.size() > kMaxAppendBytesInFlight) {
+    metrics_.cluster_bytes_dropped_total += bytes.size();  // mirrors will see the hole as a gap
+    return;
+  }
+  append(id, std::to_string(end) + "-0", end, {"s", std::to_string(start), "d", std::move(bytes)});
+}
+
+void Cluster::append_control(const std::string& id, Published& published, const std::vector<std::string>& fields) {
+  flush_terminal(id, published);
+  if (!joined_) return;
+  append(id, std::to_string(published.offset) + "-*", published.offset, fields);
+}
+
+void Cluster::append(const std::string& id, const std::string& entry_id, uint64_t top,
+                     const std::vector<std::string>& fields) {
+  const uint64_t retention = settings_.retention_bytes;
+  const uint64_t minid = top > retention ? top - retention : 0;
+  std::vector<std::string> args = {"EVAL", kAppendScript, "3", lease_key(settings_.node_id), stream_key(id), term_key(id),
+                                   boot_, entry_id, std::to_string(minid), std::to_string(top)};
+  uint64_t size = 0;
+  for (const std::string& field : fields) {
+    size += field.size();
+    args.push_back(field);
+  }
+  metrics_.cluster_append_bytes_in_flight += size;
+  commands_.command(args, [this, size](const RedisValue* reply) {
+    metrics_.cluster_append_bytes_in_flight -= size;
+    if (reply == nullptr) return;
+    if (reply->is_error()) {
+      if (reply->text.find("FENCED") != std::string::npos) fence("Redis refused an append: this node's lease is gone");
+      else log::warn("cluster: an append failed: " + log::quoted(reply->text));
+      return;
+    }
+    metrics_.cluster_bytes_mirrored_total += size;
+  });
+}
+
+void Cluster::on_local_change(hub::Terminal& terminal, hub::TerminalChange change) {
+  const std::string id = terminal.id();
+  auto it = published_.find(id);
+  if (it == published_.end()) return;
+  switch (change) {
+    case hub::TerminalChange::resized:
+      append_control(id, it->second, {"t", "r", "c", std::to_string(terminal.cols()), "r", std::to_string(terminal.rows())});
+      if (joined_) {
+        commands_.command({"HSET", term_key(id), "cols", std::to_string(terminal.cols()), "rows",
+                           std::to_string(terminal.rows())},
+                          nullptr);
+      }
+      break;
+    case hub::TerminalChange::shared:
+      if (joined_) {
+        commands_.command({"HSET", term_key(id), "shares", shares_json(terminal.shares())}, nullptr);
+        publish_event("changed", id);
+      }
+      break;
+    case hub::TerminalChange::exited: {
+      const pty::ExitStatus& status = terminal.exit_status();
+      std::vector<std::string> fields = {"t", "x", "dur", std::to_string(terminal.duration_ms())};
+      if (status.signal != 0) {
+        fields.insert(fields.end(), {"sig", pty::signal_name(status.signal)});
+      } else {
+        fields.insert(fields.end(), {"code", std::to_string(status.exit_code)});
+      }
+      if (!terminal.end_reason().empty()) fields.insert(fields.end(), {"why", terminal.end_reason()});
+      append_control(id, it->second, fields);
+      if (joined_) {
+        commands_.command({"HSET", term_key(id), "state", "exited"}, nullptr);
+        commands_.command({"PEXPIRE", term_key(id), std::to_string(settings_.exited_ttl_ms)}, nullptr);
+        commands_.command({"PEXPIRE", stream_key(id), std::to_string(settings_.exited_ttl_ms)}, nullptr);
+        publish_event("changed", id);
+      }
+      terminal.remove_output_tap(it->second.tap);
+      it->second.tap = 0;
+      break;
+    }
+  }
+}
+
+void Cluster::on_local_removed(const std::string& id) {
+  auto it = published_.find(id);
+  if (it == published_.end()) return;
+  published_.erase(it);
+  flush_queue_.erase(id);
+  if (!joined_) return;
+  commands_.command({"DEL", term_key(id), stream_key(id)}, nullptr);
+  commands_.command({"SREM", terms_key(), id}, nullptr);
+  commands_.command({"SREM", node_terms_key(settings_.node_id), id}, nullptr);
+  publish_event("removed", id);
+}
+
+// ---- requests for mirrors ---------------------------------------------------------------------------
+
+void Cluster::send_request(const std::string& terminal_id, std::vector<std::string> fields) {
+  auto it = mirrors_.find(terminal_id);
+  if (it == mirrors_.end()) return;
+  std::vector<std::string> args = {"XADD", input_key(it->second.owner_node), "MAXLEN", "~", kInputMaxLen, "*",
+                                   "t", terminal_id, "b", it->second.owner_boot};
+  for (std::string& field : fields) args.push_back(std::move(field));
+  commands_.command(args, [this, terminal_id](const RedisValue* reply) {
+    if (reply == nullptr || reply->is_error()) {
+      log::warn("cluster: a request for a terminal of another node was lost (Redis unreachable)",
+                {{"terminal", terminal_id}});
+    }
+  });
+  ++metrics_.cluster_requests_sent_total;
+}
+
+void Cluster::input(const std::string& terminal_id, std::string_view bytes) {
+  send_request(terminal_id, {"k", "i", "d", std::string(bytes)});
+}
+
+void Cluster::resize(const std::string& terminal_id, uint16_t cols, uint16_t rows) {
+  send_request(terminal_id, {"k", "r", "c", std::to_string(cols), "r", std::to_string(rows)});
+}
+
+void Cluster::kill(const std::string& terminal_id, int signal) {
+  send_request(terminal_id, {"k", "k", "s", std::to_string(signal)});
+}
+
+void Cluster::share(const std::string& terminal_id, const std::string& user, auth::Access access) {
+  send_request(terminal_id, {"k", "s", "u", user, "a", access_text(access)});
+}
+
+void Cluster::on_input_entry(const std::map<std::string, std::string>& fields) {
+  const std::string id = get(fields, "t");
+  hub::Terminal* terminal = hub_.find_any(id);
+  if (terminal == nullptr || terminal->mirror() || !terminal->running()) return;
+  if (get(fields, "b") != boot_) return;  // for an earlier incarnation of this node
+  ++metrics_.cluster_requests_applied_total;
+  const std::string kind = get(fields, "k");
+  if (kind == "i") {
+    terminal->write_input(get(fields, "d"), nullptr);
+  } else if (kind == "r") {
+    const uint64_t cols = to_u64(get(fields, "c")), rows = to_u64(get(fields, "r"));
+    if (cols >= 1 && cols <= 1000 && rows >= 1 && rows <= 1000) {
+      terminal->resize(static_cast<uint16_t>(cols), static_cast<uint16_t>(rows));
+    }
+  } else if (kind == "k") {
+    const uint64_t signal = to_u64(get(fields, "s"));
+    if (signal >= 1 && signal < 65) terminal->kill(static_cast<int>(signal), settings_.kill_grace_ms);
+  } else if (kind == "s") {
+    const std::string user = get(fields, "u");
+    if (!user.empty() && user != terminal->owner()) terminal->share(user, access_of(get(fields, "a")));
+  }
+}
+
+// ---- the directory and mirrors ----------------------------------------------------------------------
+
+void Cluster::on_reader_state(bool up) {
+  reading_ = false;
+  loaded_ = false;
+  if (up) load_directory();
+}
+
+void Cluster::load_directory() {
+  // The newest event first: whatever happens after it is read from the events stream.
+  reader_.command({"XREVRANGE", events_key(), "+", "-", "COUNT", "1"}, [this](const RedisValue* newest) {
+    if (newest == nullptr) return;
+    events_cursor_ = newest->elements.empty() ? "0-0" : (*newest)[0][0].text;
+    reader_.command({"SMEMBERS", terms_key()}, [this](const RedisValue* members) {
+      if (members == nullptr) return;
+      for (const RedisValue& member : members->elements) load_terminal(member.text);
+      reader_.command({"PING"}, [this](const RedisValue* pong) {
+        if (pong == nullptr) return;
+        loaded_ = true;
+        read_next();
+      });
+    });
+  });
+}
+
+void Cluster::load_terminal(const std::string& id) {
+  reader_.command({"HGETALL", term_key(id)}, [this, id](const RedisValue* hash) {
+    if (hash == nullptr) return;
+    if (hash->elements.empty()) {  // expired: forget it
+      commands_.command({"SREM", terms_key(), id}, nullptr);
+      return;
+    }
+    apply_directory_entry(id, *hash);
+  });
+}
+
+void Cluster::apply_directory_entry(const std::string& id, const RedisValue& hash) {
+  const std::map<std::string, std::string> fields = pairs(hash);
+  const std::string node = get(fields, "node");
+  // Ours; an earlier incarnation's terminals are mirrored like any other node's (they end node_lost).
+  if (node.empty() || published_.count(id) != 0 || (node == settings_.node_id && get(fields, "boot") == boot_)) return;
+  std::map<std::string, auth::Access, std::less<>> shares;
+  const json parsed = json::parse(get(fields, "shares"), nullptr, false);
+  if (parsed.is_object()) {
+    for (const auto& [user, mode] : parsed.items()) {
+      if (mode.is_string()) shares[user] = access_of(mode.get<std::string>());
+    }
+  }
+  hub::Terminal* terminal = hub_.find_any(id);
+  if (terminal != nullptr) {
+    if (!terminal->mirror()) return;
+    terminal->set_shares(shares);
+    terminal->set_name(get(fields, "name"));
+    return;
+  }
+  hub::TerminalSpec spec;
+  spec.id = id;
+  spec.node = node;
+  spec.owner = get(fields, "owner");
+  spec.kind = get(fields, "kind");
+  spec.name = get(fields, "name");
+  const json command = json::parse(get(fields, "command"), nullptr, false);
+  if (command.is_array()) {
+    for (const json& arg : command) {
+      if (arg.is_string()) spec.command.push_back(arg.get<std::string>());
+    }
+  }
+  spec.cwd = get(fields, "cwd");
+  spec.cols = static_cast<uint16_t>(std::clamp<uint64_t>(to_u64(get(fields, "cols"), 80), 1, 1000));
+  spec.rows = static_cast<uint16_t>(std::clamp<uint64_t>(to_u64(get(fields, "rows"), 24), 1, 1000));
+  if (spec.owner.empty()) return;
+  hub::Terminal* mirror = hub_.add_mirror(spec, static_cast<int64_t>(to_u64(get(fields, "createdAt"))), this);
+  if (mirror == nullptr) return;
+  mirror->set_shares(shares);
+  mirrors_[id] = Mirror{node, get(fields, "boot"), "0-0"};
+  ++metrics_.cluster_mirrors;
+}
+
+void Cluster::read_next() {
+  if (reading_ || !loaded_ || !reader_.up()) return;
+  std::vector<std::string> args = {"XREAD", "COUNT", kReadCount, "BLOCK", std::to_string(kReadBlockMs), "STREAMS"};
+  std::vector<std::string> cursors;
+  args.push_back(events_key());
+  cursors.push_back(events_cursor_);
+  if (joined_) {
+    args.push_back(input_key(settings_.node_id));
+    cursors.push_back(input_cursor_);
+  }
+  for (const auto& [id, mirror] : mirrors_) {
+    hub::Terminal* terminal = hub_.find_any(id);
+    if (terminal == nullptr || !terminal->running()) continue;  // ended: nothing more to read
+    args.push_back(stream_key(id));
+    cursors.push_back(mirror.cursor);
+  }
+  args.insert(args.end(), cursors.begin(), cursors.end());
+  reading_ = true;
+  reader_.command(args, [this](const RedisValue* reply) {
+    reading_ = false;
+    if (reply == nullptr) return;  // the link dropped: on_reader_state starts again
+    if (!reply->is_error()) on_read(*reply);
+    else log::warn("cluster: XREAD failed: " + log::quoted(reply->text));
+    read_next();
+  }, kReadBlockMs + RedisConnection::kDefaultTimeoutMs);
+}
+
+void Cluster::on_read(const RedisValue& reply) {
+  const std::string events = events_key();
+  const std::string inputs = input_key(settings_.node_id);
+  const std::string prefix = std::string(kPrefix) + "term:{";
+  for (const RedisValue& stream : reply.elements) {
+    const std::string& key = stream[0].text;
+    for (const RedisValue& entry : stream[1].elements) {
+      const std::string& entry_id = entry[0].text;
+      const std::map<std::string, std::string> fields = pairs(entry[1]);
+      if (key == events) {
+        events_cursor_ = entry_id;
+        on_event(fields);
+      } else if (key == inputs) {
+        input_cursor_ = entry_id;
+        on_input_entry(fields);
+      } else if (key.starts_with(prefix) && key.ends_with("}:out")) {
+        const std::string id = key.substr(prefix.size(), key.size() - prefix.size() - 5);
+        auto mirror = mirrors_.find(id);
+        if (mirror == mirrors_.end()) continue;
+        mirror->second.cursor = entry_id;
+        on_stream_entry(id, entry_id, fields);
+      }
+    }
+  }
+}
+
+void Cluster::on_event(const std::map<std::string, std::string>& fields) {
+  const std::string event = get(fields, "e");
+  const std::string id = get(fields, "t");
+  if (id.empty() || published_.count(id) != 0) return;
+  if (event == "removed") {
+    if (mirrors_.erase(id) != 0) {
+      --metrics_.cluster_mirrors;
+      hub_.remove_mirror(id);
+    }
+    return;
+  }
+  load_terminal(id);  // created or changed: read its entry again
+}
+
+void Cluster::on_stream_entry(const std::string& id, const std::string& entry_id,
+                              const std::map<std::string, std::string>& fields) {
+  hub::Terminal* terminal = hub_.find_any(id);
+  if (terminal == nullptr || !terminal->mirror()) return;
+  (void)entry_id;
+  auto data = fields.find("d");
+  if (data != fields.end()) {
+    terminal->append_mirrored(to_u64(get(fields, "s")), data->second);
+    metrics_.cluster_bytes_read_total += data->second.size();
+    return;
+  }
+  const std::string type = get(fields, "t");
+  if (type == "r") {
+    const uint64_t cols = to_u64(get(fields, "c")), rows = to_u64(get(fields, "r"));
+    if (cols >= 1 && cols <= 1000 && rows >= 1 && rows <= 1000) {
+      terminal->mirror_resized(static_cast<uint16_t>(cols), static_cast<uint16_t>(rows));
+    }
+  } else if (type == "x") {
+    hub::MirrorExit exit;
+    if (fields.count("code") != 0) exit.exit_code = static_cast<int>(to_u64(get(fields, "code")));
+    exit.signal = get(fields, "sig");
+    exit.duration_ms = to_u64(get(fields, "dur"));
+    exit.reason = get(fields, "why");
+    terminal->mirror_exited(exit);
+  }
+}
+
+// ---- liveness ---------------------------------------------------------------------------------------
+
+void Cluster::renew_lease() {
+  if (!joined_) return;
+  const uint64_t now = uv_now(loop_);
+  if (now - last_renewal_ok_ms_ > settings_.lease_ms) {
+    fence("no lease renewal for longer than the lease (" + std::to_string(settings_.lease_ms) + " ms)");
+    return;
+  }
+  commands_.command({"EVAL", kRenewScript, "2", lease_key(settings_.node_id), node_key(settings_.node_id), boot_,
+                     std::to_string(settings_.lease_ms)},
+                    [this, asked = now, asked_us = uv_hrtime() / 1000](const RedisValue* reply) {
+                      if (reply == nullptr || reply->is_error()) return;
+                      metrics_.redis_rtt_us = (uv_hrtime() / 1000) - asked_us;
+                      if (reply->text == "OK") {
+                        last_renewal_ok_ms_ = asked;
+                      } else if (reply->text == "RESTORED") {
+                        log::warn("cluster: Redis lost this node's keys; registering again");
+                        last_renewal_ok_ms_ = asked;
+                        input_cursor_ = "0-0";
+                        join();
+                      } else {
+                        fence(reply->text == "REAPED" ? "another node declared this node lost"
+                                                      : "another process holds this node id");
+                      }
+                    });
+}
+
+void Cluster::sweep() {
+  uint64_t remote_subscribers = 0;
+  for (const auto& [id, mirror] : mirrors_) {
+    if (hub::Terminal* terminal = hub_.find_any(id)) remote_subscribers += terminal->subscriber_count();
+  }
+  metrics_.cluster_remote_subscribers = remote_subscribers;
+  if (!joined_) return;
+  std::set<std::pair<std::string, std::string>> owners;
+  for (const auto& [id, mirror] : mirrors_) {
+    hub::Terminal* terminal = hub_.find_any(id);
+    if (terminal != nullptr && terminal->running()) owners.insert({mirror.owner_node, mirror.owner_boot});
+  }
+  for (const auto& [node, boot] : owners) {
+    commands_.command({"GET", lease_key(node)}, [this, node, boot](const RedisValue* lease) {
+      if (lease == nullptr || lease->is_error()) return;
+      if (!lease->is_nil() && lease->text == boot) return;  // alive
+      reap(node, boot);
+    });
+  }
+}
+
+void Cluster::reap(const std::string& node, const std::string& boot) {
+  commands_.command({"EVAL", kClaimReapScript, "2", node_key(node), lease_key(node), boot},
+                    [this, node, boot](const RedisValue* claimed) {
+                      if (claimed == nullptr || claimed->integer != 1) return;
+                      log::warn("cluster: node " + log::quoted(node) + " is lost (no lease); ending its terminals",
+                                {{"boot", boot}});
+                      ++metrics_.cluster_nodes_reaped_total;
+                      commands_.command({"SMEMBERS", node_terms_key(node)}, [this, boot](const RedisValue* members) {
+                        if (members == nullptr) return;
+                        for (const RedisValue& member : members->elements) {
+                          const std::string id = member.text;
+                          commands_.command({"EVAL", kMarkLostScript, "2", term_key(id), stream_key(id), boot,
+                                             "node_lost", std::to_string(settings_.exited_ttl_ms)},
+                                            [this, id](const RedisValue* marked) {
+                                              if (marked != nullptr && marked->integer == 1) publish_event("changed", id);
+                                            });
+                        }
+                      });
+                    });
+}
+
+void Cluster::fence(std::string_view why) {
+  if (!joined_ && published_.empty()) return;
+  log::error("cluster: fencing this node: " + std::string(why) +
+             "; its terminals end (node_fenced) and it joins again as a new incarnation");
+  ++metrics_.cluster_fenced_total;
+  // Nothing of the old incarnation is written any more: its terminals are no longer published.
+  std::vector<std::string> ids;
+  for (auto& [id, published] : published_) ids.push_back(id);
+  for (const std::string& id : ids) {
+    hub::Terminal* terminal = hub_.find_any(id);
+    auto it = published_.find(id);
+    if (terminal != nullptr && it != published_.end()) {
+      terminal->remove_output_tap(it->second.tap);
+      terminal->remove_change_observer(it->second.changes);
+    }
+    published_.erase(id);
+    if (terminal != nullptr && terminal->running()) terminal->end("node_fenced", settings_.kill_grace_ms);
+  }
+  flush_queue_.clear();
+  joined_ = false;
+  boot_ = random_boot();
+  if (commands_.up()) join();
+}
+
+}  // namespace ptyhub::cluster

@@ -1,0 +1,155 @@
+// Cluster: this daemon as one node of many over one Redis (docs/cluster.md). Built only with redis_url.
+//
+// Local terminals are published: each gets a directory entry (a hash), and its output goes, with its
+// raw byte offsets, into a Redis stream whose entry ids are those offsets (`<end>-0`); resizes and the
+// exit are entries of the same stream at their offsets (`<offset>-<n>`). Terminals of other nodes are
+// mirrors in the hub (hub::Terminal in mirror mode): this node reads their streams and appends what it
+// reads, so its clients get the same bytes, offsets, gaps and events as the owner's clients; their
+// requests (input, resize, kill, share) go to the owner through the owner's input stream, in order.
+//
+// Liveness: each node holds a lease (a key with a 5 s expiry, renewed every second). A node whose
+// lease is gone is reaped by any other node: its running terminals end with `reason: "node_lost"`,
+// written into their streams after the last byte that reached Redis. A node that finds it was reaped
+// (it was stopped, or cut off from Redis longer than its lease) fences itself: its appends are refused
+// by Redis (a script checks the lease), its terminals end with `reason: "node_fenced"`, and it joins again
+// under a new boot id. Offsets come from the owner's PTY, never from Redis: data lost in Redis is a gap.
+//
+// Two Redis connections: commands (pipelined, in order) and the reader (one blocking XREAD over the
+// events stream, this node's input stream and every mirrored output stream). Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/uv_handle.hpp"
+#include "src/cluster/redis.hpp"
+#include "src/hub/hub.hpp"
+#include "src/hub/metrics.hpp"
+
+namespace ptyhub::cluster {
+
+// The cluster's settings (docs/configuration.md).
+struct ClusterSettings {
+  RedisAddress redis;
+  std::string node_id;
+  std::string advertise;         // where clients of this node may be sent (informational)
+  uint64_t retention_bytes = 0;  // bytes kept per terminal stream; 0 = the ring size
+  uint64_t lease_ms = 5000;
+  uint64_t renew_ms = 1000;
+  uint64_t exited_ttl_ms = 600000;  // how long an ended terminal's keys stay
+  uint64_t kill_grace_ms = 5000;    // for shell.kill requests from other nodes
+};
+
+class Cluster final : public hub::RemoteOwner {
+ public:
+  Cluster(uv_loop_t* loop, ClusterSettings settings, hub::Hub& hub, hub::Metrics& metrics);
+  ~Cluster() override;
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  // Connects (retrying with backoff while Redis is down) and joins once connected.
+  void start();
+  // Shutdown: no more timers or reconnections; what was sent is answered, then the links close.
+  void stop();
+  // Joined: Redis reachable and this node registered (for /readyz).
+  bool ready() const { return joined_ && commands_.up(); }
+  const std::string& node_id() const { return settings_.node_id; }
+  const std::string& boot() const { return boot_; }
+
+  // hub::RemoteOwner: requests for a mirror, sent to its owner's input stream.
+  void input(const std::string& terminal_id, std::string_view bytes) override;
+  void resize(const std::string& terminal_id, uint16_t cols, uint16_t rows) override;
+  void kill(const std::string& terminal_id, int signal) override;
+  void share(const std::string& terminal_id, const std::string& user, auth::Access access) override;
+
+ private:
+  // A local terminal being published.
+  struct Published {
+    std::string pending;     // output not appended yet
+    uint64_t pending_start = 0;
+    uint64_t offset = 0;     // raw bytes read so far (the end of `pending`)
+    hub::ObserverId tap = 0;
+    hub::ObserverId changes = 0;
+  };
+  // A mirror being read.
+  struct Mirror {
+    std::string owner_node;
+    std::string owner_boot;
+    std::string cursor = "0-0";  // the last stream entry read
+  };
+
+  // Keys (docs/cluster.md, "Keys").
+  std::string term_key(const std::string& id) const;
+  std::string stream_key(const std::string& id) const;
+  std::string node_key(const std::string& node) const;
+  std::string lease_key(const std::string& node) const;
+  std::string input_key(const std::string& node) const;
+  std::string node_terms_key(const std::string& node) const;
+  std::string events_key() const;
+  std::string terms_key() const;
+
+  void on_commands_state(bool up);
+  void on_reader_state(bool up);
+  void join();
+  void register_terminal(hub::Terminal& terminal);
+  void publish_event(std::string_view event, const std::string& terminal_id);
+
+  // Local terminals.
+  void on_local_created(hub::Terminal& terminal);
+  void on_local_output(const std::string& id, std::string_view raw);
+  void on_local_change(hub::Terminal& terminal, hub::TerminalChange change);
+  void on_local_removed(const std::string& id);
+  void flush();  // appends every pending output (each loop turn)
+  void flush_terminal(const std::string& id, Published& published);
+  void append_control(const std::string& id, Published& published, const std::vector<std::string>& fields);
+  void append(const std::string& id, const std::string& entry_id, uint64_t top,
+              const std::vector<std::string>& fields);
+
+  // The directory and mirrors.
+  void load_directory();
+  void load_terminal(const std::string& id);
+  void apply_directory_entry(const std::string& id, const RedisValue& hash);
+  void read_next();
+  void on_read(const RedisValue& reply);
+  void on_event(const std::map<std::string, std::string>& fields);
+  void on_input_entry(const std::map<std::string, std::string>& fields);
+  void on_stream_entry(const std::string& id, const std::string& entry_id, const std::map<std::string, std::string>& fields);
+  void send_request(const std::string& terminal_id, std::vector<std::string> fields);
+
+  // Liveness.
+  void renew_lease();
+  void sweep();
+  void reap(const std::string& node, const std::string& boot);
+  void fence(std::string_view why);
+
+  uv_loop_t* loop_;
+  ClusterSettings settings_;
+  hub::Hub& hub_;
+  hub::Metrics& metrics_;
+  std::string boot_;
+  RedisConnection commands_;
+  RedisConnection reader_;
+  bool joined_ = false;
+  bool reading_ = false;
+  bool loaded_ = false;  // the directory was read since the reader connected
+  std::string events_cursor_ = "0-0";
+  std::string input_cursor_ = "0-0";
+  uint64_t last_renewal_ok_ms_ = 0;
+  std::unordered_map<std::string, Published> published_;
+  std::set<std::string> flush_queue_;
+  std::unordered_map<std::string, Mirror> mirrors_;
+  hub::ObserverId created_observer_ = 0;
+  hub::ObserverId removed_observer_ = 0;
+  UvHandle<uv_check_t> flusher_;
+  UvHandle<uv_timer_t> lease_timer_;
+  UvHandle<uv_timer_t> sweep_timer_;
+};
+
+}  // namespace ptyhub::cluster

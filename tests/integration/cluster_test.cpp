@@ -1,0 +1,211 @@
+// Cluster mode (docs/cluster.md) with a real redis-server and real daemons: any client reaches any
+// terminal on any node with the same bytes, offsets and events; requests reach the owner in order; the
+// loss of a node is explicit.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/daemon_process.hpp"
+#include "tests/support/redis_server.hpp"
+#include "tests/support/test_client.hpp"
+
+namespace ptyhub::test {
+namespace {
+
+// Nodes A, B, C (as many as asked) on one Redis, sharing one JWT secret (A's).
+struct Cluster {
+  RedisServer redis;
+  std::vector<std::unique_ptr<DaemonProcess>> nodes;
+
+  explicit Cluster(int count, std::vector<std::string> extra = {}) {
+    REQUIRE(redis.ok());
+    for (int i = 0; i < count; ++i) add(std::string(1, static_cast<char>('a' + i)), extra);
+  }
+  DaemonProcess& add(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"--redis-url", redis.url(), "--node-id", name};
+    if (!nodes.empty()) args.insert(args.end(), {"--jwt-secret-file", nodes.front()->secret_file().string()});
+    args.insert(args.end(), extra.begin(), extra.end());
+    nodes.push_back(std::make_unique<DaemonProcess>(args));
+    REQUIRE(nodes.back()->started());
+    REQUIRE(eventually([&] { return ready(*nodes.back()); }, 10s));
+    return *nodes.back();
+  }
+  static bool ready(const DaemonProcess& node) {
+    auto response = http_get(node.port(), "/readyz", 1s);
+    return response && response->status == 200;
+  }
+  DaemonProcess& operator[](size_t i) { return *nodes[i]; }
+  std::unique_ptr<TestClient> client(size_t node, const std::string& user, std::string_view scope = kUserScopes) {
+    auto c = std::make_unique<TestClient>();
+    WsOptions options = nodes[node]->ws_options();
+    options.authorization = "Bearer " + nodes.front()->token(user, scope);
+    REQUIRE(c->connect(options));
+    REQUIRE(c->wait_for([](const Json& m) { return m.value("type", "") == "auth.ok"; }, 5s));
+    return c;
+  }
+};
+
+// The terminal `id` as `client` lists it; null when it is not listed.
+Json listed(TestClient& client, const std::string& id) {
+  const auto reply = client.request("shell.list");
+  if (!reply || !(*reply)["data"].contains("terminals")) return nullptr;
+  for (const Json& terminal : (*reply)["data"]["terminals"]) {
+    if (terminal.value("id", "") == id) return terminal;
+  }
+  return nullptr;
+}
+
+Json subscribe(TestClient& client, const std::string& id, std::optional<uint64_t> since = std::nullopt) {
+  Json data = {{"channel", "shell:terminal:" + id}};
+  if (since) data["since"] = *since;
+  auto reply = client.request("subscribe", data);
+  REQUIRE(reply);
+  return *reply;
+}
+
+TEST_CASE("cluster: a terminal of A is listed on B with its node, streamed byte for byte, typed into and resized through B") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);
+  auto alice_a = cluster.client(0, "alice");
+  const Json terminal = alice_a->create_terminal({{"command", {"/bin/sh"}}});
+  const std::string id = terminal.value("id", "");
+  REQUIRE(!id.empty());
+  CHECK(terminal.value("node", "") == "a");
+
+  auto alice_b = cluster.client(1, "alice");
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  const Json remote = listed(*alice_b, id);
+  CHECK(remote.value("node", "") == "a");
+  CHECK(remote.value("owner", "") == "alice");
+  CHECK(remote.value("state", "") == "running");
+  auto bob_b = cluster.client(1, "bob");
+  CHECK(listed(*bob_b, id).is_null());  // not shared with bob: not his to see, on any node
+
+  const Json subscribed = subscribe(*alice_b, id);
+  CHECK(subscribed.value("type", "") == "subscribed");
+  alice_b->notify("shell.input", {{"terminalId", id}, {"data", "echo via-b-$((6*7))\n"}});
+  CHECK(alice_b->wait_output(id, "via-b-42"));
+  CHECK(alice_a->wait_output(id, "via-b-42"));
+  // The same bytes at the same offsets on both nodes.
+  CHECK(alice_b->output(id).problems.empty());
+  CHECK(eventually([&] { alice_a->drain(50ms); alice_b->drain(50ms);
+                         return alice_a->output(id).next == alice_b->output(id).next; }, 5s));
+  const std::string on_a = alice_a->output(id).text;
+  const std::string on_b = alice_b->output(id).text;
+  CHECK(on_a == on_b);
+
+  auto resized = alice_b->request("shell.resize", {{"terminalId", id}, {"cols", 100}, {"rows", 30}});
+  CHECK(resized);
+  CHECK(alice_a->wait_event("shell.resized", id, 5s));
+  CHECK(alice_b->wait_event("shell.resized", id, 5s));
+
+  alice_b->request("shell.kill", {{"terminalId", id}});
+  const auto exit_b = alice_b->wait_exit(id, 10s);
+  const auto exit_a = alice_a->wait_exit(id, 10s);
+  REQUIRE(exit_a);
+  REQUIRE(exit_b);
+  CHECK((*exit_b)["signal"] == (*exit_a)["signal"]);
+  CHECK((*exit_b)["outputBytes"] == (*exit_a)["outputBytes"]);
+}
+
+TEST_CASE("cluster: 10 MB from a terminal on A arrive identical on B, and a late joiner on C with since gets the exact tail") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(3, {"--ring-buffer-bytes", "16MiB"});
+  auto alice_a = cluster.client(0, "alice");
+  auto alice_b = cluster.client(1, "alice");
+  // Created stopped at a prompt-less read, so B subscribes before the output starts.
+  const Json terminal = alice_a->create_terminal(
+      {{"command", {"/bin/sh", "-c", "read go; seq 1 1400000; echo done-streaming"}}});
+  const std::string id = terminal.value("id", "");
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  subscribe(*alice_b, id);
+  alice_b->notify("shell.input", {{"terminalId", id}, {"data", "go\n"}});
+  CHECK(alice_b->wait_output(id, "done-streaming", 60s));
+  CHECK(alice_a->wait_output(id, "done-streaming", 60s));
+  const auto exit_b = alice_b->wait_exit(id, 30s);
+  REQUIRE(exit_b);
+  const TerminalOutput& b = alice_b->output(id);
+  const TerminalOutput& a = alice_a->output(id);
+  CHECK(b.problems.empty());
+  CHECK(b.gaps.empty());
+  CHECK(b.text.size() > 10'000'000);
+  CHECK(b.text == a.text);
+  CHECK(b.next == a.next);
+
+  auto alice_c = cluster.client(2, "alice");
+  REQUIRE(eventually([&] { return !listed(*alice_c, id).is_null(); }, 5s));
+  const uint64_t since = b.next - 1000;
+  subscribe(*alice_c, id, since);
+  REQUIRE(alice_c->wait_exit(id, 30s));
+  const TerminalOutput& c = alice_c->output(id);
+  CHECK(c.first_offset == since);
+  CHECK(c.text == b.text.substr(b.text.size() - 1000));
+}
+
+TEST_CASE("cluster: shares are enforced on every node - read-only input refused on B, revocation on A cuts a viewer on C") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(3);
+  auto alice_a = cluster.client(0, "alice");
+  const Json terminal = alice_a->create_terminal({{"command", {"/bin/sh"}}});
+  const std::string id = terminal.value("id", "");
+  auto shared = alice_a->request("shell.share", {{"terminalId", id}, {"user", "bob"}, {"mode", "read"}});
+  REQUIRE(shared);
+  auto bob_b = cluster.client(1, "bob");
+  auto bob_c = cluster.client(2, "bob");
+  REQUIRE(eventually([&] { return !listed(*bob_b, id).is_null() && !listed(*bob_c, id).is_null(); }, 5s));
+  auto input = bob_b->request("shell.input", {{"terminalId", id}, {"data", "echo nope\n"}});
+  CHECK_MESSAGE(is_error(input, "forbidden"), brief(input));
+  subscribe(*bob_c, id);
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "echo seen-$((2*21))\n"}}));
+  CHECK(bob_c->wait_output(id, "seen-42"));
+  alice_a->request("shell.share", {{"terminalId", id}, {"user", "bob"}, {"mode", "none"}});
+  CHECK(bob_c->wait_for([&](const Json& m) {
+    return m.value("type", "") == "unsubscribed" && m["data"].value("reason", "") == "revoked";
+  }, 5s));
+  CHECK(eventually([&] { return listed(*bob_b, id).is_null(); }, 5s));
+}
+
+TEST_CASE("cluster: SIGKILL of A - viewers on B get shell.exit node_lost within 10 s, input is refused, A's restart does not resurrect it") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);
+  auto alice_a = cluster.client(0, "alice");
+  const Json terminal = alice_a->create_terminal({{"command", {"/bin/sh"}}});
+  const std::string id = terminal.value("id", "");
+  auto alice_b = cluster.client(1, "alice");
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  subscribe(*alice_b, id);
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "echo before-$((6*7))\n"}}));  // acked: sent
+  REQUIRE(alice_b->wait_output(id, "before-42"));
+  const uint64_t last = alice_b->output(id).next;
+
+  const std::string secret = cluster[0].secret_file().string();
+  REQUIRE(cluster[0].send_signal(SIGKILL));
+  REQUIRE(cluster[0].wait_exit(5s));
+  const auto exit = alice_b->wait_exit(id, 10s);
+  REQUIRE(exit);
+  CHECK(exit->value("reason", "") == "node_lost");
+  CHECK(exit->value("outputBytes", uint64_t{0}) == last);
+  auto input = alice_b->request("shell.input", {{"terminalId", id}, {"data", "x"}});
+  CHECK_MESSAGE(is_error(input, "conflict"), brief(input));
+  CHECK(listed(*alice_b, id).value("state", "") == "exited");
+
+  // A comes back under the same name: the old terminal stays ended.
+  DaemonProcess again({"--redis-url", cluster.redis.url(), "--node-id", "a", "--jwt-secret-file", secret});
+  REQUIRE(again.started());
+  REQUIRE(eventually([&] { return Cluster::ready(again); }, 10s));
+  TestClient alice_again;
+  WsOptions options = again.ws_options();
+  options.authorization = "Bearer " + cluster[0].token("alice");
+  REQUIRE(alice_again.connect(options));
+  REQUIRE(alice_again.wait_for([](const Json& m) { return m.value("type", "") == "auth.ok"; }, 5s));
+  CHECK(eventually([&] {
+    const Json t = listed(alice_again, id);
+    return !t.is_null() && t.value("state", "") == "exited";
+  }, 5s));
+}
+
+}  // namespace
+}  // namespace ptyhub::test
