@@ -63,9 +63,11 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 'RESTORED'
 )lua";
 
-// Declares an incarnation lost, once: the first node to get here reaps it. KEYS: node hash, lease.
-// ARGV: boot. 1 when this caller should reap.
+// Declares an incarnation lost, once: the first node to get here reaps it. Only the incarnation the
+// node's hash names: after Redis lost its data (no hash) nobody is reaped, the nodes register again.
+// KEYS: node hash, lease. ARGV: boot. 1 when this caller should reap.
 constexpr const char* kClaimReapScript = R"lua(
+if redis.call('HGET', KEYS[1], 'boot') ~= ARGV[1] then return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'reaped') == ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'reaped', ARGV[1])
@@ -228,6 +230,7 @@ void Cluster::join() {
     if (pong == nullptr) return;
     if (!joined_) log::info("cluster: node " + log::quoted(settings_.node_id) + " joined", {{"boot", boot_}});
     joined_ = true;
+    for (auto& [id, published] : published_) send_entries(id, published);  // what waited for the link
   });
 }
 
@@ -270,6 +273,7 @@ void Cluster::on_local_output(const std::string& id, std::string_view raw) {
   if (published.pending.empty()) published.pending_start = published.offset;
   published.pending.append(raw);
   published.offset += raw.size();
+  published.control_seq = 0;
   flush_queue_.insert(id);
   if (flusher_.initialised() && !uv_is_active(flusher_.as_handle())) {
     uv_check_start(flusher_.get(), [](uv_check_t* c) { static_cast<Cluster*>(c->data)->flush(); });
@@ -287,46 +291,96 @@ void Cluster::flush() {
 }
 
 void Cluster::flush_terminal(const std::string& id, Published& published) {
-  if (published.pending.empty()) return;
-  std::string bytes;
-  bytes.swap(published.pending);
-  const uint64_t start = published.pending_start;
-  const uint64_t end = start + bytes.size();
-  if (!joined_ || metrics_.cluster_append_bytes_in_flight + bytes.size() > kMaxAppendBytesInFlight) {
-    metrics_.cluster_bytes_dropped_total += bytes.size();  // mirrors will see the hole as a gap
-    return;
+  if (!published.pending.empty()) {
+    Entry entry;
+    const uint64_t start = published.pending_start;
+    const uint64_t end = start + published.pending.size();
+    entry.id = std::to_string(end) + "-0";
+    entry.top = end;
+    entry.bytes = published.pending.size();
+    entry.fields = {"s", std::to_string(start), "d", std::move(published.pending)};
+    published.pending.clear();
+    published.unacked_bytes += entry.bytes;
+    published.unacked.push_back(std::move(entry));
+    // Bounded while Redis is away: beyond what a late joiner could get anyway, the oldest output goes
+    // (the stream then has a hole there, which readers get as an exact shell.gap). Control entries stay.
+    const uint64_t bound = std::max<uint64_t>(settings_.retention_bytes, 1024 * 1024);
+    while (published.unacked_bytes > bound) {
+      auto oldest = std::find_if(published.unacked.begin(), published.unacked.end(),
+                                 [](const Entry& e) { return e.bytes > 0 && !e.sent; });
+      if (oldest == published.unacked.end()) break;
+      published.unacked_bytes -= oldest->bytes;
+      metrics_.cluster_bytes_dropped_total += oldest->bytes;
+      published.unacked.erase(oldest);
+    }
   }
-  append(id, std::to_string(end) + "-0", end, {"s", std::to_string(start), "d", std::move(bytes)});
+  send_entries(id, published);
 }
 
-void Cluster::append_control(const std::string& id, Published& published, const std::vector<std::string>& fields) {
+void Cluster::append_control(const std::string& id, Published& published, std::vector<std::string> fields) {
   flush_terminal(id, published);
-  if (!joined_) return;
-  append(id, std::to_string(published.offset) + "-*", published.offset, fields);
+  Entry entry;
+  entry.id = std::to_string(published.offset) + "-" + std::to_string(++published.control_seq);
+  entry.top = published.offset;
+  entry.fields = std::move(fields);
+  published.unacked.push_back(std::move(entry));
+  send_entries(id, published);
 }
 
-void Cluster::append(const std::string& id, const std::string& entry_id, uint64_t top,
-                     const std::vector<std::string>& fields) {
-  const uint64_t retention = settings_.retention_bytes;
-  const uint64_t minid = top > retention ? top - retention : 0;
-  std::vector<std::string> args = {"EVAL", kAppendScript, "3", lease_key(settings_.node_id), stream_key(id), term_key(id),
-                                   boot_, entry_id, std::to_string(minid), std::to_string(top)};
-  uint64_t size = 0;
-  for (const std::string& field : fields) {
-    size += field.size();
-    args.push_back(field);
-  }
-  metrics_.cluster_append_bytes_in_flight += size;
-  commands_.command(args, [this, size](const RedisValue* reply) {
-    metrics_.cluster_append_bytes_in_flight -= size;
-    if (reply == nullptr) return;
-    if (reply->is_error()) {
-      if (reply->text.find("FENCED") != std::string::npos) fence("Redis refused an append: this node's lease is gone");
-      else log::warn("cluster: an append failed: " + log::quoted(reply->text));
+void Cluster::send_entries(const std::string& id, Published& published) {
+  if (!joined_) return;  // kept until this node has joined (again)
+  for (Entry& entry : published.unacked) {
+    if (entry.sent) continue;
+    if (metrics_.cluster_append_bytes_in_flight + entry.bytes > kMaxAppendBytesInFlight) {
+      waiting_for_room_.insert(id);  // sent once earlier appends are answered
       return;
     }
-    metrics_.cluster_bytes_mirrored_total += size;
-  });
+    const uint64_t retention = settings_.retention_bytes;
+    const uint64_t minid = entry.top > retention ? entry.top - retention : 0;
+    std::vector<std::string> args = {"EVAL", kAppendScript, "3", lease_key(settings_.node_id), stream_key(id),
+                                     term_key(id), boot_, entry.id, std::to_string(minid), std::to_string(entry.top)};
+    args.insert(args.end(), entry.fields.begin(), entry.fields.end());
+    entry.sent = true;
+    metrics_.cluster_append_bytes_in_flight += entry.bytes;
+    commands_.command(args, [this, id](const RedisValue* reply) { on_appended(id, reply); });
+  }
+}
+
+void Cluster::on_appended(const std::string& id, const RedisValue* reply) {
+  auto it = published_.find(id);
+  if (it == published_.end() || it->second.unacked.empty()) return;
+  Published& published = it->second;
+  if (reply == nullptr) {
+    // The link dropped: every entry sent on it is sent again once joined (again).
+    for (Entry& entry : published.unacked) {
+      if (!entry.sent) continue;
+      entry.sent = false;
+      metrics_.cluster_append_bytes_in_flight -= std::min(metrics_.cluster_append_bytes_in_flight, entry.bytes);
+    }
+    return;
+  }
+  Entry& entry = published.unacked.front();  // Redis answers in order
+  metrics_.cluster_append_bytes_in_flight -= std::min(metrics_.cluster_append_bytes_in_flight, entry.bytes);
+  if (reply->is_error()) {
+    if (reply->text.find("FENCED") != std::string::npos) {
+      fence("Redis refused an append: this node's lease is gone");
+      return;
+    }
+    // "equal or smaller than the target stream top item": it landed before the link dropped.
+    if (reply->text.find("equal or smaller") == std::string::npos) {
+      log::warn("cluster: an append failed: " + log::quoted(reply->text), {{"terminal", id}});
+    }
+  } else {
+    metrics_.cluster_bytes_mirrored_total += entry.bytes;
+  }
+  published.unacked_bytes -= entry.bytes;
+  published.unacked.pop_front();
+  std::set<std::string> waiting;
+  waiting.swap(waiting_for_room_);
+  for (const std::string& other : waiting) {
+    auto found = published_.find(other);
+    if (found != published_.end()) send_entries(other, found->second);
+  }
 }
 
 void Cluster::on_local_change(hub::Terminal& terminal, hub::TerminalChange change) {
@@ -700,6 +754,8 @@ void Cluster::fence(std::string_view why) {
     if (terminal != nullptr && terminal->running()) terminal->end("node_fenced", settings_.kill_grace_ms);
   }
   flush_queue_.clear();
+  waiting_for_room_.clear();
+  metrics_.cluster_append_bytes_in_flight = 0;  // the answers still due find nothing to account
   joined_ = false;
   boot_ = random_boot();
   if (commands_.up()) join();

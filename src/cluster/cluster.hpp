@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -70,11 +71,24 @@ class Cluster final : public hub::RemoteOwner {
   void share(const std::string& terminal_id, const std::string& user, auth::Access access) override;
 
  private:
+  // One entry of a terminal's stream, kept until Redis acknowledged it: after a lost link every
+  // unacknowledged entry is sent again in order, and one that did land is refused by its explicit id
+  // (not below the stream's top), so nothing is lost and nothing doubled.
+  struct Entry {
+    std::string id;  // "<end>-0" for output, "<offset>-<n>" for a control entry
+    uint64_t top = 0;
+    std::vector<std::string> fields;
+    uint64_t bytes = 0;  // output bytes (0 for a control entry)
+    bool sent = false;   // sent on the current link
+  };
   // A local terminal being published.
   struct Published {
-    std::string pending;     // output not appended yet
+    std::string pending;     // output read since the last flush
     uint64_t pending_start = 0;
     uint64_t offset = 0;     // raw bytes read so far (the end of `pending`)
+    uint64_t control_seq = 0;  // control entries at `offset` so far
+    std::deque<Entry> unacked;
+    uint64_t unacked_bytes = 0;
     hub::ObserverId tap = 0;
     hub::ObserverId changes = 0;
   };
@@ -108,9 +122,10 @@ class Cluster final : public hub::RemoteOwner {
   void on_local_removed(const std::string& id);
   void flush();  // appends every pending output (each loop turn)
   void flush_terminal(const std::string& id, Published& published);
-  void append_control(const std::string& id, Published& published, const std::vector<std::string>& fields);
-  void append(const std::string& id, const std::string& entry_id, uint64_t top,
-              const std::vector<std::string>& fields);
+  void append_control(const std::string& id, Published& published, std::vector<std::string> fields);
+  // Sends the entries of `id` not sent on this link yet, in order.
+  void send_entries(const std::string& id, Published& published);
+  void on_appended(const std::string& id, const RedisValue* reply);
 
   // The directory and mirrors.
   void load_directory();
@@ -144,6 +159,7 @@ class Cluster final : public hub::RemoteOwner {
   uint64_t last_renewal_ok_ms_ = 0;
   std::unordered_map<std::string, Published> published_;
   std::set<std::string> flush_queue_;
+  std::set<std::string> waiting_for_room_;  // terminals with entries held back by kMaxAppendBytesInFlight
   std::unordered_map<std::string, Mirror> mirrors_;
   hub::ObserverId created_observer_ = 0;
   hub::ObserverId removed_observer_ = 0;

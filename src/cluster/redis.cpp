@@ -1,7 +1,6 @@
 // RedisConnection: hiredis async on the libuv loop, with timeouts and reconnection.
 #include "src/cluster/redis.hpp"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -44,6 +43,66 @@ RedisValue copy_reply(const redisReply* reply) {
 }
 
 const RedisValue kNil;
+
+// hiredis's own libuv adapter (0.14) drops a poll error (a refused connect gives POLLERR, which libuv
+// reports as a status, not as an event), so a connection to a closed port would wait for ever. This
+// adapter hands an error to hiredis as readiness, and hiredis then finds the socket's error itself.
+struct PollEvents {
+  redisAsyncContext* context = nullptr;
+  uv_poll_t handle{};
+  int events = 0;
+};
+
+void on_poll(uv_poll_t* handle, int status, int events) {
+  auto* p = static_cast<PollEvents*>(handle->data);
+  if (p->context == nullptr) return;
+  if (status < 0) {
+    // Writable first: while connecting, that is where hiredis checks SO_ERROR and reports the failure.
+    redisAsyncContext* context = p->context;
+    if ((context->c.flags & REDIS_CONNECTED) == 0) redisAsyncHandleWrite(context);
+    else redisAsyncHandleRead(context);
+    return;
+  }
+  if (p->context != nullptr && (events & UV_READABLE)) redisAsyncHandleRead(p->context);
+  if (p->context != nullptr && (events & UV_WRITABLE)) redisAsyncHandleWrite(p->context);
+}
+
+void update_poll(PollEvents* p, int events) {
+  p->events = events;
+  if (p->events != 0) uv_poll_start(&p->handle, p->events, on_poll);
+  else uv_poll_stop(&p->handle);
+}
+
+void add_read(void* data) { auto* p = static_cast<PollEvents*>(data); update_poll(p, p->events | UV_READABLE); }
+void del_read(void* data) { auto* p = static_cast<PollEvents*>(data); update_poll(p, p->events & ~UV_READABLE); }
+void add_write(void* data) { auto* p = static_cast<PollEvents*>(data); update_poll(p, p->events | UV_WRITABLE); }
+void del_write(void* data) { auto* p = static_cast<PollEvents*>(data); update_poll(p, p->events & ~UV_WRITABLE); }
+
+void cleanup(void* data) {
+  auto* p = static_cast<PollEvents*>(data);
+  p->context = nullptr;  // the context is being freed
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->handle),
+           [](uv_handle_t* handle) { delete static_cast<PollEvents*>(handle->data); });
+}
+
+// Watches the context's socket on `loop`; false when the poll cannot be set up (nothing attached).
+bool attach(redisAsyncContext* context, uv_loop_t* loop) {
+  if (context->ev.data != nullptr) return false;
+  auto* p = new PollEvents;
+  if (uv_poll_init(loop, &p->handle, context->c.fd) != 0) {
+    delete p;
+    return false;
+  }
+  p->context = context;
+  p->handle.data = p;
+  context->ev.addRead = add_read;
+  context->ev.delRead = del_read;
+  context->ev.addWrite = add_write;
+  context->ev.delWrite = del_write;
+  context->ev.cleanup = cleanup;
+  context->ev.data = p;
+  return true;
+}
 
 }  // namespace
 
@@ -142,7 +201,7 @@ void RedisConnection::connect() {
     return;
   }
   context->data = this;
-  if (redisLibuvAttach(context, loop_) != REDIS_OK) {
+  if (!attach(context, loop_)) {
     redisAsyncFree(context);
     lost("cannot watch the connection on the loop");
     return;
@@ -151,6 +210,7 @@ void RedisConnection::connect() {
   redisAsyncSetDisconnectCallback(context, &RedisConnection::on_disconnect);
   context_ = context;
   connecting_ = true;
+  connect_started_ms_ = uv_now(loop_);
   // Queued now, sent once connected, answered first.
   if (!address_.password.empty()) command({"AUTH", address_.password}, [](const RedisValue*) {});
   if (address_.db != 0) command({"SELECT", std::to_string(address_.db)}, [](const RedisValue*) {});
@@ -260,6 +320,10 @@ void RedisConnection::reset(std::string_view why) {
 }
 
 void RedisConnection::check_deadlines() {
+  if (context_ != nullptr && connecting_ && uv_now(loop_) - connect_started_ms_ > kDefaultTimeoutMs) {
+    reset("cannot connect: no answer in time");
+    return;
+  }
   if (pending_.empty() || context_ == nullptr) return;
   if (uv_now(loop_) <= pending_.front().deadline_ms) return;
   reset("no answer in time");

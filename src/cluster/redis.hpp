@@ -100,6 +100,7 @@ class RedisConnection {
   redisAsyncContext* context_ = nullptr;  // owned: freed by hiredis after on_disconnect, or by us
   bool up_ = false;
   bool connecting_ = false;
+  uint64_t connect_started_ms_ = 0;
   bool destroying_ = false;
   bool stopping_ = false;
   uint64_t retry_ms_ = kFirstRetryMs;

@@ -207,5 +207,161 @@ TEST_CASE("cluster: SIGKILL of A - viewers on B get shell.exit node_lost within 
   }, 5s));
 }
 
+// The last entry of a terminal's stream in Redis, as the raw reply of XREVRANGE.
+std::string last_entry(Cluster& cluster, const std::string& id) {
+  return cluster.redis.command("XREVRANGE ptyhub:term:{" + id + "}:out + - COUNT 1");
+}
+
+TEST_CASE("cluster: SIGSTOP A past its lease, then SIGCONT - A fences itself and nothing it writes afterwards lands") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);
+  auto alice_a = cluster.client(0, "alice");
+  const Json terminal = alice_a->create_terminal({{"command", {"/bin/sh"}}});
+  const std::string id = terminal.value("id", "");
+  auto alice_b = cluster.client(1, "alice");
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  subscribe(*alice_b, id);
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "echo up-$((6*7))\n"}}));
+  REQUIRE(alice_b->wait_output(id, "up-42"));
+
+  REQUIRE(cluster[0].send_signal(SIGSTOP));
+  const auto lost = alice_b->wait_exit(id, 12s);
+  REQUIRE(cluster[0].send_signal(SIGCONT));
+  REQUIRE(lost);
+  CHECK(lost->value("reason", "") == "node_lost");
+  const std::string marker = last_entry(cluster, id);
+  CHECK(marker.find("node_lost") != std::string::npos);
+
+  // A finds out, ends its terminal for its own clients with a reason, and writes nothing more there.
+  const auto fenced = alice_a->wait_exit(id, 10s);
+  REQUIRE(fenced);
+  CHECK(fenced->value("reason", "") == "node_fenced");
+  CHECK(cluster[0].wait_for_log("cluster: fencing this node", 5s));
+  CHECK(last_entry(cluster, id) == marker);
+  // It serves on as a new incarnation: a new terminal of A reaches B again.
+  CHECK(eventually([&] { return Cluster::ready(cluster[0]); }, 10s));
+  const Json second = alice_a->create_terminal({{"command", {"/bin/sh"}}});
+  CHECK(eventually([&] { return !listed(*alice_b, second.value("id", "")).is_null(); }, 5s));
+}
+
+TEST_CASE("cluster: Redis restarted empty - one exact shell.gap for viewers elsewhere, owner-local clients unaffected, offsets kept") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);
+  auto alice_a = cluster.client(0, "alice");
+  const Json terminal = alice_a->create_terminal({{"command", {"/bin/sh"}}});
+  const std::string id = terminal.value("id", "");
+  auto alice_b = cluster.client(1, "alice");
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  subscribe(*alice_b, id);
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "echo one-$((6*7))\n"}}));
+  REQUIRE(alice_b->wait_output(id, "one-42"));
+
+  cluster.redis.stop();
+  REQUIRE(eventually([&] { return !Cluster::ready(cluster[0]); }, 5s));
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "echo two-$((6*7))\n"}}));
+  CHECK(alice_a->wait_output(id, "two-42"));  // the owner's own clients never notice
+  const uint64_t lost_from = alice_b->output(id).next;
+  // The bound on what a node keeps for Redis is a megabyte: 2 MB typed while it is away leave a hole.
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "head -c 2000000 /dev/zero | tr '\\0' x; echo\n"}}));
+  REQUIRE(alice_a->wait_output(id, std::string(100, 'x'), 10s));
+  alice_a->drain(500ms);
+  REQUIRE(cluster.redis.restart());
+  REQUIRE(eventually([&] { return Cluster::ready(cluster[0]) && Cluster::ready(cluster[1]); }, 15s));
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "echo three-$((6*7))\n"}}));
+  CHECK(alice_b->wait_output(id, "three-42", 10s));
+  CHECK(alice_a->wait_output(id, "three-42"));
+  const TerminalOutput& b = alice_b->output(id);
+  CHECK(b.problems.empty());
+  REQUIRE(b.gaps.size() == 1);
+  CHECK(b.gaps[0].value("from", uint64_t{0}) >= lost_from);
+  CHECK(b.text.find("one-42") != std::string::npos);
+  // What B has after the gap are the owner's bytes at the owner's offsets.
+  const TerminalOutput& a = alice_a->output(id);
+  CHECK(a.gaps.empty());
+  CHECK(eventually([&] { alice_a->drain(20ms); alice_b->drain(20ms); return a.next == b.next; }, 5s));
+  const uint64_t gap_to = b.gaps[0].value("to", uint64_t{0});
+  CHECK(a.text.substr(a.text.size() - (a.next - gap_to)) == b.text.substr(b.text.size() - (b.next - gap_to)));
+}
+
+TEST_CASE("cluster: CLIENT KILL of every Redis connection while a terminal streams - nothing lost, nothing doubled") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);
+  auto alice_a = cluster.client(0, "alice");
+  auto alice_b = cluster.client(1, "alice");
+  const Json terminal = alice_a->create_terminal(
+      {{"command", {"/bin/sh", "-c", "read go; i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo line-$i; sleep 0.005; done; echo all-done"}}});
+  const std::string id = terminal.value("id", "");
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  subscribe(*alice_b, id);
+  REQUIRE(alice_b->request("shell.input", {{"terminalId", id}, {"data", "go\n"}}));
+  REQUIRE(alice_b->wait_output(id, "line-50", 10s));
+  for (int i = 0; i < 3; ++i) {
+    CHECK(cluster.redis.command("CLIENT KILL TYPE normal").starts_with(":"));
+    REQUIRE(alice_b->wait_output(id, "line-" + std::to_string(100 + 100 * i), 10s));
+  }
+  REQUIRE(alice_b->wait_output(id, "all-done", 20s));
+  REQUIRE(alice_a->wait_output(id, "all-done", 20s));
+  const TerminalOutput& b = alice_b->output(id);
+  CHECK(b.problems.empty());
+  CHECK(b.gaps.empty());
+  CHECK(b.text == alice_a->output(id).text);
+}
+
+TEST_CASE("cluster: Redis down at start - the daemon serves its own terminals, /readyz says 503, and it joins once Redis is up") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  RedisServer redis;
+  REQUIRE(redis.ok());
+  redis.stop();
+  DaemonProcess node({"--redis-url", redis.url(), "--node-id", "a"});
+  REQUIRE(node.started());
+  auto ready = http_get(node.port(), "/readyz");
+  REQUIRE(ready);
+  CHECK(ready->status == 503);
+  auto alice = connect_user(node, "alice");
+  const Json terminal = alice->create_terminal({{"command", {"/bin/sh"}}});
+  alice->notify("shell.input", {{"terminalId", terminal["id"]}, {"data", "echo alone-$((6*7))\n"}});
+  CHECK(alice->wait_output(terminal["id"], "alone-42"));
+  CHECK(node.wait_for_log("redis: commands cannot connect", 5s));
+  REQUIRE(redis.restart());
+  CHECK(eventually([&] {
+    auto r = http_get(node.port(), "/readyz", 1s);
+    return r && r->status == 200;
+  }, 15s));
+  // Its terminal is now in the directory.
+  CHECK(eventually([&] { return redis.command("SISMEMBER ptyhub:terms " + terminal.value("id", "")) == ":1\r\n"; }, 5s));
+}
+
+TEST_CASE("cluster: bad requests through B for A's terminals get the same errors as on A") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);
+  auto alice_a = cluster.client(0, "alice");
+  const Json terminal = alice_a->create_terminal({{"command", {"/bin/sh"}}});
+  const std::string id = terminal.value("id", "");
+  auto alice_b = cluster.client(1, "alice");
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  const std::vector<std::pair<std::string, Json>> bad = {
+      {"shell.resize", {{"terminalId", id}, {"cols", 0}, {"rows", 24}}},
+      {"shell.resize", {{"terminalId", id}, {"cols", 80}}},
+      {"shell.input", {{"terminalId", id}}},
+      {"shell.input", {{"terminalId", id}, {"data", "!!"}, {"encoding", "base64"}}},
+      {"shell.kill", {{"terminalId", id}, {"signal", "SIGNOPE"}}},
+      {"shell.share", {{"terminalId", id}, {"user", "alice"}, {"mode", "read"}}},
+      {"shell.share", {{"terminalId", id}, {"user", "bob"}, {"mode", "admin"}}},
+      {"subscribe", {{"channel", "shell:terminal:" + id}, {"since", -1}}},
+      {"shell.dismiss", {{"terminalId", id}}},
+  };
+  for (const auto& [type, data] : bad) {
+    CAPTURE(type);
+    CAPTURE(data.dump());
+    const auto on_a = alice_a->request(type, data);
+    const auto on_b = alice_b->request(type, data);
+    REQUIRE(on_a);
+    REQUIRE(on_b);
+    CHECK(on_a->value("type", "") == "error");
+    CHECK((*on_a)["data"] == (*on_b)["data"]);
+  }
+  CHECK(listed(*alice_a, id).value("state", "") == "running");
+}
+
 }  // namespace
 }  // namespace ptyhub::test
