@@ -11,6 +11,7 @@
 
 #include "core/log.hpp"
 #include "core/time_format.hpp"
+#include "src/protocol/frame.hpp"
 
 namespace ptyhub::cluster {
 namespace {
@@ -61,6 +62,18 @@ if current then return 'TAKEN' end
 if redis.call('HGET', KEYS[2], 'reaped') == ARGV[1] then return 'REAPED' end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 'RESTORED'
+)lua";
+
+// Joins as incarnation ARGV[1]: refused while another incarnation's lease is live (TAKEN) and when
+// another node reaped this very incarnation (REAPED: it must fence itself first). KEYS: lease, node hash.
+// ARGV: boot, lease ms, advertise, joined (ms).
+constexpr const char* kJoinScript = R"lua(
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 'TAKEN' end
+if redis.call('HGET', KEYS[2], 'reaped') == ARGV[1] then return 'REAPED' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[2], 'boot', ARGV[1], 'advertise', ARGV[3], 'joined', ARGV[4])
+return 'OK'
 )lua";
 
 // Declares an incarnation lost, once: the first node to get here reaps it. Only the incarnation the
@@ -140,6 +153,7 @@ Cluster::Cluster(uv_loop_t* loop, ClusterSettings settings, hub::Hub& hub, hub::
     // started when output is pending
   }
   lease_timer_.adopt_init(uv_timer_init(loop_, lease_timer_.get()), this);
+  rejoin_timer_.adopt_init(uv_timer_init(loop_, rejoin_timer_.get()), this);
   sweep_timer_.adopt_init(uv_timer_init(loop_, sweep_timer_.get()), this);
 }
 
@@ -150,6 +164,7 @@ Cluster::~Cluster() {
     if (hub::Terminal* terminal = hub_.find_any(id)) {
       terminal->remove_output_tap(published.tap);
       terminal->remove_change_observer(published.changes);
+      terminal->remove_event_observer(published.events);
     }
   }
 }
@@ -183,6 +198,7 @@ void Cluster::start() {
 void Cluster::stop() {
   flush();
   if (lease_timer_.initialised()) uv_timer_stop(lease_timer_.get());
+  if (rejoin_timer_.initialised()) uv_timer_stop(rejoin_timer_.get());
   if (sweep_timer_.initialised()) uv_timer_stop(sweep_timer_.get());
   commands_.stop(true);
   reader_.stop(false);  // its XREAD blocks for up to a second: no need to wait for it
@@ -195,15 +211,45 @@ void Cluster::on_commands_state(bool up) {
     join();
   } else {
     joined_ = false;
+    joining_ = false;
   }
 }
 
 void Cluster::join() {
+  if (joining_) return;
+  joining_ = true;
   const std::string node = settings_.node_id;
-  commands_.command({"HSET", node_key(node), "boot", boot_, "advertise", settings_.advertise, "joined",
-                     std::to_string(unix_millis_now())},
-                    nullptr);
-  commands_.command({"SET", lease_key(node), boot_, "PX", std::to_string(settings_.lease_ms)}, nullptr);
+  commands_.command({"EVAL", kJoinScript, "2", lease_key(node), node_key(node), boot_,
+                     std::to_string(settings_.lease_ms), settings_.advertise, std::to_string(unix_millis_now())},
+                    [this](const RedisValue* reply) {
+                      joining_ = false;
+                      if (reply == nullptr) return;  // the link dropped: joined again when it is back
+                      if (reply->text == "REAPED") {
+                        fence("another node declared this node lost while it could not reach Redis");
+                        return;
+                      }
+                      if (reply->text == "TAKEN") {
+                        if (!taken_logged_) {
+                          log::error("cluster: another daemon holds node id " + log::quoted(settings_.node_id) +
+                                     " (its lease is live); waiting for it to go before joining");
+                        }
+                        taken_logged_ = true;
+                        uv_timer_start(
+                            rejoin_timer_.get(), [](uv_timer_t* t) { static_cast<Cluster*>(t->data)->join(); },
+                            settings_.renew_ms, 0);
+                        return;
+                      }
+                      taken_logged_ = false;
+                      if (reply->is_error()) {
+                        log::warn("cluster: joining failed: " + log::quoted(reply->text));
+                        return;
+                      }
+                      register_node();
+                    });
+}
+
+void Cluster::register_node() {
+  const std::string node = settings_.node_id;
   commands_.command({"SADD", std::string(kPrefix) + "nodes", node}, nullptr);
   // A previous incarnation of this node id left its terminals running in the directory: they are lost.
   commands_.command({"SMEMBERS", node_terms_key(node)}, [this](const RedisValue* members) {
@@ -263,6 +309,11 @@ void Cluster::on_local_created(hub::Terminal& terminal) {
   published.tap = terminal.add_output_tap([this, id](std::string_view raw) { on_local_output(id, raw); });
   published.changes =
       terminal.add_change_observer([this, &terminal](hub::TerminalChange change) { on_local_change(terminal, change); });
+  // Events on its channel (git progress) go into the stream at their offset, for viewers elsewhere.
+  published.events = terminal.add_event_observer([this, id](const protocol::SharedFrame& frame) {
+    auto it = published_.find(id);
+    if (it != published_.end()) append_control(id, it->second, {"t", "e", "f", std::string(frame->payload())});
+  });
   if (joined_) register_terminal(terminal);
 }
 
@@ -411,6 +462,11 @@ void Cluster::on_local_change(hub::Terminal& terminal, hub::TerminalChange chang
         fields.insert(fields.end(), {"code", std::to_string(status.exit_code)});
       }
       if (!terminal.end_reason().empty()) fields.insert(fields.end(), {"why", terminal.end_reason()});
+      if (!terminal.exit_trailers().empty()) {
+        json trailers = json::array();
+        for (const protocol::SharedFrame& frame : terminal.exit_trailers()) trailers.push_back(std::string(frame->payload()));
+        fields.insert(fields.end(), {"tr", trailers.dump()});
+      }
       append_control(id, it->second, fields);
       if (joined_) {
         commands_.command({"HSET", term_key(id), "state", "exited"}, nullptr);
@@ -661,19 +717,32 @@ void Cluster::on_stream_entry(const std::string& id, const std::string& entry_id
     exit.signal = get(fields, "sig");
     exit.duration_ms = to_u64(get(fields, "dur"));
     exit.reason = get(fields, "why");
-    terminal->mirror_exited(exit);
+    std::vector<protocol::SharedFrame> trailers;
+    const json listed = json::parse(get(fields, "tr"), nullptr, false);
+    if (listed.is_array()) {
+      for (const json& payload : listed) {
+        if (payload.is_string()) trailers.push_back(protocol::make_frame(payload.get<std::string>()));
+      }
+    }
+    terminal->mirror_exited(exit, std::move(trailers));
+  } else if (type == "e") {
+    const std::string payload = get(fields, "f");
+    if (json::accept(payload)) terminal->publish_event(protocol::make_frame(payload));
   }
 }
 
 // ---- liveness ---------------------------------------------------------------------------------------
 
 void Cluster::renew_lease() {
-  if (!joined_) return;
   const uint64_t now = uv_now(loop_);
-  if (now - last_renewal_ok_ms_ > settings_.lease_ms) {
+  // Cut off (or stopped) longer than the lease: the other nodes may have declared this node lost, so its
+  // terminals end now rather than run on unseen (docs/cluster.md, "Failures").
+  if (last_renewal_ok_ms_ != 0 && now - last_renewal_ok_ms_ > settings_.lease_ms) {
     fence("no lease renewal for longer than the lease (" + std::to_string(settings_.lease_ms) + " ms)");
+    last_renewal_ok_ms_ = 0;  // until joined again
     return;
   }
+  if (!joined_) return;
   commands_.command({"EVAL", kRenewScript, "2", lease_key(settings_.node_id), node_key(settings_.node_id), boot_,
                      std::to_string(settings_.lease_ms)},
                     [this, asked = now, asked_us = uv_hrtime() / 1000](const RedisValue* reply) {
@@ -736,7 +805,6 @@ void Cluster::reap(const std::string& node, const std::string& boot) {
 }
 
 void Cluster::fence(std::string_view why) {
-  if (!joined_ && published_.empty()) return;
   log::error("cluster: fencing this node: " + std::string(why) +
              "; its terminals end (node_fenced) and it joins again as a new incarnation");
   ++metrics_.cluster_fenced_total;
@@ -749,6 +817,7 @@ void Cluster::fence(std::string_view why) {
     if (terminal != nullptr && it != published_.end()) {
       terminal->remove_output_tap(it->second.tap);
       terminal->remove_change_observer(it->second.changes);
+      terminal->remove_event_observer(it->second.events);
     }
     published_.erase(id);
     if (terminal != nullptr && terminal->running()) terminal->end("node_fenced", settings_.kill_grace_ms);
@@ -758,6 +827,7 @@ void Cluster::fence(std::string_view why) {
   metrics_.cluster_append_bytes_in_flight = 0;  // the answers still due find nothing to account
   joined_ = false;
   boot_ = random_boot();
+  last_renewal_ok_ms_ = 0;
   if (commands_.up()) join();
 }
 

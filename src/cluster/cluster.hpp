@@ -91,6 +91,7 @@ class Cluster final : public hub::RemoteOwner {
     uint64_t unacked_bytes = 0;
     hub::ObserverId tap = 0;
     hub::ObserverId changes = 0;
+    hub::ObserverId events = 0;
   };
   // A mirror being read.
   struct Mirror {
@@ -111,7 +112,8 @@ class Cluster final : public hub::RemoteOwner {
 
   void on_commands_state(bool up);
   void on_reader_state(bool up);
-  void join();
+  void join();           // the join script; then register_node()
+  void register_node();
   void register_terminal(hub::Terminal& terminal);
   void publish_event(std::string_view event, const std::string& terminal_id);
 
@@ -152,6 +154,8 @@ class Cluster final : public hub::RemoteOwner {
   RedisConnection commands_;
   RedisConnection reader_;
   bool joined_ = false;
+  bool joining_ = false;
+  bool taken_logged_ = false;
   bool reading_ = false;
   bool loaded_ = false;  // the directory was read since the reader connected
   std::string events_cursor_ = "0-0";
@@ -165,6 +169,7 @@ class Cluster final : public hub::RemoteOwner {
   hub::ObserverId removed_observer_ = 0;
   UvHandle<uv_check_t> flusher_;
   UvHandle<uv_timer_t> lease_timer_;
+  UvHandle<uv_timer_t> rejoin_timer_;
   UvHandle<uv_timer_t> sweep_timer_;
 };
 

@@ -4,7 +4,7 @@
 //
 // Commands are binary-safe argument vectors. Each has a timeout: when the oldest unanswered command is
 // older than its timeout the link is dropped, every pending command fails (its callback gets nullptr)
-// and the connection is made again with a growing delay (100 ms doubling to 5 s); so a slow or lost Redis
+// and the connection is made again with a growing delay (100 ms doubling to 1 s); so a slow or lost Redis
 // never blocks the loop and never leaves a caller waiting for ever. Replies reach callers as RedisValue,
 // a copy that owns its data (no hiredis type leaves this file's .cpp).
 // Loop thread only.
@@ -58,7 +58,7 @@ class RedisConnection {
 
   static constexpr uint64_t kDefaultTimeoutMs = 2000;
   static constexpr uint64_t kFirstRetryMs = 100;
-  static constexpr uint64_t kMaxRetryMs = 5000;
+  static constexpr uint64_t kMaxRetryMs = 1000;
 
   RedisConnection(uv_loop_t* loop, RedisAddress address, std::string name, StateCallback on_state);
   ~RedisConnection();

@@ -283,7 +283,7 @@ void Terminal::resize(uint16_t cols, uint16_t rows) {
   process_->resize(cols, rows);
   spec_.cols = cols;
   spec_.rows = rows;
-  publish_event(
+  fanout_.broadcast(
       protocol::event_frame("shell.resized", channel(), {{"terminalId", spec_.id}, {"cols", cols}, {"rows", rows}}));
   changes_.notify(TerminalChange::resized);
 }
@@ -344,7 +344,10 @@ void Terminal::end(std::string reason, uint64_t grace_ms) {
   kill(SIGHUP, grace_ms);
 }
 
-void Terminal::publish_event(const protocol::SharedFrame& frame) { fanout_.broadcast(frame); }
+void Terminal::publish_event(const protocol::SharedFrame& frame) {
+  fanout_.broadcast(frame);
+  if (remote_ == nullptr) event_observers_.notify(frame);
+}
 
 // --- output --------------------------------------------------------------------------------------
 
@@ -396,6 +399,7 @@ void Terminal::on_exit(pty::ExitStatus status) {
   if (policy_timer_.initialised()) uv_timer_stop(policy_timer_.get());
   std::vector<protocol::SharedFrame> trailers = exit_trailers_.collect<protocol::SharedFrame>(status, duration_ms);
   std::erase(trailers, nullptr);
+  exit_trailer_frames_ = trailers;
   fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), std::move(trailers));
   update_detached_timer();
   on_input_drained();
@@ -440,7 +444,7 @@ void Terminal::mirror_resized(uint16_t cols, uint16_t rows) {
       protocol::event_frame("shell.resized", channel(), {{"terminalId", spec_.id}, {"cols", cols}, {"rows", rows}}));
 }
 
-void Terminal::mirror_exited(const MirrorExit& exit) {
+void Terminal::mirror_exited(const MirrorExit& exit, std::vector<protocol::SharedFrame> trailers) {
   if (exited_ || remote_ == nullptr) return;
   if (!carry_.empty()) {
     std::string rest = std::move(carry_);
@@ -456,7 +460,8 @@ void Terminal::mirror_exited(const MirrorExit& exit) {
   if (exit.exit_code) data["exitCode"] = *exit.exit_code;
   if (!exit.signal.empty()) data["signal"] = exit.signal;
   if (!exit.reason.empty()) data["reason"] = exit.reason;
-  fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), {});
+  exit_trailer_frames_ = trailers;
+  fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), std::move(trailers));
   changes_.notify(TerminalChange::exited);
   if (exit_hook_) exit_hook_(*this);
 }

@@ -100,13 +100,21 @@ class Terminal {
   // Raw output bytes at `offset` as the owner read them; earlier bytes are dropped, a jump is a gap.
   void append_mirrored(uint64_t offset, std::string_view bytes);
   void mirror_resized(uint16_t cols, uint16_t rows);
-  void mirror_exited(const MirrorExit& exit);
+  // The end, then `trailers` (events such as git.operation.completed, as the owner sent them).
+  void mirror_exited(const MirrorExit& exit, std::vector<protocol::SharedFrame> trailers = {});
   // The shares as the owner holds them (revocations end subscriptions here at once).
   void set_shares(const std::map<std::string, auth::Access, std::less<>>& shares);
   void set_name(std::string name) { spec_.name = std::move(name); }
   // Told after a resize, a change of shares and the exit (of a local terminal or a mirror).
   ObserverId add_change_observer(std::function<void(TerminalChange)> observer) { return changes_.add(std::move(observer)); }
   void remove_change_observer(ObserverId id) { changes_.remove(id); }
+  // Told of every event published on a local terminal's channel with publish_event (git progress).
+  ObserverId add_event_observer(std::function<void(const protocol::SharedFrame&)> observer) {
+    return event_observers_.add(std::move(observer));
+  }
+  void remove_event_observer(ObserverId id) { event_observers_.remove(id); }
+  // The events that followed shell.exit (exit trailers), once exited.
+  const std::vector<protocol::SharedFrame>& exit_trailers() const { return exit_trailer_frames_; }
   uint16_t cols() const { return spec_.cols; }
   uint16_t rows() const { return spec_.rows; }
   const std::map<std::string, auth::Access, std::less<>>& shares() const { return shares_; }
@@ -204,6 +212,8 @@ class Terminal {
   MirrorExit mirror_exit_;         // a mirror's end
   uint64_t mirror_offset_ = 0;     // the raw offset the next mirrored byte would have
   Observers<void(TerminalChange)> changes_;
+  Observers<void(const protocol::SharedFrame&)> event_observers_;
+  std::vector<protocol::SharedFrame> exit_trailer_frames_;
   Observers<void(std::string_view)> output_taps_;
   Observers<protocol::SharedFrame(const pty::ExitStatus&, uint64_t)> exit_trailers_;
 };

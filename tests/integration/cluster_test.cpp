@@ -4,12 +4,14 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/redis_server.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/test_client.hpp"
 
 namespace ptyhub::test {
@@ -361,6 +363,36 @@ TEST_CASE("cluster: bad requests through B for A's terminals get the same errors
     CHECK((*on_a)["data"] == (*on_b)["data"]);
   }
   CHECK(listed(*alice_a, id).value("state", "") == "running");
+}
+
+TEST_CASE("cluster: a git operation run on A is seen on B - its output, shell.exit and git.operation.completed") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  TempDir tmp;
+  REQUIRE(!tmp.path().empty());
+  const std::string root = (tmp / "root").string();
+  const std::string repo = root + "/small";
+  REQUIRE(std::system(("mkdir -p " + repo + " && cd " + repo + " && git init -q . && git -c user.name=t -c "
+                       "user.email=t@example.org commit -q --allow-empty -m cluster-commit-message").c_str()) == 0);
+  Cluster cluster(2, {"--repos-root", root});
+  const std::string scopes = "terminal:create terminal:read terminal:write git:run";
+  auto alice_a = cluster.client(0, "alice", scopes);
+  auto alice_b = cluster.client(1, "alice", scopes);
+  auto started = alice_a->request("git.operation.start", {{"operation", "log"}, {"repo", "small"}});
+  REQUIRE(started);
+  REQUIRE(started->value("type", "") == "git.operation.started");
+  const std::string id = (*started)["data"].value("terminalId", "");
+  REQUIRE(!id.empty());
+  const auto completed_a = alice_a->wait_for([](const Json& m) { return m.value("type", "") == "git.operation.completed"; }, 10s);
+  REQUIRE(completed_a);
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  CHECK(listed(*alice_b, id).value("kind", "") == "git");
+  subscribe(*alice_b, id);
+  REQUIRE(alice_b->wait_exit(id, 10s));
+  CHECK(alice_b->output(id).text.find("cluster-commit-message") != std::string::npos);
+  const auto completed_b = alice_b->wait_for(
+      [](const Json& m) { return m.value("type", "") == "git.operation.completed"; }, 5s);
+  REQUIRE(completed_b);
+  CHECK((*completed_b)["data"] == (*completed_a)["data"]);
 }
 
 }  // namespace
