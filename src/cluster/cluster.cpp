@@ -24,6 +24,7 @@ constexpr const char* kReadCount = "512";
 constexpr const char* kEventsMaxLen = "10000";
 constexpr const char* kInputMaxLen = "10000";
 constexpr uint64_t kSweepMs = 1000;
+constexpr uint64_t kRemoteCreateTimeoutMs = 10000;
 // Output appends in flight beyond this are dropped (they become a gap for mirrors), so a slow Redis
 // never grows this process's memory without bound.
 constexpr uint64_t kMaxAppendBytesInFlight = 32 * 1024 * 1024;
@@ -146,6 +147,7 @@ Cluster::Cluster(uv_loop_t* loop, ClusterSettings settings, hub::Hub& hub, hub::
       commands_(loop, settings_.redis, "commands", [this](bool up) { on_commands_state(up); }),
       reader_(loop, settings_.redis, "reader", [this](bool up) { on_reader_state(up); }) {
   hub_.set_node(settings_.node_id);
+  hub_.set_remote_creator(this);
   metrics_.cluster = true;
   created_observer_ = hub_.add_created_observer([this](hub::Terminal& t) { on_local_created(t); });
   removed_observer_ = hub_.add_removed_observer([this](const std::string& id) { on_local_removed(id); });
@@ -158,6 +160,7 @@ Cluster::Cluster(uv_loop_t* loop, ClusterSettings settings, hub::Hub& hub, hub::
 }
 
 Cluster::~Cluster() {
+  hub_.set_remote_creator(nullptr);
   hub_.remove_created_observer(created_observer_);
   hub_.remove_removed_observer(removed_observer_);
   for (auto& [id, published] : published_) {
@@ -527,12 +530,14 @@ void Cluster::share(const std::string& terminal_id, const std::string& user, aut
 }
 
 void Cluster::on_input_entry(const std::map<std::string, std::string>& fields) {
+  if (get(fields, "b") != boot_) return;  // for an earlier incarnation of this node
+  const std::string kind = get(fields, "k");
+  if (kind == "c") return on_create_request(fields);
+  if (kind == "C") return on_create_reply(fields);
   const std::string id = get(fields, "t");
   hub::Terminal* terminal = hub_.find_any(id);
   if (terminal == nullptr || terminal->mirror() || !terminal->running()) return;
-  if (get(fields, "b") != boot_) return;  // for an earlier incarnation of this node
   ++metrics_.cluster_requests_applied_total;
-  const std::string kind = get(fields, "k");
   if (kind == "i") {
     terminal->write_input(get(fields, "d"), nullptr);
   } else if (kind == "r") {
@@ -547,6 +552,114 @@ void Cluster::on_input_entry(const std::map<std::string, std::string>& fields) {
     const std::string user = get(fields, "u");
     if (!user.empty() && user != terminal->owner()) terminal->share(user, access_of(get(fields, "a")));
   }
+}
+
+// ---- shell.create {node} ----------------------------------------------------------------------------
+// The request goes to the node's input stream addressed to its current incarnation (its lease); the
+// node creates the terminal as for its own client, registers it, then answers on our input stream. The
+// reply is written after the registration on the same Redis connection, so the directory entry is there
+// when we read the reply.
+
+void Cluster::create_on(const std::string& node, const auth::Principal& owner, const hub::CreateOptions& options,
+                        std::function<void(hub::RemoteCreateResult)> done) {
+  if (!joined_ || !commands_.up()) {
+    done({nullptr, "unavailable", "this node is not connected to the cluster", ""});
+    return;
+  }
+  json encoded = {{"command", options.command}, {"cwd", options.cwd},   {"env", options.env},
+                  {"cols", options.cols},       {"rows", options.rows}, {"name", options.name}};
+  const uint64_t seq = ++next_create_;
+  pending_creates_[seq] = PendingCreate{std::move(done), uv_now(loop_) + kRemoteCreateTimeoutMs};
+  commands_.command({"GET", lease_key(node)}, [this, seq, node, user = owner.user,
+                                               body = encoded.dump()](const RedisValue* lease) {
+    if (pending_creates_.count(seq) == 0) return;
+    if (lease == nullptr || lease->is_error()) {
+      return finish_create(seq, {nullptr, "unavailable", "the cluster's Redis is unreachable", ""});
+    }
+    if (lease->is_nil() || lease->text.empty()) {
+      return finish_create(seq, {nullptr, "not_found", "no such node in the cluster: " + node, "data.node"});
+    }
+    commands_.command({"XADD", input_key(node), "MAXLEN", "~", kInputMaxLen, "*", "k", "c", "b", lease->text, "q",
+                       std::to_string(seq), "from", settings_.node_id, "fb", boot_, "u", user, "o", body},
+                      [this, seq](const RedisValue* added) {
+                        if (added == nullptr || added->is_error()) {
+                          finish_create(seq, {nullptr, "unavailable", "the cluster's Redis is unreachable", ""});
+                        }
+                      });
+  });
+}
+
+void Cluster::finish_create(uint64_t seq, hub::RemoteCreateResult result) {
+  auto it = pending_creates_.find(seq);
+  if (it == pending_creates_.end()) return;
+  auto done = std::move(it->second.done);
+  pending_creates_.erase(it);
+  done(std::move(result));
+}
+
+void Cluster::reply_create(const std::string& node, const std::string& boot, const std::string& seq,
+                           std::vector<std::string> fields) {
+  std::vector<std::string> args = {"XADD", input_key(node), "MAXLEN", "~", kInputMaxLen, "*", "k", "C", "b", boot, "q", seq};
+  for (std::string& field : fields) args.push_back(std::move(field));
+  commands_.command(args, nullptr);
+}
+
+void Cluster::on_create_request(const std::map<std::string, std::string>& fields) {
+  const std::string from = get(fields, "from"), from_boot = get(fields, "fb"), seq = get(fields, "q");
+  const std::string user = get(fields, "u");
+  if (from.empty() || from_boot.empty() || seq.empty()) return;
+  const json body = json::parse(get(fields, "o"), nullptr, false);
+  hub::CreateOptions options;
+  bool valid = !user.empty() && body.is_object();
+  try {
+    if (valid) {
+      options.command = body.value("command", std::vector<std::string>{});
+      options.cwd = body.value("cwd", std::string());
+      options.env = body.value("env", std::map<std::string, std::string>{});
+      options.cols = static_cast<uint16_t>(std::clamp<int64_t>(body.value("cols", int64_t{80}), 1, 1000));
+      options.rows = static_cast<uint16_t>(std::clamp<int64_t>(body.value("rows", int64_t{24}), 1, 1000));
+      options.name = body.value("name", std::string());
+    }
+  } catch (const json::exception&) {
+    valid = false;
+  }
+  if (!valid) return reply_create(from, from_boot, seq, {"err", "bad_message", "m", "a malformed create request", "f", ""});
+  auth::Principal owner;
+  owner.user = user;
+  hub::CreateResult created = hub_.create(owner, options, nullptr, hub::Encoding::utf8);
+  switch (created.failure) {
+    case hub::CreateFailure::none:
+      break;
+    case hub::CreateFailure::limit_total:
+    case hub::CreateFailure::limit_user:
+      return reply_create(from, from_boot, seq, {"err", "limit_exceeded", "m", created.message, "f", ""});
+    case hub::CreateFailure::cwd:
+      return reply_create(from, from_boot, seq, {"err", "bad_message", "m", created.message, "f", "data.cwd"});
+    case hub::CreateFailure::command:
+      return reply_create(from, from_boot, seq, {"err", "bad_message", "m", created.message, "f", "data.command"});
+    case hub::CreateFailure::system:
+      return reply_create(from, from_boot, seq, {"err", "internal", "m", created.message, "f", ""});
+  }
+  log::info("cluster: created a terminal for a client of node " + log::quoted(from),
+            {{"terminal", created.terminal->id()}, {"user", user}});
+  reply_create(from, from_boot, seq, {"tid", created.terminal->id()});
+}
+
+void Cluster::on_create_reply(const std::map<std::string, std::string>& fields) {
+  const uint64_t seq = to_u64(get(fields, "q"));
+  if (pending_creates_.count(seq) == 0) return;
+  const std::string id = get(fields, "tid");
+  if (id.empty()) {
+    return finish_create(seq, {nullptr, get(fields, "err"), get(fields, "m"), get(fields, "f")});
+  }
+  reader_.command({"HGETALL", term_key(id)}, [this, seq, id](const RedisValue* hash) {
+    if (hash != nullptr && !hash->elements.empty()) apply_directory_entry(id, *hash);
+    hub::Terminal* terminal = hub_.find_any(id);
+    if (terminal == nullptr) {
+      return finish_create(seq, {nullptr, "not_found", "the terminal was created but is already gone", ""});
+    }
+    finish_create(seq, {terminal, "", "", ""});
+  });
 }
 
 // ---- the directory and mirrors ----------------------------------------------------------------------
@@ -763,6 +876,13 @@ void Cluster::renew_lease() {
 }
 
 void Cluster::sweep() {
+  const uint64_t now = uv_now(loop_);
+  for (auto it = pending_creates_.begin(); it != pending_creates_.end();) {
+    const uint64_t seq = (it++)->first;
+    if (pending_creates_[seq].deadline_ms <= now) {
+      finish_create(seq, {nullptr, "unavailable", "the node did not answer within 10 s", "data.node"});
+    }
+  }
   uint64_t remote_subscribers = 0;
   for (const auto& [id, mirror] : mirrors_) {
     if (hub::Terminal* terminal = hub_.find_any(id)) remote_subscribers += terminal->subscriber_count();

@@ -48,7 +48,7 @@ struct ClusterSettings {
   uint64_t kill_grace_ms = 5000;    // for shell.kill requests from other nodes
 };
 
-class Cluster final : public hub::RemoteOwner {
+class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
  public:
   Cluster(uv_loop_t* loop, ClusterSettings settings, hub::Hub& hub, hub::Metrics& metrics);
   ~Cluster() override;
@@ -69,6 +69,10 @@ class Cluster final : public hub::RemoteOwner {
   void resize(const std::string& terminal_id, uint16_t cols, uint16_t rows) override;
   void kill(const std::string& terminal_id, int signal) override;
   void share(const std::string& terminal_id, const std::string& user, auth::Access access) override;
+  // hub::RemoteCreator: shell.create {node} for another node, through that node's input stream; the
+  // answer comes back through this node's input stream (or `unavailable` after 10 s).
+  void create_on(const std::string& node, const auth::Principal& owner, const hub::CreateOptions& options,
+                 std::function<void(hub::RemoteCreateResult)> done) override;
 
  private:
   // One entry of a terminal's stream, kept until Redis acknowledged it: after a lost link every
@@ -139,6 +143,11 @@ class Cluster final : public hub::RemoteOwner {
   void on_input_entry(const std::map<std::string, std::string>& fields);
   void on_stream_entry(const std::string& id, const std::string& entry_id, const std::map<std::string, std::string>& fields);
   void send_request(const std::string& terminal_id, std::vector<std::string> fields);
+  void on_create_request(const std::map<std::string, std::string>& fields);  // as the node asked to create
+  void on_create_reply(const std::map<std::string, std::string>& fields);    // as the node that asked
+  void reply_create(const std::string& node, const std::string& boot, const std::string& seq,
+                    std::vector<std::string> fields);
+  void finish_create(uint64_t seq, hub::RemoteCreateResult result);
 
   // Liveness.
   void renew_lease();
@@ -165,6 +174,12 @@ class Cluster final : public hub::RemoteOwner {
   std::set<std::string> flush_queue_;
   std::set<std::string> waiting_for_room_;  // terminals with entries held back by kMaxAppendBytesInFlight
   std::unordered_map<std::string, Mirror> mirrors_;
+  struct PendingCreate {
+    std::function<void(hub::RemoteCreateResult)> done;
+    uint64_t deadline_ms = 0;
+  };
+  std::map<uint64_t, PendingCreate> pending_creates_;
+  uint64_t next_create_ = 0;
   hub::ObserverId created_observer_ = 0;
   hub::ObserverId removed_observer_ = 0;
   UvHandle<uv_check_t> flusher_;

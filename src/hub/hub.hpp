@@ -58,6 +58,21 @@ struct CreateResult {
   std::string message;
 };
 
+// Cluster mode: creating a terminal on another node (shell.create {node}). `done` runs once, later, on the
+// loop: with the new terminal's mirror, or with a protocol error code, message and field.
+struct RemoteCreateResult {
+  Terminal* terminal = nullptr;
+  std::string code;
+  std::string message;
+  std::string field;
+};
+class RemoteCreator {
+ public:
+  virtual ~RemoteCreator() = default;
+  virtual void create_on(const std::string& node, const auth::Principal& owner, const CreateOptions& options,
+                         std::function<void(RemoteCreateResult)> done) = 0;
+};
+
 class Hub {
  public:
   Hub(uv_loop_t* loop, HubLimits limits, Metrics& metrics);
@@ -102,6 +117,9 @@ class Hub {
   // --- cluster mode (docs/cluster.md) ---
   // The node this daemon is (set before terminals are created): each terminal it creates carries it.
   void set_node(std::string node) { node_ = std::move(node); }
+  const std::string& node() const { return node_; }
+  void set_remote_creator(RemoteCreator* creator) { remote_creator_ = creator; }
+  RemoteCreator* remote_creator() const { return remote_creator_; }
   // A terminal another node runs: listed, readable and subscribable like a local one (same rules), its
   // requests going to `remote`. It counts toward no limit of this node. nullptr when the id is taken.
   Terminal* add_mirror(TerminalSpec spec, int64_t created_at_ms, RemoteOwner* remote);
@@ -155,6 +173,7 @@ class Hub {
   Observers<void(const std::string&)> on_exited_;
   Observers<void(Terminal&)> on_created_;
   std::string node_;
+  RemoteCreator* remote_creator_ = nullptr;
 };
 
 // The environment variable every terminal's processes carry: the terminal's id.

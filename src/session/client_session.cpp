@@ -323,6 +323,7 @@ void ClientSession::handle_shell_create(const Request& request) {
   auto rows = reader.integer("rows", false, 1, 1000);
   auto name = reader.string("name", false);
   auto subscribe = reader.boolean("subscribe", false);
+  auto node = reader.string("node", false, true);
   if (command) {
     for (size_t i = 0; i < command->size(); ++i) {
       if (has_nul((*command)[i])) reader.fail("command." + std::to_string(i), "command must not contain NUL");
@@ -349,6 +350,10 @@ void ClientSession::handle_shell_create(const Request& request) {
   options.cols = static_cast<uint16_t>(cols.value_or(80));
   options.rows = static_cast<uint16_t>(rows.value_or(24));
   if (name) options.name = std::move(*name);
+  if (node && *node != context_.hub.node()) {  // cluster mode: on another node (docs/cluster.md)
+    create_on_node(request, *node, options, subscribe_creator);
+    return;
+  }
   hub::CreateResult created =
       context_.hub.create(principal_, options, subscribe_creator ? this : nullptr, hub::Encoding::utf8);
   switch (created.failure) {
@@ -366,6 +371,30 @@ void ClientSession::handle_shell_create(const Request& request) {
   }
   audit("terminal.created", {{"terminal", created.terminal->id()}});
   reply(request, "shell.created", {{"terminal", created.terminal->to_json()}});
+}
+
+void ClientSession::create_on_node(const Request& request, const std::string& node, const hub::CreateOptions& options,
+                                   bool subscribe_creator) {
+  hub::RemoteCreator* creator = context_.hub.remote_creator();
+  if (creator == nullptr) {
+    reply_error(request, code::kNotFound, "no such node: this daemon is not part of a cluster", "data.node");
+    return;
+  }
+  std::weak_ptr<int> alive = life_;
+  creator->create_on(node, principal_, options,
+                     [this, alive, request, subscribe_creator](hub::RemoteCreateResult result) {
+                       if (alive.expired()) return;
+                       if (result.terminal == nullptr) {
+                         reply_error(request, result.code, result.message, result.field);
+                         return;
+                       }
+                       audit("terminal.created", {{"terminal", result.terminal->id()}, {"node", result.terminal->node()}});
+                       reply(request, "shell.created", {{"terminal", result.terminal->to_json()}});
+                       if (subscribe_creator) {  // from its first byte, as a creator on the node itself
+                         result.terminal->subscribe(this, hub::Encoding::utf8, 0);
+                         result.terminal->catch_up(this);
+                       }
+                     });
 }
 
 void ClientSession::handle_shell_input(const Request& request) {

@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <set>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,9 @@ class ClientSession final : public hub::Subscriber {
   void audit(std::string_view event, std::initializer_list<log::Field> fields);
 
   void reply_error(const Request& request, std::string code, std::string message, std::string field = "");
+  // shell.create {node} for another node of the cluster: the reply comes once that node answered.
+  void create_on_node(const Request& request, const std::string& node, const hub::CreateOptions& options,
+                      bool subscribe_creator);
   void reply(const Request& request, std::string_view type, nlohmann::json data);
   void ack(const Request& request);
   // Replies the reader's bad_message error when it has one.
@@ -110,6 +114,9 @@ class ClientSession final : public hub::Subscriber {
   SessionContext context_;
   Outbox& outbox_;
   std::string peer_;
+  // Callbacks that may run after this session is gone (a terminal created on another node) hold a
+  // weak reference to this.
+  std::shared_ptr<int> life_ = std::make_shared<int>(0);
   std::string request_id_;  // of the request being handled, for audit lines; "" when it has none
   auth::Principal principal_;
   bool authenticated_ = false;

@@ -395,5 +395,50 @@ TEST_CASE("cluster: a git operation run on A is seen on B - its output, shell.ex
   CHECK((*completed_b)["data"] == (*completed_a)["data"]);
 }
 
+TEST_CASE("cluster: shell.create with node runs the terminal on that node for a client of another") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);
+  auto alice_b = cluster.client(1, "alice");
+  const Json terminal = alice_b->create_terminal(
+      {{"node", "a"}, {"command", {"/bin/sh", "-c", "echo made-$((6*7)); read line; echo got-$line"}}, {"name", "remote"}});
+  const std::string id = terminal.value("id", "");
+  REQUIRE(!id.empty());
+  CHECK(terminal.value("node", "") == "a");
+  CHECK(terminal.value("name", "") == "remote");
+  CHECK(terminal["pid"].is_null());  // a mirror on B: the process is A's
+  // The creator is subscribed from the first byte, and its input reaches the process on A.
+  CHECK(alice_b->wait_output(id, "made-42"));
+  CHECK(alice_b->request("shell.input", {{"terminalId", id}, {"data", "x\n"}}));
+  CHECK(alice_b->wait_output(id, "got-x"));
+  REQUIRE(alice_b->wait_exit(id, 10s));
+  CHECK(alice_b->output(id).problems.empty());
+  // On A it is a local terminal of alice's with a process.
+  auto alice_a = cluster.client(0, "alice");
+  const Json on_a = listed(*alice_a, id);
+  CHECK(on_a.value("node", "") == "a");
+  CHECK(on_a.value("owner", "") == "alice");
+  CHECK(on_a["pid"].is_number());
+
+  // Failures are the same errors a client of A gets, or name the node.
+  const auto unknown = alice_b->request("shell.create", {{"node", "zz"}});
+  REQUIRE(unknown);
+  CHECK(unknown->value("type", "") == "error");
+  CHECK((*unknown)["data"].value("code", "") == "not_found");
+  CHECK((*unknown)["data"].value("field", "") == "data.node");
+  const Json bad_cwd = {{"cwd", "/no/such/dir"}};
+  const auto local = alice_a->request("shell.create", bad_cwd);
+  Json remote_bad = bad_cwd;
+  remote_bad["node"] = "a";
+  const auto remote = alice_b->request("shell.create", remote_bad);
+  REQUIRE(local);
+  REQUIRE(remote);
+  CHECK(remote->value("type", "") == "error");
+  CHECK((*remote)["data"] == (*local)["data"]);
+  // The node a client is on may be named too.
+  const auto here = alice_b->request("shell.create", {{"node", "b"}, {"command", {"/bin/true"}}});
+  REQUIRE(here);
+  CHECK((*here)["data"]["terminal"].value("node", "") == "b");
+}
+
 }  // namespace
 }  // namespace ptyhub::test

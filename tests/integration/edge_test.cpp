@@ -127,6 +127,8 @@ TEST_CASE("proxy: Forwarded (RFC 7239) is read too, and a unix-socket proxy can 
   DaemonProcess daemon({"--listen", "127.0.0.1:0", "--listen", "unix:" + socket_path, "--trusted-proxy", "unix"});
   INFO(daemon.log());
   REQUIRE(daemon.started());
+  // started() sees the first TCP listener; the unix one is announced after it.
+  REQUIRE(daemon.wait_for_log("listening on unix:" + socket_path, 5s));
   WsOptions options = daemon.ws_options();
   options.unix_path = socket_path;
   options.headers = {{"forwarded:", "for=\"[2001:db8::5]:4711\";proto=https"}};
