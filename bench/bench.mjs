@@ -14,6 +14,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { WebSocket } from 'ws';
@@ -44,6 +45,8 @@ const MANY_TERMINALS = 500;
 const MANY_SECONDS = 10;
 const FANOUT = 50;
 const STREAMS = 4;
+// cluster: cluster_retention_bytes of the nodes ('' = the default, the ring size).
+const CLUSTER_RETENTION = option('cluster-retention', '64MiB');
 const OPEN_IN_FLIGHT = 50;
 const CHURN_IN_FLIGHT = 16;
 const CHURN_SECONDS = 5;
@@ -297,13 +300,15 @@ class Conn {
   }
 }
 
+// daemon: one daemon, or several that the connections go to in turn.
 async function connectMany(daemon, count, inFlight, afterOpen) {
   const conns = new Array(count);
+  const daemons = Array.isArray(daemon) ? daemon : [daemon];
   let nextIndex = 0;
   async function worker() {
     while (nextIndex < count) {
       const i = nextIndex++;
-      const c = new Conn(daemon);
+      const c = new Conn(daemons[i % daemons.length]);
       await c.open();
       if (afterOpen) await afterOpen(c, i);
       conns[i] = c;
@@ -421,8 +426,10 @@ function streamCommand(file) {
 // `encoding`. `slow` extra subscribers per terminal stop reading their sockets right after subscribing.
 // sampleRss: peak RSS of the stream alone (VmHWM reset before it, VmRSS sampled every 10 ms);
 // lifetimePeak: VmHWM of the daemon's whole life when the stream has ended (a fresh daemon per run).
+// viewers: the daemons the subscribers connect to, in turn (cluster: other nodes than the one running the
+// terminal); viewerCpu is theirs.
 async function streamRun(daemon, ctx, { terminals = 1, subsPer = 1, encoding = 'utf8', slow = 0, sampleRss = false,
-  lifetimePeak = false }) {
+  lifetimePeak = false, viewers = [daemon] }) {
   const expected = 1 + ctx.fileBytes;
   const ctl = new Conn(daemon);
   await ctl.open();
@@ -430,8 +437,8 @@ async function streamRun(daemon, ctx, { terminals = 1, subsPer = 1, encoding = '
   for (let t = 0; t < terminals; t++) {
     const created = await ctl.request('shell.create', { command: streamCommand(ctx.file), subscribe: false });
     const id = created.data.terminal.id;
-    const subs = await connectMany(daemon, subsPer + slow, 50, async (c) => {
-      await c.request('subscribe', { channel: `shell:terminal:${id}`, encoding });
+    const subs = await connectMany(viewers, subsPer + slow, 50, async (c) => {
+      await subscribeWhenListed(c, id, encoding);
     });
     groups.push({ id, fast: subs.slice(0, subsPer), slow: subs.slice(subsPer) });
   }
@@ -442,6 +449,9 @@ async function streamRun(daemon, ctx, { terminals = 1, subsPer = 1, encoding = '
   let rssMax = 0;
   const sampler = sampleRss ? setInterval(() => { rssMax = Math.max(rssMax, daemon.rssKiB()); }, 10) : null;
   const cpu0 = daemon.cpuSeconds();
+  const others = viewers.filter((v) => v !== daemon);
+  const viewerCpu0 = others.map((v) => v.cpuSeconds());
+  const redisCpu0 = ctx.redis ? ctx.redis.cpuSeconds() : 0;
   const client0 = clientCpu();
   const machine0 = cpuTimes();
   const metrics0 = await daemon.metrics();
@@ -458,11 +468,13 @@ async function streamRun(daemon, ctx, { terminals = 1, subsPer = 1, encoding = '
   const seconds = (tLast - t0) / 1000;
   const lifetimePeakKiB = lifetimePeak ? daemon.peakKiB() : undefined;
   const cpu = daemon.cpuSeconds() - cpu0;
+  const viewerCpu = others.map((v, i) => v.cpuSeconds() - viewerCpu0[i]);
+  const redisCpu = ctx.redis ? ctx.redis.cpuSeconds() - redisCpu0 : 0;
   const clientCpuS = clientCpu() - client0;
   if (sampler) clearInterval(sampler);
   const machine1 = cpuTimes();
   const metrics1 = await daemon.metrics();
-  const result = { seconds, daemonCpu: cpu, clientCpu: clientCpuS,
+  const result = { seconds, daemonCpu: cpu, viewerCpu, redisCpu, clientCpu: clientCpuS,
     // every CPU of the machine busy during the run, in cores (ours, the kernel's tty work, anything else)
     machineCores: (1 - (machine1.idle - machine0.idle) / (machine1.total - machine0.total)) * os.cpus().length,
     ptyReadPauses: metrics1.ptyhub_pty_read_pauses_total - metrics0.ptyhub_pty_read_pauses_total,
@@ -496,6 +508,19 @@ async function streamRun(daemon, ctx, { terminals = 1, subsPer = 1, encoding = '
     else await c.close();
   }
   return result;
+}
+
+// subscribe, retried while the terminal is not listed yet on this node (a mirror appears within a few ms).
+async function subscribeWhenListed(c, id, encoding, timeoutMs = 10000) {
+  const until = nowMs() + timeoutMs;
+  for (;;) {
+    try {
+      return await c.request('subscribe', { channel: `shell:terminal:${id}`, encoding });
+    } catch (e) {
+      if (!String(e.message).startsWith('not_found') || nowMs() > until) throw e;
+      await sleep(20);
+    }
+  }
 }
 
 let currentDaemon = null;  // stopped on SIGINT/SIGTERM
@@ -538,33 +563,43 @@ async function scenarioThroughput(ctx) {
   return out;
 }
 
+// Keystroke round trips: `samples` single keys typed by `typist` into /bin/cat terminal `id` (run by any
+// node), each timed from sending to its echo; a line is ended every 64 keys. Milliseconds, sorted.
+async function echoSamples(typist, id, samples) {
+  const ms = [];
+  let expect = typist.stream.next ?? 0;
+  let onLine = 0;
+  for (let i = 0; i < samples + 20; i++) {
+    expect += 1;
+    const target = expect;
+    const t0 = nowMs();
+    const arrived = new Promise((resolve) => { typist.onOutput = (o, n) => { if (n >= target) { typist.onOutput = null; resolve(nowMs()); } }; });
+    typist.send('shell.input', { terminalId: id, data: String.fromCharCode(97 + (i % 26)) });
+    const t1 = await withTimeout(arrived, 5000, 'echo');
+    if (i >= 20) ms.push(t1 - t0);
+    if (++onLine === 64) {  // end the line: echo "\r\n", then cat writes the 64 keys and "\r\n"
+      expect += 2 + 64 + 2;
+      typist.send('shell.input', { terminalId: id, data: '\r' });
+      await typist.waitOffset(expect, 5000);
+      onLine = 0;
+    }
+  }
+  if (onLine > 0) {  // leave the terminal at a line start, everything echoed
+    expect += 2 + onLine + 2;
+    typist.send('shell.input', { terminalId: id, data: '\r' });
+    await typist.waitOffset(expect, 5000);
+  }
+  return ms.sort((a, b) => a - b);
+}
+
 async function scenarioEcho(ctx) {
   const local = helper('echo', String(ECHO_SAMPLES));
   const r = await withDaemon(ctx, async (daemon) => {
     const c = new Conn(daemon);
     await c.open();
     const created = await c.request('shell.create', { command: ['/bin/cat'] });
-    const id = created.data.terminal.id;
-    const ms = [];
-    let expect = 0;
-    let onLine = 0;
-    for (let i = 0; i < ECHO_SAMPLES + 20; i++) {
-      expect += 1;
-      const target = expect;
-      const t0 = nowMs();
-      const arrived = new Promise((resolve) => { c.onOutput = (o, n) => { if (n >= target) { c.onOutput = null; resolve(nowMs()); } }; });
-      c.send('shell.input', { terminalId: id, data: String.fromCharCode(97 + (i % 26)) });
-      const t1 = await withTimeout(arrived, 5000, 'echo');
-      if (i >= 20) ms.push(t1 - t0);
-      if (++onLine === 64) {  // end the line: echo "\r\n", then cat writes the 64 keys and "\r\n"
-        expect += 2 + 64 + 2;
-        c.send('shell.input', { terminalId: id, data: '\r' });
-        await c.waitOffset(expect, 5000);
-        onLine = 0;
-      }
-    }
+    const ms = await echoSamples(c, created.data.terminal.id, ECHO_SAMPLES);
     await c.close();
-    ms.sort((a, b) => a - b);
     // The same keystrokes from pty_local's minimal C++ WebSocket client: no client runtime in the figure.
     const native = helper('ws-echo', String(daemon.port), daemon.token, String(ECHO_SAMPLES));
     return { p50: percentile(ms, 0.5), p99: percentile(ms, 0.99), nativeP50: native.p50_ms, nativeP99: native.p99_ms };
@@ -649,6 +684,128 @@ async function scenarioStreams(ctx) {
       daemonCores: four.daemonCpu / four.seconds };
   });
   return { ...daemonSide, localOneMBps, localManyMBps, localRatio: localManyMBps / localOneMBps };
+}
+
+// ---- cluster mode ----
+
+class Redis {
+  static async start(workDir) {
+    const r = new Redis();
+    r.port = await freePort();
+    r.proc = spawn('redis-server', ['--port', String(r.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--dir', workDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+    r.pid = r.proc.pid;
+    r.exited = new Promise((resolve) => r.proc.on('exit', resolve));
+    await waitFor(() => tcpOpen(r.port), 10000, 'redis-server start');
+    r.url = `redis://127.0.0.1:${r.port}/0`;
+    return r;
+  }
+  cpuSeconds() {
+    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  }
+  async stop() {
+    this.proc.kill('SIGTERM');
+    await withTimeout(this.exited, 10000, 'redis-server stop').catch(() => this.proc.kill('SIGKILL'));
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => resolve(port)); });
+    server.on('error', reject);
+  });
+}
+function tcpOpen(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+    socket.on('error', () => resolve(false));
+  });
+}
+function httpStatus(port, p) {
+  return new Promise((resolve) => {
+    http.get({ host: '127.0.0.1', port, path: p }, (res) => { res.resume(); resolve(res.statusCode); }).on('error', () => resolve(0));
+  });
+}
+async function waitFor(check, timeoutMs, what) {
+  const until = nowMs() + timeoutMs;
+  while (!(await check())) {
+    if (nowMs() > until) throw new Error(`timeout: ${what}`);
+    await sleep(20);
+  }
+}
+
+// Redis and nodes a, b, c of ctx.bin (same secret), all fresh; fn({redis, a, b, c}).
+async function withCluster(ctx, fn) {
+  const redis = await Redis.start(ctx.work);
+  const nodes = [];
+  try {
+    for (const name of ['a', 'b', 'c']) {
+      const bin = { ...ctx.bin, args: [...ctx.bin.args, '--redis-url', redis.url, '--node-id', name,
+        ...(CLUSTER_RETENTION ? ['--cluster-retention-bytes', CLUSTER_RETENTION] : [])] };
+      const d = await Daemon.start(ctx.work, bin);
+      nodes.push(d);
+      await waitFor(async () => (await httpStatus(d.port, '/readyz')) === 200, 10000, `node ${name} joined`);
+    }
+    return await fn({ redis, a: nodes[0], b: nodes[1], c: nodes[2] });
+  } finally {
+    for (const d of nodes) await d.stop();
+    await redis.stop();
+  }
+}
+
+// One stream through the cluster and its figures beside the PTY limit measured right before it.
+// A subscriber on another node that falls behind by more than cluster_retention_bytes gets shell.gap: the
+// figures count delivered bytes only, and say how many were skipped.
+function streamFigures(r, limit) {
+  const gb = r.deliveredBytes / 1e9;
+  const MBps = r.deliveredBytes / r.seconds / 1e6;
+  const limitMBps = limit.bytes / limit.seconds / 1e6;
+  return { MBps, limitMBps, ofLimit: MBps / limitMBps, ownerCpuPerGB: r.daemonCpu / gb,
+    viewerCpuPerGB: r.viewerCpu.map((cpu) => cpu / gb), redisCpuPerGB: r.redisCpu / gb, machineCores: r.machineCores,
+    aggregateMBps: r.deliveredBytes / r.seconds / 1e6, perSubMBps: median(r.perSubMBps), minSubMBps: Math.min(...r.perSubMBps),
+    ownerCpuS: r.daemonCpu, viewerCpuS: r.viewerCpu, redisCpuS: r.redisCpu, seconds: r.seconds,
+    complete: r.complete, incomplete: r.problems.length, gapBytesTotal: r.gapBytes.reduce((x, y) => x + y, 0) };
+}
+
+// The single-node stream and echo, then the same on a three-node cluster: the subscriber on the owner node
+// a, then on node b (through Redis); FANOUT subscribers spread over b and c; keystrokes typed on a and on b.
+async function scenarioCluster(ctx) {
+  const out = {};
+  let limit = helper('throughput', ctx.file);
+  out.single = streamFigures(await withDaemon(ctx, (d) => streamRun(d, { ...ctx, redis: null }, {})), limit);
+  out.single.echo = await withDaemon(ctx, async (d) => {
+    const c = new Conn(d);
+    await c.open();
+    const id = (await c.request('shell.create', { command: ['/bin/cat'] })).data.terminal.id;
+    const ms = await echoSamples(c, id, ECHO_SAMPLES);
+    await c.close();
+    return { p50: percentile(ms, 0.5), p99: percentile(ms, 0.99) };
+  });
+  await withCluster(ctx, async ({ redis, a, b, c }) => {
+    limit = helper('throughput', ctx.file);
+    out.owner = streamFigures(await streamRun(a, { ...ctx, redis }, {}), limit);
+    limit = helper('throughput', ctx.file);
+    out.remote = streamFigures(await streamRun(a, { ...ctx, redis }, { viewers: [b] }), limit);
+    limit = helper('throughput', ctx.file);
+    out.fanout = streamFigures(await streamRun(a, { ...ctx, redis }, { viewers: [b, c], subsPer: FANOUT }), limit);
+    const onA = new Conn(a);
+    const onB = new Conn(b);
+    await onA.open();
+    await onB.open();
+    const id = (await onA.request('shell.create', { command: ['/bin/cat'] })).data.terminal.id;
+    await subscribeWhenListed(onB, id, 'utf8');
+    const local = await echoSamples(onA, id, ECHO_SAMPLES);
+    await onB.waitOffset(onA.stream.next, 5000);
+    const remote = await echoSamples(onB, id, ECHO_SAMPLES);
+    out.owner.echo = { p50: percentile(local, 0.5), p99: percentile(local, 0.99) };
+    out.remote.echo = { p50: percentile(remote, 0.5), p99: percentile(remote, 0.99) };
+    await onA.close();
+    await onB.close();
+  });
+  return out;
 }
 
 async function scenarioIdle(ctx) {
@@ -942,6 +1099,29 @@ function tableRows(results, info) {
       row(`close ${count}: processes left`, `${left}`, '0', left === 0, `runs: ${listed(count, (r) => r.left, String)}`);
     }
   }
+  if (results.cluster) {
+    const c = (side, get) => m('cluster', (r) => get(r[side]));
+    const runs = (get, fmt = f2) => results.cluster.map(get).map(fmt).join(', ');
+    const single = c('single', (x) => x.MBps);
+    row('cluster: PTY limit / single node (no Redis), 1 subscriber utf8', `${f1(c('single', (x) => x.limitMBps))} / ${f1(single)} MB/s = ${pct(c('single', (x) => x.ofLimit))} of limit`, '', undefined,
+      `daemon ${f2(c('single', (x) => x.ownerCpuPerGB))} CPU-s/GB; runs: ${runs((r) => r.single.MBps, f1)} MB/s`);
+    const owner = c('owner', (x) => x.MBps);
+    row('cluster of 3, subscriber on the owner node (output also appended to Redis)', `${f1(owner)} MB/s = ${pct(c('owner', (x) => x.ofLimit))} of limit, ${f2(owner / single)}× single node`, '', undefined,
+      `CPU-s/GB: owner ${f2(c('owner', (x) => x.ownerCpuPerGB))}, Redis ${f2(c('owner', (x) => x.redisCpuPerGB))}, each other node ${f2(c('owner', (x) => median(x.viewerCpuPerGB)))} (they mirror it); runs: ${runs((r) => r.owner.MBps / r.single.MBps)}×`);
+    const remote = c('remote', (x) => x.MBps);
+    row('cluster of 3, 1 subscriber on another node (through Redis)', `${f1(remote)} MB/s = ${pct(c('remote', (x) => x.ofLimit))} of limit, ${f2(remote / single)}× single node`, '≥ 0.60× single node', remote / single >= 0.6,
+      `CPU-s/GB: owner ${f2(c('remote', (x) => x.ownerCpuPerGB))}, Redis ${f2(c('remote', (x) => x.redisCpuPerGB))}, viewer node ${f2(c('remote', (x) => x.viewerCpuPerGB[0]))}; machine ${f2(c('remote', (x) => x.machineCores))} cores; runs: ${runs((r) => r.remote.MBps / r.single.MBps)}×`);
+    row(`cluster of 3, ${FANOUT} subscribers spread over the two other nodes: aggregate`, `${f1(c('fanout', (x) => x.aggregateMBps))} MB/s (per subscriber median ${f1(c('fanout', (x) => x.perSubMBps))}, slowest ${f1(c('fanout', (x) => x.minSubMBps))})`, '', undefined,
+      `CPU-s per GB delivered in total: owner ${f2(c('fanout', (x) => x.ownerCpuPerGB))}, viewer nodes ${runs((r) => r.fanout.viewerCpuPerGB.map(f2).join(' + '), String)}, Redis ${f2(c('fanout', (x) => x.redisCpuPerGB))}; whole stream to every subscriber: ${runs((r) => (r.fanout.complete ? 'yes' : `${r.fanout.incomplete} got gaps`), String)}`);
+    const e = (side, q) => c(side, (x) => x.echo[q]);
+    row('cluster echo RTT p50 / p99: single node · owner node · another node (Node client)',
+      `${f3(e('single', 'p50'))} / ${f3(e('single', 'p99'))} · ${f3(e('owner', 'p50'))} / ${f3(e('owner', 'p99'))} · ${f3(e('remote', 'p50'))} / ${f3(e('remote', 'p99'))} ms`, '', undefined,
+      `runs (another node): ${runs((r) => `${f3(r.remote.echo.p50)} / ${f3(r.remote.echo.p99)}`, String)}`);
+    const added = e('remote', 'p50') - e('single', 'p50');
+    row('cluster echo typed on another node: added p50 over a single node', `${f3(added)} ms`, '≤ 0.3 ms', added <= 0.3);
+    const p99Ratio = e('remote', 'p99') / e('single', 'p99');
+    row('cluster echo typed on another node: p99 against a single node', `${f2(p99Ratio)}×`, '≤ 2×', p99Ratio <= 2);
+  }
   if (results.slow) {
     const cost = m('slow', (r) => r.cost);
     const peak = m('slow', (r) => r.peakRssKiB) / 1024;
@@ -1024,7 +1204,7 @@ async function main() {
   const file = path.join(work, 'f');
   log(`machine: ${JSON.stringify(info)}`);
   // Only the streaming scenarios read the file; the others get an empty one.
-  const streams = ['throughput', 'fanout', 'streams', 'slow'].some(wanted);
+  const streams = ['throughput', 'fanout', 'streams', 'slow', 'cluster'].some(wanted);
   log(streams ? `making ${file} (head -c ${FILE_MB}000000 /dev/urandom | base64)` : 'no streaming scenario: no file');
   execFileSync('/bin/sh', ['-c', streams ? `head -c ${FILE_MB}000000 /dev/urandom | base64 > '${file}'` : `: > '${file}'`]);
   const raw = fs.readFileSync(file);
@@ -1036,7 +1216,7 @@ async function main() {
   const scenarios = [
     ['throughput', scenarioThroughput], ['echo', scenarioEcho], ['echoMany', scenarioEchoMany],
     ['fanout', scenarioFanout], ['streams', scenarioStreams], ['idle', scenarioIdle], ['churn', scenarioChurn],
-    ['slow', scenarioSlow], ['close', scenarioClose], ['shutdown', scenarioShutdown],
+    ['slow', scenarioSlow], ['close', scenarioClose], ['shutdown', scenarioShutdown], ['cluster', scenarioCluster],
   ];
   // Each run of a scenario is made against every binary in turn: baseline, main, baseline, main, ...
   const sides = BASELINE ? [['before', BASELINE], ['after', MAIN]] : [['main', MAIN]];

@@ -529,6 +529,36 @@ void Cluster::share(const std::string& terminal_id, const std::string& user, aut
   send_request(terminal_id, {"k", "s", "u", user, "a", access_text(access)});
 }
 
+void Cluster::hold(const std::string& terminal_id, bool held, bool urgent) {
+  auto it = mirrors_.find(terminal_id);
+  if (it == mirrors_.end()) return;
+  it->second.held = held;
+  it->second.urgent = urgent;
+  send_request(terminal_id, {"k", "h", "h", held ? "1" : "0", "u", urgent ? "1" : "0", "n", settings_.node_id});
+  if (!held) drain_mirror(terminal_id);
+}
+
+void Cluster::drain_mirror(const std::string& id) {
+  if (draining_) return;  // applying an entry can release a hold: the loop below goes on
+  draining_ = true;
+  auto it = mirrors_.find(id);
+  while (it != mirrors_.end() && !it->second.held && !it->second.backlog.empty()) {
+    const std::map<std::string, std::string> fields = std::move(it->second.backlog.front());
+    it->second.backlog.pop_front();
+    on_stream_entry(id, fields);  // may hold the mirror again, or remove it
+    it = mirrors_.find(id);
+  }
+  draining_ = false;
+  if (it != mirrors_.end() && !it->second.held && it->second.backlog.empty()) wake_reader();
+}
+
+void Cluster::wake_reader() {
+  // The reader may be blocked in an XREAD that leaves this stream out; it is asked again with it.
+  if (reading_ && reader_client_id_ > 0) {
+    commands_.command({"CLIENT", "UNBLOCK", std::to_string(reader_client_id_)}, nullptr);
+  }
+}
+
 void Cluster::on_input_entry(const std::map<std::string, std::string>& fields) {
   if (get(fields, "b") != boot_) return;  // for an earlier incarnation of this node
   const std::string kind = get(fields, "k");
@@ -551,6 +581,9 @@ void Cluster::on_input_entry(const std::map<std::string, std::string>& fields) {
   } else if (kind == "s") {
     const std::string user = get(fields, "u");
     if (!user.empty() && user != terminal->owner()) terminal->share(user, access_of(get(fields, "a")));
+  } else if (kind == "h") {
+    const std::string node = get(fields, "n");
+    if (!node.empty()) terminal->set_remote_hold(node, get(fields, "h") == "1", get(fields, "u") == "1");
   }
 }
 
@@ -667,7 +700,12 @@ void Cluster::on_create_reply(const std::map<std::string, std::string>& fields) 
 void Cluster::on_reader_state(bool up) {
   reading_ = false;
   loaded_ = false;
-  if (up) load_directory();
+  reader_client_id_ = 0;
+  if (!up) return;
+  reader_.command({"CLIENT", "ID"}, [this](const RedisValue* id) {
+    if (id != nullptr && id->type == RedisValue::Type::integer) reader_client_id_ = id->integer;
+  });
+  load_directory();
 }
 
 void Cluster::load_directory() {
@@ -736,7 +774,12 @@ void Cluster::apply_directory_entry(const std::string& id, const RedisValue& has
   hub::Terminal* mirror = hub_.add_mirror(spec, static_cast<int64_t>(to_u64(get(fields, "createdAt"))), this);
   if (mirror == nullptr) return;
   mirror->set_shares(shares);
-  mirrors_[id] = Mirror{node, get(fields, "boot"), "0-0"};
+  {
+    Mirror added;
+    added.owner_node = node;
+    added.owner_boot = get(fields, "boot");
+    mirrors_[id] = std::move(added);
+  }
   ++metrics_.cluster_mirrors;
 }
 
@@ -751,6 +794,7 @@ void Cluster::read_next() {
     cursors.push_back(input_cursor_);
   }
   for (const auto& [id, mirror] : mirrors_) {
+    if (mirror.held || !mirror.backlog.empty()) continue;  // held back: read once it takes more
     hub::Terminal* terminal = hub_.find_any(id);
     if (terminal == nullptr || !terminal->running()) continue;  // ended: nothing more to read
     args.push_back(stream_key(id));
@@ -768,6 +812,7 @@ void Cluster::read_next() {
 }
 
 void Cluster::on_read(const RedisValue& reply) {
+  std::set<std::string> touched;  // mirrors with new entries
   const std::string events = events_key();
   const std::string inputs = input_key(settings_.node_id);
   const std::string prefix = std::string(kPrefix) + "term:{";
@@ -775,7 +820,7 @@ void Cluster::on_read(const RedisValue& reply) {
     const std::string& key = stream[0].text;
     for (const RedisValue& entry : stream[1].elements) {
       const std::string& entry_id = entry[0].text;
-      const std::map<std::string, std::string> fields = pairs(entry[1]);
+      std::map<std::string, std::string> fields = pairs(entry[1]);
       if (key == events) {
         events_cursor_ = entry_id;
         on_event(fields);
@@ -787,10 +832,12 @@ void Cluster::on_read(const RedisValue& reply) {
         auto mirror = mirrors_.find(id);
         if (mirror == mirrors_.end()) continue;
         mirror->second.cursor = entry_id;
-        on_stream_entry(id, entry_id, fields);
+        mirror->second.backlog.push_back(std::move(fields));
+        touched.insert(id);
       }
     }
   }
+  for (const std::string& id : touched) drain_mirror(id);
 }
 
 void Cluster::on_event(const std::map<std::string, std::string>& fields) {
@@ -807,11 +854,9 @@ void Cluster::on_event(const std::map<std::string, std::string>& fields) {
   load_terminal(id);  // created or changed: read its entry again
 }
 
-void Cluster::on_stream_entry(const std::string& id, const std::string& entry_id,
-                              const std::map<std::string, std::string>& fields) {
+void Cluster::on_stream_entry(const std::string& id, const std::map<std::string, std::string>& fields) {
   hub::Terminal* terminal = hub_.find_any(id);
   if (terminal == nullptr || !terminal->mirror()) return;
-  (void)entry_id;
   auto data = fields.find("d");
   if (data != fields.end()) {
     terminal->append_mirrored(to_u64(get(fields, "s")), data->second);
@@ -877,6 +922,14 @@ void Cluster::renew_lease() {
 
 void Cluster::sweep() {
   const uint64_t now = uv_now(loop_);
+  // Holds lapse on the owner unless said again (hub::Terminal::kRemoteHoldMs).
+  for (const auto& [id, mirror] : mirrors_) {
+    if (!mirror.held) continue;
+    hub::Terminal* terminal = hub_.find_any(id);
+    if (terminal != nullptr && terminal->running()) {
+      send_request(id, {"k", "h", "h", "1", "u", mirror.urgent ? "1" : "0", "n", settings_.node_id});
+    }
+  }
   for (auto it = pending_creates_.begin(); it != pending_creates_.end();) {
     const uint64_t seq = (it++)->first;
     if (pending_creates_[seq].deadline_ms <= now) {

@@ -69,6 +69,7 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   void resize(const std::string& terminal_id, uint16_t cols, uint16_t rows) override;
   void kill(const std::string& terminal_id, int signal) override;
   void share(const std::string& terminal_id, const std::string& user, auth::Access access) override;
+  void hold(const std::string& terminal_id, bool held, bool urgent) override;
   // hub::RemoteCreator: shell.create {node} for another node, through that node's input stream; the
   // answer comes back through this node's input stream (or `unavailable` after 10 s).
   void create_on(const std::string& node, const auth::Principal& owner, const hub::CreateOptions& options,
@@ -102,6 +103,11 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
     std::string owner_node;
     std::string owner_boot;
     std::string cursor = "0-0";  // the last stream entry read
+    // Flow control: while a subscriber holds the mirror, entries read stay here (and its stream is not
+    // read further); the owner is told to hold its PTY.
+    bool held = false;
+    bool urgent = false;
+    std::deque<std::map<std::string, std::string>> backlog;
   };
 
   // Keys (docs/cluster.md, "Keys").
@@ -141,7 +147,10 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   void on_read(const RedisValue& reply);
   void on_event(const std::map<std::string, std::string>& fields);
   void on_input_entry(const std::map<std::string, std::string>& fields);
-  void on_stream_entry(const std::string& id, const std::string& entry_id, const std::map<std::string, std::string>& fields);
+  void on_stream_entry(const std::string& id, const std::map<std::string, std::string>& fields);
+  // Applies a mirror's backlog while it is not held; when it is empty and not held, its stream is read again.
+  void drain_mirror(const std::string& id);
+  void wake_reader();  // ends the reader's blocking XREAD at once (CLIENT UNBLOCK)
   void send_request(const std::string& terminal_id, std::vector<std::string> fields);
   void on_create_request(const std::map<std::string, std::string>& fields);  // as the node asked to create
   void on_create_reply(const std::map<std::string, std::string>& fields);    // as the node that asked
@@ -169,6 +178,8 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   bool loaded_ = false;  // the directory was read since the reader connected
   std::string events_cursor_ = "0-0";
   std::string input_cursor_ = "0-0";
+  int64_t reader_client_id_ = 0;  // CLIENT ID of the reader link
+  bool draining_ = false;
   uint64_t last_renewal_ok_ms_ = 0;
   std::unordered_map<std::string, Published> published_;
   std::set<std::string> flush_queue_;

@@ -222,11 +222,14 @@ void Fanout::catch_up(Subscription& s) {
 
 // --- the source ----------------------------------------------------------------------------------
 
+bool Fanout::any_live() const {
+  return std::any_of(subscriptions_.begin(), subscriptions_.end(), [&](const Subscription& s) { return live(s); });
+}
+
 SourceDecision Fanout::decide(uint64_t now_ms) const {
   SourceDecision decision;
   if (finished_) return decision;
-  const bool any_live = std::any_of(subscriptions_.begin(), subscriptions_.end(),
-                                    [&](const Subscription& s) { return live(s); });
+  const bool any_live = this->any_live();
   for (const Subscription& s : subscriptions_) {
     if (!s.may_hold || live(s)) continue;
     if (s.paused) {
@@ -243,6 +246,7 @@ SourceDecision Fanout::decide(uint64_t now_ms) const {
     if (s.sink->stalled(now_ms)) continue;
     decision.read = false;
     decision.recheck = true;
+    if (near_edge) decision.urgent = true;
   }
   return decision;
 }

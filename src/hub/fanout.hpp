@@ -58,6 +58,7 @@ struct ReplayRange {
 struct SourceDecision {
   bool read = true;      // the source may be read
   bool recheck = false;  // a subscriber holds it until it stalls: decide() again after kStallRecheckMs
+  bool urgent = false;   // a holder's next byte would leave the ring (not only a pause or a lag)
   friend bool operator==(const SourceDecision&, const SourceDecision&) = default;
 };
 
@@ -114,6 +115,8 @@ class Fanout {
   // read could push its next byte out of the ring. A stalled one holds nobody. Others never hold: they
   // are served from the ring and get shell.gap when their cursor leaves it.
   SourceDecision decide(uint64_t now_ms) const;
+  // Some subscriber takes output live.
+  bool any_live() const;
   // The most the source should read per wake-up: at most half the ring, so that one read cannot push
   // a momentarily full subscriber out of it before a hold can act.
   size_t read_budget() const { return read_budget_; }

@@ -126,7 +126,7 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
 Terminal* Hub::add_mirror(TerminalSpec spec, int64_t created_at_ms, RemoteOwner* remote) {
   if (terminals_.count(spec.id) != 0) return nullptr;
   auto terminal = std::make_unique<Terminal>(std::move(spec), limits_.terminal, metrics_,
-                                             [this](Terminal& t) { on_terminal_exit(t); }, remote, created_at_ms);
+                                             [this](Terminal& t) { on_terminal_exit(t); }, remote, created_at_ms, loop_);
   Terminal* added = terminal.get();
   terminals_.emplace(added->id(), std::move(terminal));
   publish_lifecycle(*added, protocol::event_frame("shell.created", "shell:terminals", {{"terminal", added->to_json()}}));

@@ -28,16 +28,19 @@ Terminal::Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, E
       created_at_ms_(unix_millis_now()) {}
 
 Terminal::Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit, RemoteOwner* remote,
-                   int64_t created_at_ms)
+                   int64_t created_at_ms, uv_loop_t* loop)
     : spec_(std::move(spec)),
       limits_(limits),
       metrics_(metrics),
       exit_hook_(std::move(on_exit)),
       fanout_(spec_.id, FanoutLimits{limits.ring_bytes, pty::PtyProcess::kReadBudget}, &metrics),
+      loop_(loop),
       created_at_ms_(created_at_ms),
       remote_(remote) {
   started_steady_ms_ = steady_millis();
   last_activity_steady_ms_ = started_steady_ms_;
+  // Flow control (its holds) re-asks the core on this timer as a local terminal does.
+  stall_timer_.adopt_init(uv_timer_init(loop_, stall_timer_.get()), this);
 }
 
 Terminal::~Terminal() {
@@ -175,8 +178,20 @@ void Terminal::catch_up(Subscriber* subscriber) {
 }
 
 void Terminal::update_reading() {
-  if (!process_ || exited_) return;
-  const SourceDecision decision = fanout_.decide(uv_now(loop_));
+  if ((!process_ && remote_ == nullptr) || exited_ || !stall_timer_.initialised()) return;
+  const uint64_t now = uv_now(loop_);
+  SourceDecision decision = fanout_.decide(now);
+  if (!remote_holds_.empty()) {  // cluster mode: subscribers of mirrors on other nodes (docs/cluster.md)
+    for (auto it = remote_holds_.begin(); it != remote_holds_.end();) {
+      if (it->second.expires_ms <= now) {
+        it = remote_holds_.erase(it);
+        continue;
+      }
+      if (it->second.urgent || !fanout_.any_live()) decision.read = false;
+      ++it;
+    }
+    if (!remote_holds_.empty()) decision.recheck = true;  // to let them lapse
+  }
   if (decision.recheck) {
     uv_timer_start(
         stall_timer_.get(),
@@ -186,6 +201,13 @@ void Terminal::update_reading() {
         Fanout::kStallRecheckMs, 0);
   } else {
     uv_timer_stop(stall_timer_.get());
+  }
+  if (remote_ != nullptr) {  // a mirror holds its owner's terminal back instead of a PTY
+    if (decision.read == !reading_paused_ && (decision.read || decision.urgent == hold_urgent_)) return;
+    reading_paused_ = !decision.read;
+    hold_urgent_ = decision.urgent;
+    remote_->hold(spec_.id, reading_paused_, hold_urgent_);
+    return;
   }
   if (decision.read == !reading_paused_) return;
   reading_paused_ = !decision.read;
@@ -434,6 +456,17 @@ void Terminal::append_mirrored(uint64_t offset, std::string_view bytes) {
   const size_t complete = protocol::utf8_complete_prefix(joined);
   fanout_.append(start, std::string_view(joined).substr(0, complete));
   carry_.assign(joined, complete, std::string::npos);
+  update_reading();
+}
+
+void Terminal::set_remote_hold(const std::string& node, bool held, bool urgent) {
+  if (remote_ != nullptr || exited_ || loop_ == nullptr) return;
+  if (held) {
+    remote_holds_[node] = RemoteHold{urgent, uv_now(loop_) + kRemoteHoldMs};
+  } else if (remote_holds_.erase(node) == 0) {
+    return;
+  }
+  update_reading();
 }
 
 void Terminal::mirror_resized(uint16_t cols, uint16_t rows) {

@@ -60,6 +60,9 @@ class RemoteOwner {
   virtual void resize(const std::string& terminal_id, uint16_t cols, uint16_t rows) = 0;
   virtual void kill(const std::string& terminal_id, int signal) = 0;
   virtual void share(const std::string& terminal_id, const std::string& user, auth::Access access) = 0;
+  // A subscriber of the mirror that may hold the terminal back holds it (`held`), or no longer does;
+  // `urgent` when its next byte would otherwise leave the ring (docs/cluster.md, "Flow control").
+  virtual void hold(const std::string& terminal_id, bool held, bool urgent) = 0;
 };
 
 // What a change observer is told about (cluster mode publishes each).
@@ -86,7 +89,7 @@ class Terminal {
   // A mirror (cluster mode): a terminal another node runs. Its output arrives with its offsets
   // (append_mirrored), its requests go to `remote`; it has no process. `created_at_ms` is the owner's.
   Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, ExitHook on_exit, RemoteOwner* remote,
-           int64_t created_at_ms);
+           int64_t created_at_ms, uv_loop_t* loop);
   ~Terminal();
   Terminal(const Terminal&) = delete;
   Terminal& operator=(const Terminal&) = delete;
@@ -105,6 +108,13 @@ class Terminal {
   // The shares as the owner holds them (revocations end subscriptions here at once).
   void set_shares(const std::map<std::string, auth::Access, std::less<>>& shares);
   void set_name(std::string name) { spec_.name = std::move(name); }
+  // A mirror takes more output while none of its subscribers holds it back (else it said hold()).
+  bool accepting() const { return !reading_paused_; }
+  // A local terminal held back by subscribers of its mirror on `node` (cluster mode): the PTY is not read
+  // while an urgent hold stands, or any hold while no local subscriber takes output live. A hold lapses
+  // kRemoteHoldMs after it was last said, so a node that is gone holds nothing for long.
+  void set_remote_hold(const std::string& node, bool held, bool urgent);
+  static constexpr uint64_t kRemoteHoldMs = 3000;
   // Told after a resize, a change of shares and the exit (of a local terminal or a mirror).
   ObserverId add_change_observer(std::function<void(TerminalChange)> observer) { return changes_.add(std::move(observer)); }
   void remove_change_observer(ObserverId id) { changes_.remove(id); }
@@ -209,6 +219,12 @@ class Terminal {
   pty::ExitStatus exit_status_{};
   uint64_t exit_duration_ms_ = 0;
   RemoteOwner* remote_ = nullptr;  // a mirror's owner
+  bool hold_urgent_ = false;       // a mirror's last hold was urgent
+  struct RemoteHold {
+    bool urgent = false;
+    uint64_t expires_ms = 0;  // loop time
+  };
+  std::map<std::string, RemoteHold> remote_holds_;  // a local terminal's holds by node
   MirrorExit mirror_exit_;         // a mirror's end
   uint64_t mirror_offset_ = 0;     // the raw offset the next mirrored byte would have
   Observers<void(TerminalChange)> changes_;

@@ -68,6 +68,23 @@ Json subscribe(TestClient& client, const std::string& id, std::optional<uint64_t
   return *reply;
 }
 
+// A counter of `node`'s /metrics; -1 when it cannot be read.
+long long metric(const DaemonProcess& node, const std::string& name) {
+  auto response = http_get(node.port(), "/metrics", 2s);
+  if (!response) return -1;
+  const std::string key = "\n" + name + " ";
+  const std::string body = "\n" + response->body;
+  const size_t at = body.find(key);
+  return at == std::string::npos ? -1 : std::atoll(body.c_str() + at + key.size());
+}
+
+// What `seq 1 n` prints on a PTY (LF -> CRLF).
+std::string seq_output(int n) {
+  std::string out;
+  for (int i = 1; i <= n; ++i) out += std::to_string(i) + "\r\n";
+  return out;
+}
+
 TEST_CASE("cluster: a terminal of A is listed on B with its node, streamed byte for byte, typed into and resized through B") {
   if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
   Cluster cluster(2);
@@ -438,6 +455,50 @@ TEST_CASE("cluster: shell.create with node runs the terminal on that node for a 
   const auto here = alice_b->request("shell.create", {{"node", "b"}, {"command", {"/bin/true"}}});
   REQUIRE(here);
   CHECK((*here)["data"]["terminal"].value("node", "") == "b");
+}
+
+TEST_CASE("cluster: a writer on B that pauses holds the PTY on A back, so it gets every byte - and the hold of a node that dies lapses") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);  // rings of 1 MiB, and 1 MiB kept per stream in Redis
+  constexpr int kLines = 700000;  // about 5.6 MB
+  const Json command = {"/bin/sh", "-c", "stty -echo; printf R; read x; seq 1 " + std::to_string(kLines)};
+  auto alice_a = cluster.client(0, "alice");
+  auto alice_b = cluster.client(1, "alice");
+  const auto held_by_b = [&](const std::string& id) {
+    REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+    subscribe(*alice_b, id, 0);
+    REQUIRE(alice_b->wait_output(id, "R"));
+    auto paused = alice_b->request("shell.pause", {{"terminalId", id}});
+    REQUIRE(paused);
+    REQUIRE(paused->value("type", "") == "ack");
+  };
+
+  const long long pauses = metric(cluster[0], "ptyhub_pty_read_pauses_total");
+  const std::string id = alice_a->create_terminal({{"command", command}, {"subscribe", false}}).value("id", "");
+  REQUIRE(!id.empty());
+  held_by_b(id);
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "\n"}}));
+  // A stops reading the PTY for B's paused subscriber: the process is blocked, not finished.
+  REQUIRE(eventually([&] { return metric(cluster[0], "ptyhub_pty_read_pauses_total") > pauses; }, 10s));
+  CHECK(listed(*alice_a, id).value("state", "") == "running");
+  auto resumed = alice_b->request("shell.resume", {{"terminalId", id}});
+  REQUIRE(resumed);
+  REQUIRE(alice_b->wait_exit(id, 30s));
+  const TerminalOutput& output = alice_b->output(id);
+  CHECK(output.gaps.empty());
+  for (const auto& problem : output.problems) FAIL_CHECK(problem);
+  CHECK(output.text == "R" + seq_output(kLines));
+
+  // Held by B again, then B dies: A reads on by itself within a few seconds.
+  const long long before = metric(cluster[0], "ptyhub_pty_read_pauses_total");
+  const std::string second = alice_a->create_terminal({{"command", command}, {"subscribe", false}}).value("id", "");
+  REQUIRE(!second.empty());
+  held_by_b(second);
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", second}, {"data", "\n"}}));
+  REQUIRE(eventually([&] { return metric(cluster[0], "ptyhub_pty_read_pauses_total") > before; }, 10s));
+  REQUIRE(cluster[1].send_signal(SIGKILL));
+  REQUIRE(cluster[1].wait_exit(5s));
+  CHECK(eventually([&] { return listed(*alice_a, second).value("state", "") == "exited"; }, 15s));
 }
 
 }  // namespace

@@ -369,15 +369,15 @@ TEST_CASE("decide(): who may hold the source back, row by row") {
       {"slow holder at the last safe distance with a live subscriber", 4096, 0, 2044,
        {{true, false, false, std::nullopt, 0}, live_reader()}, 0, {true, false}},
       {"slow holder one byte nearer the edge with a live subscriber", 4096, 0, 2045,
-       {{true, false, false, std::nullopt, 0}, live_reader()}, 0, {false, true}},
+       {{true, false, false, std::nullopt, 0}, live_reader()}, 0, {false, true, true}},
       {"slow holder near the edge with a live subscriber, stalled", 4096, 0, 3000,
        {{true, false, false, 50, 0}, live_reader()}, 50, {true, false}},
       {"slow holder near the edge with a live subscriber, before it stalls", 4096, 0, 3000,
-       {{true, false, false, 50, 0}, live_reader()}, 49, {false, true}},
+       {{true, false, false, 50, 0}, live_reader()}, 49, {false, true, true}},
       {"slow holder subscribed behind, far from the edge", 4096, 1000, 100,
        {{true, false, false, std::nullopt, 500}, live_reader()}, 0, {true, false}},
       {"slow holder subscribed behind, near the edge", 4096, 1000, 1600,
-       {{true, false, false, std::nullopt, 500}, live_reader()}, 0, {false, true}},
+       {{true, false, false, std::nullopt, 500}, live_reader()}, 0, {false, true, true}},
       // row 9
       {"read-only subscriber without room alone never holds", 4096, 0, 100, {{false, false, false, std::nullopt, 0}},
        0, {true, false}},
@@ -404,7 +404,7 @@ TEST_CASE("decide(): who may hold the source back, row by row") {
     }
     if (row.after > 0) fanout.append(row.before, stream_bytes(row.before, row.before + row.after));
     const SourceDecision decision = fanout.decide(row.now);
-    INFO("read=" << decision.read << " recheck=" << decision.recheck);
+    INFO("read=" << decision.read << " recheck=" << decision.recheck << " urgent=" << decision.urgent);
     CHECK(decision == row.expected);
   }
 }
@@ -767,7 +767,7 @@ TEST_CASE("row 10: a writer that stops reading holds the source only until it co
   }
   for (; now < 5000; now += Fanout::kStallRecheckMs) {
     CAPTURE(now);
-    CHECK(fanout.decide(now) == SourceDecision{false, true});
+    CHECK(fanout.decide(now) == SourceDecision{false, true, true});  // near the edge: urgent
   }
   CHECK(fanout.decide(5000) == SourceDecision{true, false});
   for (uint64_t at = fanout.end(); at < 20000; at += 1000) fanout.append(at, stream_bytes(at, at + 1000));
