@@ -292,6 +292,7 @@ void Cluster::register_terminal(hub::Terminal& terminal) {
                                      "createdAt", std::to_string(terminal.created_at_ms()),
                                      "shares", shares_json(terminal.shares()),
                                      "state", terminal.running() ? "running" : "exited"};
+  if (!spec.operation.empty()) fields.insert(fields.end(), {"op", spec.operation});
   commands_.command(fields, nullptr);
   commands_.command({"SADD", terms_key(), spec.id}, nullptr);
   commands_.command({"SADD", node_terms_key(settings_.node_id), spec.id}, nullptr);
@@ -538,6 +539,10 @@ void Cluster::hold(const std::string& terminal_id, bool held, bool urgent) {
   if (!held) drain_mirror(terminal_id);
 }
 
+void Cluster::cancel_operation(const std::string& terminal_id, const std::string& operation_id) {
+  send_request(terminal_id, {"k", "g", "o", operation_id});
+}
+
 void Cluster::drain_mirror(const std::string& id) {
   if (draining_) return;  // applying an entry can release a hold: the loop below goes on
   draining_ = true;
@@ -581,6 +586,9 @@ void Cluster::on_input_entry(const std::map<std::string, std::string>& fields) {
   } else if (kind == "s") {
     const std::string user = get(fields, "u");
     if (!user.empty() && user != terminal->owner()) terminal->share(user, access_of(get(fields, "a")));
+  } else if (kind == "g") {
+    const std::string operation = get(fields, "o");
+    if (!operation.empty() && terminal->spec().operation == operation) hub_.cancel_operation(operation);
   } else if (kind == "h") {
     const std::string node = get(fields, "n");
     if (!node.empty()) terminal->set_remote_hold(node, get(fields, "h") == "1", get(fields, "u") == "1");
@@ -768,6 +776,7 @@ void Cluster::apply_directory_entry(const std::string& id, const RedisValue& has
     }
   }
   spec.cwd = get(fields, "cwd");
+  spec.operation = get(fields, "op");
   spec.cols = static_cast<uint16_t>(std::clamp<uint64_t>(to_u64(get(fields, "cols"), 80), 1, 1000));
   spec.rows = static_cast<uint16_t>(std::clamp<uint64_t>(to_u64(get(fields, "rows"), 24), 1, 1000));
   if (spec.owner.empty()) return;

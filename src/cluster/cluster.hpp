@@ -70,6 +70,7 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   void kill(const std::string& terminal_id, int signal) override;
   void share(const std::string& terminal_id, const std::string& user, auth::Access access) override;
   void hold(const std::string& terminal_id, bool held, bool urgent) override;
+  void cancel_operation(const std::string& terminal_id, const std::string& operation_id) override;
   // hub::RemoteCreator: shell.create {node} for another node, through that node's input stream; the
   // answer comes back through this node's input stream (or `unavailable` after 10 s).
   void create_on(const std::string& node, const auth::Principal& owner, const hub::CreateOptions& options,

@@ -61,9 +61,14 @@ GitOperations::GitOperations(uv_loop_t* loop, GitLimits limits, Hub& hub, Metric
     : loop_(loop), hub_(hub), metrics_(metrics) {
   set_limits(std::move(limits));
   removed_observer_ = hub_.add_removed_observer([this](const std::string& terminal_id) { forget_terminal(terminal_id); });
+  hub_.set_operation_canceller([this](const std::string& operation_id) {
+    auto it = operations_.find(operation_id);
+    if (it != operations_.end()) cancel_running(*it->second);
+  });
 }
 
 GitOperations::~GitOperations() {
+  hub_.set_operation_canceller(nullptr);
   hub_.remove_removed_observer(removed_observer_);
   for (auto& [id, op] : operations_) {
     if (Terminal* terminal = hub_.find_any(op->terminal_id)) {
@@ -128,6 +133,7 @@ GitStartResult GitOperations::start(const auth::Principal& principal, const json
 
   CreateOptions options;
   options.kind = "git";
+  options.operation = op->id;
   options.command = command.argv;
   options.cwd = command.cwd;
   options.cols = kGitColumns;
@@ -212,14 +218,28 @@ void GitOperations::on_timeout(Operation& op) {
 
 std::string GitOperations::cancel(const auth::Principal& principal, std::string_view operation_id) {
   auto it = operations_.find(operation_id);
-  Terminal* terminal = it == operations_.end() ? nullptr : hub_.find_readable(principal, it->second->terminal_id);
+  if (it == operations_.end()) {
+    // Cluster mode: an operation of another node, through its mirror (docs/cluster.md).
+    Terminal* remote = hub_.find_operation(operation_id);
+    if (remote == nullptr || !remote->mirror() || remote->access_for(principal) == auth::Access::none) {
+      return protocol::code::kNotFound;
+    }
+    if (remote->access_for(principal) != auth::Access::write) return protocol::code::kForbidden;
+    if (!remote->running()) return protocol::code::kConflict;
+    remote->cancel_remote_operation();
+    return "";
+  }
+  Terminal* terminal = hub_.find_readable(principal, it->second->terminal_id);
   if (terminal == nullptr) return protocol::code::kNotFound;
   if (terminal->access_for(principal) != auth::Access::write) return protocol::code::kForbidden;
-  Operation& op = *it->second;
-  if (!is_running(op.state)) return protocol::code::kConflict;
+  return cancel_running(*it->second) ? "" : protocol::code::kConflict;
+}
+
+bool GitOperations::cancel_running(Operation& op) {
+  if (!is_running(op.state)) return false;
   if (op.state == GitOperationState::running) op.state = GitOperationState::cancelling;
-  terminal->kill(SIGTERM, limits_.kill_grace_ms);
-  return "";
+  if (Terminal* terminal = hub_.find_any(op.terminal_id)) terminal->kill(SIGTERM, limits_.kill_grace_ms);
+  return true;
 }
 
 void GitOperations::forget_terminal(const std::string& terminal_id) {

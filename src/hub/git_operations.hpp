@@ -65,6 +65,7 @@ class GitOperations {
   GitStartResult start(const auth::Principal& principal, const nlohmann::json& data, Subscriber* requester);
   // SIGTERM to the operation's session, SIGKILL after kill_grace; it completes as `cancelled`.
   // Returns "" or an error code (not_found for an operation the principal may not read, conflict when done).
+  // An operation another node runs is cancelled there (cluster mode).
   std::string cancel(const auth::Principal& principal, std::string_view operation_id);
   // Only the request checks of start(); false with the error in `result`.
   bool validate(const nlohmann::json& data, GitStartResult* result) const;
@@ -77,6 +78,7 @@ class GitOperations {
   void on_progress(Operation& operation, std::string_view raw);
   protocol::SharedFrame on_exit(Operation& operation, const pty::ExitStatus& status, uint64_t duration_ms);
   void on_timeout(Operation& operation);
+  bool cancel_running(Operation& operation);  // false when it has ended
   size_t running_count(const std::string* user) const;
   void forget_terminal(const std::string& terminal_id);
 

@@ -96,6 +96,7 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   spec.cols = options.cols;
   spec.rows = options.rows;
   spec.kind = options.kind;
+  spec.operation = options.operation;
   spec.node = node_;
   auto terminal =
       std::make_unique<Terminal>(std::move(spec), limits_.terminal, metrics_, [this](Terminal& t) { on_terminal_exit(t); });
@@ -143,6 +144,14 @@ Terminal* Hub::find_readable(const auth::Principal& principal, std::string_view 
   if (it == terminals_.end()) return nullptr;
   if (it->second->access_for(principal) == auth::Access::none) return nullptr;
   return it->second.get();
+}
+
+Terminal* Hub::find_operation(std::string_view operation_id) {
+  if (operation_id.empty()) return nullptr;
+  for (auto& [id, terminal] : terminals_) {
+    if (terminal->spec().operation == operation_id) return terminal.get();
+  }
+  return nullptr;
 }
 
 Terminal* Hub::find_any(std::string_view id) {

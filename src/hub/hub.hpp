@@ -34,6 +34,7 @@ struct CreateOptions {
   uint16_t rows = 24;
   std::string name;
   std::string kind = "shell";
+  std::string operation;  // the git operation it runs, if any
   // The complete environment; when absent, the daemon's own with TERM and `env` on top.
   std::optional<std::vector<std::string>> environment;
 };
@@ -119,6 +120,15 @@ class Hub {
   void set_node(std::string node) { node_ = std::move(node); }
   const std::string& node() const { return node_; }
   void set_remote_creator(RemoteCreator* creator) { remote_creator_ = creator; }
+  // The terminal that runs git operation `operation_id` (local or a mirror); nullptr when none does.
+  Terminal* find_operation(std::string_view operation_id);
+  // Cancels a local git operation for another node (access was checked there): set by GitOperations.
+  void set_operation_canceller(std::function<void(const std::string&)> canceller) {
+    operation_canceller_ = std::move(canceller);
+  }
+  void cancel_operation(const std::string& operation_id) {
+    if (operation_canceller_) operation_canceller_(operation_id);
+  }
   RemoteCreator* remote_creator() const { return remote_creator_; }
   // A terminal another node runs: listed, readable and subscribable like a local one (same rules), its
   // requests going to `remote`. It counts toward no limit of this node. nullptr when the id is taken.
@@ -174,6 +184,7 @@ class Hub {
   Observers<void(Terminal&)> on_created_;
   std::string node_;
   RemoteCreator* remote_creator_ = nullptr;
+  std::function<void(const std::string&)> operation_canceller_;
 };
 
 // The environment variable every terminal's processes carry: the terminal's id.

@@ -35,6 +35,7 @@ struct TerminalSpec {
   std::string id;
   std::string node;  // cluster mode: the node that runs it (docs/cluster.md); empty on a single node
   std::string kind = "shell";  // "shell" or "git"
+  std::string operation;       // a git terminal's operation id
   std::string owner;
   std::string name;
   std::vector<std::string> command;
@@ -63,6 +64,8 @@ class RemoteOwner {
   // A subscriber of the mirror that may hold the terminal back holds it (`held`), or no longer does;
   // `urgent` when its next byte would otherwise leave the ring (docs/cluster.md, "Flow control").
   virtual void hold(const std::string& terminal_id, bool held, bool urgent) = 0;
+  // git.operation.cancel for the git operation the terminal runs.
+  virtual void cancel_operation(const std::string& terminal_id, const std::string& operation_id) = 0;
 };
 
 // What a change observer is told about (cluster mode publishes each).
@@ -110,6 +113,10 @@ class Terminal {
   void set_name(std::string name) { spec_.name = std::move(name); }
   // A mirror takes more output while none of its subscribers holds it back (else it said hold()).
   bool accepting() const { return !reading_paused_; }
+  // A mirror's git operation: cancelled by its owner.
+  void cancel_remote_operation() {
+    if (remote_ != nullptr) remote_->cancel_operation(spec_.id, spec_.operation);
+  }
   // A local terminal held back by subscribers of its mirror on `node` (cluster mode): the PTY is not read
   // while an urgent hold stands, or any hold while no local subscriber takes output live. A hold lapses
   // kRemoteHoldMs after it was last said, so a node that is gone holds nothing for long.

@@ -501,5 +501,56 @@ TEST_CASE("cluster: a writer on B that pauses holds the PTY on A back, so it get
   CHECK(eventually([&] { return listed(*alice_a, second).value("state", "") == "exited"; }, 15s));
 }
 
+TEST_CASE("cluster: git.operation.cancel through B cancels an operation A runs, with the same checks as on A") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  TempDir tmp;
+  REQUIRE(!tmp.path().empty());
+  const std::string root = (tmp / "root").string();
+  // A bare repository of 60,000 blobs in one commit (600 directories): its clone takes a while.
+  const std::string make_big =
+      "mkdir -p " + root + " && git init -q --bare " + root + "/big.git && awk 'BEGIN { n = 60000; "
+      "for (i = 1; i <= n; i++) { c = \"blob number \" i \" of a large repository\"; "
+      "printf \"blob\\nmark :%d\\ndata %d\\n%s\\n\\n\", i, length(c) + 1, c } "
+      "printf \"commit refs/heads/main\\nauthor T <t@ptyhub.invalid> 1700000000 +0000\\n"
+      "committer T <t@ptyhub.invalid> 1700000000 +0000\\ndata 5\\nmany\\n\"; "
+      "for (i = 1; i <= n; i++) printf \"M 100644 :%d d%03d/f%05d\\n\", i, i / 100, i; printf \"\\n\" }' | "
+      "git --git-dir=" + root + "/big.git fast-import --quiet && git --git-dir=" + root +
+      "/big.git symbolic-ref HEAD refs/heads/main";
+  REQUIRE(std::system(make_big.c_str()) == 0);
+  Cluster cluster(2, {"--repos-root", root, "--kill-grace", "1"});
+  const std::string scopes = "terminal:read git:run";
+  auto alice_a = cluster.client(0, "alice", scopes);
+  auto alice_b = cluster.client(1, "alice", scopes);
+  auto bob_b = cluster.client(1, "bob", scopes);
+  auto started = alice_a->request("git.operation.start",
+                                  {{"operation", "clone"}, {"repo", "bigclone"}, {"url", "file://" + root + "/big.git"}});
+  REQUIRE(started);
+  REQUIRE(started->value("type", "") == "git.operation.started");
+  const std::string operation = (*started)["data"].value("operationId", "");
+  const std::string id = (*started)["data"].value("terminalId", "");
+  const std::string channel = "shell:terminal:" + id;
+  REQUIRE(alice_a->wait_for([&](const Json& m) {
+    return m.value("type", "") == "git.operation.progress" && m.value("channel", "") == channel;
+  }, 15s));
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  subscribe(*alice_b, id, 0);
+
+  auto unknown = alice_b->request("git.operation.cancel", {{"operationId", "no-such-operation"}});
+  CHECK_MESSAGE(is_error(unknown, "not_found"), brief(unknown));
+  auto not_bobs = bob_b->request("git.operation.cancel", {{"operationId", operation}});
+  CHECK_MESSAGE(is_error(not_bobs, "not_found"), brief(not_bobs));
+  auto cancelled = alice_b->request("git.operation.cancel", {{"operationId", operation}});
+  REQUIRE(cancelled);
+  CHECK_MESSAGE(cancelled->value("type", "") == "ack", brief(cancelled));
+  const auto completed = alice_b->wait_for([&](const Json& m) {
+    return m.value("type", "") == "git.operation.completed" && m.value("channel", "") == channel;
+  }, 15s);
+  REQUIRE(completed);
+  CHECK((*completed)["data"].value("status", "") == "cancelled");
+  CHECK(alice_b->wait_exit(id, 10s));
+  auto again = alice_b->request("git.operation.cancel", {{"operationId", operation}});
+  CHECK_MESSAGE(is_error(again, "conflict"), brief(again));
+}
+
 }  // namespace
 }  // namespace ptyhub::test
