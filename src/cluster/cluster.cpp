@@ -25,6 +25,8 @@ constexpr const char* kEventsMaxLen = "10000";
 constexpr const char* kInputMaxLen = "10000";
 constexpr uint64_t kSweepMs = 1000;
 constexpr uint64_t kRemoteCreateTimeoutMs = 10000;
+// How much a mirror with writers reads between two progress reports to its owner (flow control).
+constexpr uint64_t kProgressStepBytes = 128 * 1024;
 // Output appends in flight beyond this are dropped (they become a gap for mirrors), so a slow Redis
 // never grows this process's memory without bound.
 constexpr uint64_t kMaxAppendBytesInFlight = 32 * 1024 * 1024;
@@ -215,6 +217,10 @@ void Cluster::on_commands_state(bool up) {
   } else {
     joined_ = false;
     joining_ = false;
+    // Other nodes get nothing while Redis is unreachable: they hold no local terminal back meanwhile.
+    for (const auto& [id, published] : published_) {
+      if (hub::Terminal* terminal = hub_.find_any(id)) terminal->clear_remote_holds();
+    }
   }
 }
 
@@ -539,6 +545,17 @@ void Cluster::hold(const std::string& terminal_id, bool held, bool urgent) {
   if (!held) drain_mirror(terminal_id);
 }
 
+void Cluster::progress(const std::string& terminal_id, std::optional<uint64_t> offset) {
+  auto it = mirrors_.find(terminal_id);
+  if (it == mirrors_.end()) return;
+  it->second.reported = offset;
+  if (offset) {
+    send_request(terminal_id, {"k", "a", "o", std::to_string(*offset), "n", settings_.node_id});
+  } else {
+    send_request(terminal_id, {"k", "a", "n", settings_.node_id});
+  }
+}
+
 void Cluster::cancel_operation(const std::string& terminal_id, const std::string& operation_id) {
   send_request(terminal_id, {"k", "g", "o", operation_id});
 }
@@ -552,6 +569,14 @@ void Cluster::drain_mirror(const std::string& id) {
     it->second.backlog.pop_front();
     on_stream_entry(id, fields);  // may hold the mirror again, or remove it
     it = mirrors_.find(id);
+    // While writers here may hold it back, the owner is told how far this node has read, every so often.
+    if (it != mirrors_.end() && it->second.reported) {
+      hub::Terminal* terminal = hub_.find_any(id);
+      if (terminal != nullptr && terminal->mirror_offset() >= *it->second.reported + kProgressStepBytes) {
+        progress(id, terminal->mirror_offset());
+        it = mirrors_.find(id);
+      }
+    }
   }
   draining_ = false;
   if (it != mirrors_.end() && !it->second.held && it->second.backlog.empty()) wake_reader();
@@ -589,6 +614,13 @@ void Cluster::on_input_entry(const std::map<std::string, std::string>& fields) {
   } else if (kind == "g") {
     const std::string operation = get(fields, "o");
     if (!operation.empty() && terminal->spec().operation == operation) hub_.cancel_operation(operation);
+  } else if (kind == "a") {
+    const std::string node = get(fields, "n");
+    const uint64_t window = settings_.retention_bytes > 0 ? settings_.retention_bytes / 2 : 0;
+    if (!node.empty()) {
+      terminal->set_remote_progress(
+          node, fields.count("o") != 0 ? std::optional<uint64_t>(to_u64(get(fields, "o"))) : std::nullopt, window);
+    }
   } else if (kind == "h") {
     const std::string node = get(fields, "n");
     if (!node.empty()) terminal->set_remote_hold(node, get(fields, "h") == "1", get(fields, "u") == "1");
@@ -933,10 +965,11 @@ void Cluster::sweep() {
   const uint64_t now = uv_now(loop_);
   // Holds lapse on the owner unless said again (hub::Terminal::kRemoteHoldMs).
   for (const auto& [id, mirror] : mirrors_) {
-    if (!mirror.held) continue;
     hub::Terminal* terminal = hub_.find_any(id);
-    if (terminal != nullptr && terminal->running()) {
-      send_request(id, {"k", "h", "h", "1", "u", mirror.urgent ? "1" : "0", "n", settings_.node_id});
+    if (terminal == nullptr || !terminal->running()) continue;
+    if (mirror.held) send_request(id, {"k", "h", "h", "1", "u", mirror.urgent ? "1" : "0", "n", settings_.node_id});
+    if (mirror.reported) {
+      send_request(id, {"k", "a", "o", std::to_string(terminal->mirror_offset()), "n", settings_.node_id});
     }
   }
   for (auto it = pending_creates_.begin(); it != pending_creates_.end();) {

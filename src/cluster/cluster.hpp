@@ -71,6 +71,7 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   void share(const std::string& terminal_id, const std::string& user, auth::Access access) override;
   void hold(const std::string& terminal_id, bool held, bool urgent) override;
   void cancel_operation(const std::string& terminal_id, const std::string& operation_id) override;
+  void progress(const std::string& terminal_id, std::optional<uint64_t> offset) override;
   // hub::RemoteCreator: shell.create {node} for another node, through that node's input stream; the
   // answer comes back through this node's input stream (or `unavailable` after 10 s).
   void create_on(const std::string& node, const auth::Principal& owner, const hub::CreateOptions& options,
@@ -109,6 +110,7 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
     bool held = false;
     bool urgent = false;
     std::deque<std::map<std::string, std::string>> backlog;
+    std::optional<uint64_t> reported;  // the last progress told to the owner (while there are holders here)
   };
 
   // Keys (docs/cluster.md, "Keys").

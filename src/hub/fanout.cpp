@@ -222,6 +222,10 @@ void Fanout::catch_up(Subscription& s) {
 
 // --- the source ----------------------------------------------------------------------------------
 
+bool Fanout::any_may_hold() const {
+  return std::any_of(subscriptions_.begin(), subscriptions_.end(), [](const Subscription& s) { return s.may_hold; });
+}
+
 bool Fanout::any_live() const {
   return std::any_of(subscriptions_.begin(), subscriptions_.end(), [&](const Subscription& s) { return live(s); });
 }

@@ -107,6 +107,8 @@ class Fanout {
   void serve(Sink* sink);
   std::vector<Sink*> sinks() const;
   size_t subscriber_count() const { return subscriptions_.size(); }
+  // Some subscriber may hold the source back.
+  bool any_may_hold() const;
 
   // --- the source -----------------------------------------------------------------------------------
   // Whether the source may be read now. Rules (docs/protocol.md §6): with no subscriber it is read into

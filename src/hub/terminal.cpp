@@ -192,6 +192,17 @@ void Terminal::update_reading() {
     }
     if (!remote_holds_.empty()) decision.recheck = true;  // to let them lapse
   }
+  if (!remote_progress_.empty()) {  // nodes with writers: stay within their reach (docs/cluster.md)
+    for (auto it = remote_progress_.begin(); it != remote_progress_.end();) {
+      if (it->second.expires_ms <= now) {
+        it = remote_progress_.erase(it);
+        continue;
+      }
+      if (output_bytes_ > it->second.offset + it->second.window) decision.read = false;
+      ++it;
+    }
+    if (!remote_progress_.empty()) decision.recheck = true;
+  }
   if (decision.recheck) {
     uv_timer_start(
         stall_timer_.get(),
@@ -203,6 +214,10 @@ void Terminal::update_reading() {
     uv_timer_stop(stall_timer_.get());
   }
   if (remote_ != nullptr) {  // a mirror holds its owner's terminal back instead of a PTY
+    if (const bool holders = fanout_.any_may_hold(); holders != had_holders_) {
+      had_holders_ = holders;
+      remote_->progress(spec_.id, holders ? std::optional<uint64_t>(mirror_offset_) : std::nullopt);
+    }
     if (decision.read == !reading_paused_ && (decision.read || decision.urgent == hold_urgent_)) return;
     reading_paused_ = !decision.read;
     hold_urgent_ = decision.urgent;
@@ -464,6 +479,24 @@ void Terminal::set_remote_hold(const std::string& node, bool held, bool urgent) 
   if (held) {
     remote_holds_[node] = RemoteHold{urgent, uv_now(loop_) + kRemoteHoldMs};
   } else if (remote_holds_.erase(node) == 0) {
+    return;
+  }
+  update_reading();
+}
+
+void Terminal::clear_remote_holds() {
+  if (remote_holds_.empty() && remote_progress_.empty()) return;
+  remote_holds_.clear();
+  remote_progress_.clear();
+  update_reading();
+}
+
+void Terminal::set_remote_progress(const std::string& node, std::optional<uint64_t> offset, uint64_t window) {
+  if (remote_ != nullptr || exited_ || loop_ == nullptr) return;
+  if (offset) {
+    remote_progress_[node] =
+        RemoteProgress{*offset, window > 0 ? window : limits_.ring_bytes / 2, uv_now(loop_) + kRemoteHoldMs};
+  } else if (remote_progress_.erase(node) == 0) {
     return;
   }
   update_reading();

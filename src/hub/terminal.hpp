@@ -64,6 +64,9 @@ class RemoteOwner {
   // A subscriber of the mirror that may hold the terminal back holds it (`held`), or no longer does;
   // `urgent` when its next byte would otherwise leave the ring (docs/cluster.md, "Flow control").
   virtual void hold(const std::string& terminal_id, bool held, bool urgent) = 0;
+  // How far this node has read the terminal's output while subscribers here may hold it back (the owner
+  // keeps its PTY within reach of that: docs/cluster.md, "Flow control"); nullopt when none may any more.
+  virtual void progress(const std::string& terminal_id, std::optional<uint64_t> offset) = 0;
   // git.operation.cancel for the git operation the terminal runs.
   virtual void cancel_operation(const std::string& terminal_id, const std::string& operation_id) = 0;
 };
@@ -121,6 +124,14 @@ class Terminal {
   // while an urgent hold stands, or any hold while no local subscriber takes output live. A hold lapses
   // kRemoteHoldMs after it was last said, so a node that is gone holds nothing for long.
   void set_remote_hold(const std::string& node, bool held, bool urgent);
+  // A node with possible holders has read the output up to `offset` (nullopt: it has none any more): the PTY
+  // is not read while it is more than `window` bytes (0: half the ring) ahead of that. Lapses as a hold does.
+  void set_remote_progress(const std::string& node, std::optional<uint64_t> offset, uint64_t window);
+  // Forgets every hold and progress of other nodes (this node lost its link to them).
+  void clear_remote_holds();
+  // A mirror: subscribers here may hold it back; how far it has been read.
+  bool has_holders() const { return fanout_.any_may_hold(); }
+  uint64_t mirror_offset() const { return mirror_offset_; }
   static constexpr uint64_t kRemoteHoldMs = 3000;
   // Told after a resize, a change of shares and the exit (of a local terminal or a mirror).
   ObserverId add_change_observer(std::function<void(TerminalChange)> observer) { return changes_.add(std::move(observer)); }
@@ -232,6 +243,13 @@ class Terminal {
     uint64_t expires_ms = 0;  // loop time
   };
   std::map<std::string, RemoteHold> remote_holds_;  // a local terminal's holds by node
+  struct RemoteProgress {
+    uint64_t offset = 0;
+    uint64_t window = 0;
+    uint64_t expires_ms = 0;
+  };
+  std::map<std::string, RemoteProgress> remote_progress_;  // a local terminal's pacing nodes
+  bool had_holders_ = false;                                // a mirror's subscribers could hold it, last time
   MirrorExit mirror_exit_;         // a mirror's end
   uint64_t mirror_offset_ = 0;     // the raw offset the next mirrored byte would have
   Observers<void(TerminalChange)> changes_;

@@ -552,5 +552,34 @@ TEST_CASE("cluster: git.operation.cancel through B cancels an operation A runs, 
   CHECK_MESSAGE(is_error(again, "conflict"), brief(again));
 }
 
+TEST_CASE("cluster: the owner keeps a terminal within reach of a stopped node whose writer subscribes - no byte trimmed before it reads") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);  // 1 MiB kept per stream in Redis
+  constexpr int kLines = 700000;  // about 5.6 MB
+  auto alice_a = cluster.client(0, "alice");
+  auto alice_b = cluster.client(1, "alice");
+  const long long pauses = metric(cluster[0], "ptyhub_pty_read_pauses_total");
+  const std::string id = alice_a->create_terminal(
+      {{"command", {"/bin/sh", "-c", "stty -echo; printf R; read x; seq 1 " + std::to_string(kLines)}}}).value("id", "");
+  REQUIRE(!id.empty());
+  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
+  subscribe(*alice_b, id, 0);
+  REQUIRE(alice_b->wait_output(id, "R"));
+  // B stops (a stall, a paused VM); A's own subscriber reads live, yet A does not run ahead of what B read
+  // by more than Redis keeps.
+  REQUIRE(cluster[1].send_signal(SIGSTOP));
+  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "\n"}}));
+  const bool paused = eventually([&] { return metric(cluster[0], "ptyhub_pty_read_pauses_total") > pauses; }, 10s);
+  REQUIRE(cluster[1].send_signal(SIGCONT));
+  REQUIRE(paused);
+  REQUIRE(alice_b->wait_exit(id, 30s));
+  const TerminalOutput& output = alice_b->output(id);
+  CHECK(output.gaps.empty());
+  for (const auto& problem : output.problems) FAIL_CHECK(problem);
+  CHECK(output.text == "R" + seq_output(kLines));
+  REQUIRE(alice_a->wait_exit(id, 10s));
+  CHECK(alice_a->output(id).text == output.text);
+}
+
 }  // namespace
 }  // namespace ptyhub::test
