@@ -114,7 +114,7 @@ const Setting kSettings[] = {
     {"limit_loopback", Kind::flag, &Config::limit_loopback, {}, "BOOL", "false",
      "apply max_connections_per_ip and auth_failures_per_ip to loopback and unix-socket clients too", kApplied,
      "WebSocket upgrades from then on; open connections stay"},
-    {"tls_cert", Kind::text, &Config::tls_cert, {}, "FILE", "-", "PEM certificate: TLS on every TCP listener",
+    {"tls_cert", Kind::text, &Config::tls_cert, {}, "FILE", "-", "PEM certificate: TLS on every TCP listener; SIGHUP reads the file again",
      kRestart, {}},
     {"tls_key", Kind::text, &Config::tls_key, {}, "FILE", "-", "PEM private key of tls_cert", kRestart, {}},
     {"tls_client_ca", Kind::text, &Config::tls_client_ca, {}, "FILE", "-",

@@ -326,6 +326,7 @@ void Daemon::reload_keys() {
 }
 
 void Daemon::finish_reload(KeyReload& job) {
+  server_->reload_tls();  // a renewed certificate, whatever happens to the keys and settings
   if (!job.ok) {
     log::error("SIGHUP: nothing reloaded: " + job.error);
     return;

@@ -20,6 +20,7 @@
 #include "src/server/origin_policy.hpp"
 #include "src/server/peer_limits.hpp"
 #include "src/server/request_head.hpp"
+#include "src/server/tls_check.hpp"
 
 namespace ptyhub::server {
 namespace {
@@ -219,8 +220,10 @@ struct lws_vhost* WsServer::create_vhost(const char* name, bool tls, std::string
   info.alpn = "http/1.1";
   if (tls) {
     info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;  // lws reads it per vhost to enable TLS there
-    info.ssl_cert_filepath = settings_.tls_cert.c_str();
-    info.ssl_private_key_filepath = settings_.tls_key.c_str();
+    tls_cert_loaded_ = settings_.tls_cert;
+    tls_key_loaded_ = settings_.tls_key;
+    info.ssl_cert_filepath = tls_cert_loaded_.c_str();
+    info.ssl_private_key_filepath = tls_key_loaded_.c_str();
     if (!settings_.tls_client_ca.empty()) {
       info.ssl_ca_filepath = settings_.tls_client_ca.c_str();
       info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
@@ -272,6 +275,18 @@ bool WsServer::create_vhosts(std::string* error) {
     listeners_.push_back(std::move(listener));
   }
   return true;
+}
+
+void WsServer::reload_tls() {
+  if (tls_vhost_ == nullptr || context_ == nullptr) return;
+  const std::string problem = check_tls_pair(tls_cert_loaded_, tls_key_loaded_);
+  if (!problem.empty()) {
+    log::error("SIGHUP: TLS certificate not reloaded, the previous one stays: " + problem);
+    return;
+  }
+  // libwebsockets loads the files again into the TLS vhost's context (it matches the vhost by its paths).
+  lws_tls_cert_updated(context_, tls_cert_loaded_.c_str(), tls_key_loaded_.c_str(), nullptr, 0, nullptr, 0);
+  log::info("SIGHUP: TLS certificate reloaded from " + tls_cert_loaded_);
 }
 
 int WsServer::on_http(struct lws* wsi, const char* path) {

@@ -67,6 +67,10 @@ class WsServer {
 
   // New settings (SIGHUP); see EdgeSettings for what they apply to.
   void apply(EdgeSettings settings) { settings_ = std::move(settings); }
+  // SIGHUP: the TLS listeners use the certificate and key now in the files they were started with, for
+  // new connections (live ones keep theirs). The pair is checked first; a bad one changes nothing and
+  // is logged. Does nothing without TLS.
+  void reload_tls();
 
   // Sockets passed by the service manager (socket activation). When any are given before start(), the
   // daemon serves on them and only them: the `listen` setting is not used.
@@ -112,6 +116,7 @@ class WsServer {
   const auth::JwtVerifier& verifier_;
   hub::Metrics& metrics_;
   struct lws_context* context_ = nullptr;
+  std::string tls_cert_loaded_, tls_key_loaded_;  // the files the TLS vhost was created with
   struct lws_vhost* vhost_ = nullptr;      // plain HTTP/WebSocket
   struct lws_vhost* tls_vhost_ = nullptr;  // TLS, for TCP listeners when tls_cert is set
   std::vector<UniqueFd> activated_;  // until start() hands them to Listeners

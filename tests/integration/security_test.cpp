@@ -1161,6 +1161,52 @@ struct ClientCaSetup {
   }
 };
 
+TEST_CASE("security: SIGHUP reloads the TLS certificate for new connections, live ones stay, a mismatched key changes nothing") {
+  TempDir dir;
+  REQUIRE(!dir.path().empty());
+  make_self_signed(dir.path(), "old", "/CN=127.0.0.1");
+  make_self_signed(dir.path(), "new", "/CN=127.0.0.1");
+  const auto install = [&](const std::string& cert, const std::string& key) {
+    fs::copy_file(dir / (cert + ".crt"), dir / "server.crt", fs::copy_options::overwrite_existing);
+    fs::copy_file(dir / (key + ".key"), dir / "server.key", fs::copy_options::overwrite_existing);
+  };
+  install("old", "old");
+  DaemonProcess daemon({"--tls-cert", (dir / "server.crt").string(), "--tls-key", (dir / "server.key").string()});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  const auto served_by = [&](const std::string& name) {
+    TlsResult result = https_get(daemon.port(), "/healthz", {dir / (name + ".crt"), {}, {}});
+    return result.response && result.response->status == 200;
+  };
+  CHECK(served_by("old"));
+  CHECK_FALSE(served_by("new"));
+
+  TestClient client;
+  WsOptions options = daemon.ws_options();
+  options.tls = true;
+  options.authorization = "Bearer " + daemon.token("alice");
+  REQUIRE(client.connect(options));
+  const std::string id = client.create_terminal().value("id", "");
+  REQUIRE(!id.empty());
+
+  install("new", "new");
+  REQUIRE(daemon.send_signal(SIGHUP));
+  REQUIRE(daemon.wait_for_log("SIGHUP: TLS certificate reloaded", 5s));
+  CHECK(served_by("new"));
+  CHECK_FALSE(served_by("old"));
+  // The connection made before it goes on.
+  CHECK(has_type(client.request("shell.input", {{"terminalId", id}, {"data", "echo still-$((6*7))\n"}}), "ack"));
+  CHECK(client.wait_output(id, "still-42"));
+
+  // A key of another certificate: refused, the one in use stays.
+  install("old", "new");
+  REQUIRE(daemon.send_signal(SIGHUP));
+  REQUIRE(daemon.wait_for_log("SIGHUP: TLS certificate not reloaded", 5s));
+  CHECK(daemon.log().find("cannot use the key") != std::string::npos);
+  CHECK(served_by("new"));
+  CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
+}
+
 TEST_CASE("security: tls_client_ca - a client without a certificate is refused, one of the CA is served") {
   ClientCaSetup setup;
   DaemonProcess& daemon = *setup.daemon;
