@@ -85,6 +85,24 @@ std::string seq_output(int n) {
   return out;
 }
 
+// A shell of alice's on node A, with alice on A and on B; B subscribed and has seen `word`-42 typed on A.
+struct SharedShell {
+  std::unique_ptr<TestClient> a, b;
+  std::string id;
+};
+SharedShell shell_seen_on_b(Cluster& cluster, const std::string& word) {
+  SharedShell shell;
+  shell.a = cluster.client(0, "alice");
+  shell.id = shell.a->create_terminal({{"command", {"/bin/sh"}}}).value("id", "");
+  REQUIRE(!shell.id.empty());
+  shell.b = cluster.client(1, "alice");
+  REQUIRE(eventually([&] { return !listed(*shell.b, shell.id).is_null(); }, 5s));
+  subscribe(*shell.b, shell.id);
+  REQUIRE(shell.a->request("shell.input", {{"terminalId", shell.id}, {"data", "echo " + word + "-$((6*7))\n"}}));
+  REQUIRE(shell.b->wait_output(shell.id, word + "-42"));
+  return shell;
+}
+
 TEST_CASE("cluster: a terminal of A is listed on B with its node, streamed byte for byte, typed into and resized through B") {
   if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
   Cluster cluster(2);
@@ -190,14 +208,9 @@ TEST_CASE("cluster: shares are enforced on every node - read-only input refused 
 TEST_CASE("cluster: SIGKILL of A - viewers on B get shell.exit node_lost within 10 s, input is refused, A's restart does not resurrect it") {
   if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
   Cluster cluster(2);
-  auto alice_a = cluster.client(0, "alice");
-  const Json terminal = alice_a->create_terminal({{"command", {"/bin/sh"}}});
-  const std::string id = terminal.value("id", "");
-  auto alice_b = cluster.client(1, "alice");
-  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
-  subscribe(*alice_b, id);
-  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "echo before-$((6*7))\n"}}));  // acked: sent
-  REQUIRE(alice_b->wait_output(id, "before-42"));
+  SharedShell shell = shell_seen_on_b(cluster, "before");
+  auto& alice_b = shell.b;
+  const std::string id = shell.id;
   const uint64_t last = alice_b->output(id).next;
 
   const std::string secret = cluster[0].secret_file().string();
@@ -234,14 +247,10 @@ std::string last_entry(Cluster& cluster, const std::string& id) {
 TEST_CASE("cluster: SIGSTOP A past its lease, then SIGCONT - A fences itself and nothing it writes afterwards lands") {
   if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
   Cluster cluster(2);
-  auto alice_a = cluster.client(0, "alice");
-  const Json terminal = alice_a->create_terminal({{"command", {"/bin/sh"}}});
-  const std::string id = terminal.value("id", "");
-  auto alice_b = cluster.client(1, "alice");
-  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
-  subscribe(*alice_b, id);
-  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "echo up-$((6*7))\n"}}));
-  REQUIRE(alice_b->wait_output(id, "up-42"));
+  SharedShell shell = shell_seen_on_b(cluster, "up");
+  auto& alice_a = shell.a;
+  auto& alice_b = shell.b;
+  const std::string id = shell.id;
 
   REQUIRE(cluster[0].send_signal(SIGSTOP));
   const auto lost = alice_b->wait_exit(id, 12s);
@@ -266,14 +275,10 @@ TEST_CASE("cluster: SIGSTOP A past its lease, then SIGCONT - A fences itself and
 TEST_CASE("cluster: Redis restarted empty - one exact shell.gap for viewers elsewhere, owner-local clients unaffected, offsets kept") {
   if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
   Cluster cluster(2);
-  auto alice_a = cluster.client(0, "alice");
-  const Json terminal = alice_a->create_terminal({{"command", {"/bin/sh"}}});
-  const std::string id = terminal.value("id", "");
-  auto alice_b = cluster.client(1, "alice");
-  REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
-  subscribe(*alice_b, id);
-  REQUIRE(alice_a->request("shell.input", {{"terminalId", id}, {"data", "echo one-$((6*7))\n"}}));
-  REQUIRE(alice_b->wait_output(id, "one-42"));
+  SharedShell shell = shell_seen_on_b(cluster, "one");
+  auto& alice_a = shell.a;
+  auto& alice_b = shell.b;
+  const std::string id = shell.id;
 
   cluster.redis.stop();
   REQUIRE(eventually([&] { return !Cluster::ready(cluster[0]); }, 5s));
