@@ -19,6 +19,7 @@
 #   server    src/server/                         ptyhub_edge
 #   systemd   src/systemd/                        ptyhub_systemd
 #   cluster   src/cluster/                        ptyhub_cluster
+#   upgrade   src/upgrade/                        ptyhub_upgrade
 #   daemon    every other file directly in src/   ptyhubd (main.cpp, daemon, key_loader, orphan_reaper)
 #   tests     tests/                              the test executables
 #   bench     bench/                              pty_local
@@ -26,7 +27,7 @@
 # Which components each may include: itself and what its target links to (src/CMakeLists.txt), so
 #   server -> session -> hub -> pty / auth / protocol / git / config -> core
 # where pty, auth, protocol, git and config are one layer and do not include one another. systemd sits
-# beside that stack on config and core; cluster sits beside session on the hub; the daemon sits on top of everything. Tests may include any
+# beside that stack on config and core; cluster sits beside session on the hub; upgrade on core; the daemon sits on top of everything. Tests may include any
 # component (each test sees the headers of the libraries it links, which the compiler enforces).
 # A new directory of sources needs a line here and an ptyhub_include_root() in its CMakeLists.txt.
 
@@ -43,8 +44,9 @@ set(allowed_session session ${allowed_hub})
 set(allowed_server server ${allowed_session})
 set(allowed_systemd systemd config core)
 set(allowed_cluster cluster ${allowed_hub})
-set(allowed_daemon daemon server systemd cluster ${allowed_session})
-set(allowed_tests tests daemon server systemd cluster ${allowed_session})
+set(allowed_upgrade upgrade core)
+set(allowed_daemon daemon server systemd cluster upgrade ${allowed_session})
+set(allowed_tests tests daemon server systemd cluster upgrade ${allowed_session})
 set(allowed_bench bench core)
 
 if(NOT ROOT)
@@ -77,6 +79,8 @@ function(component_of path out)
     set(result systemd)
   elseif(path MATCHES "^src/cluster/")
     set(result cluster)
+  elseif(path MATCHES "^src/upgrade/")
+    set(result upgrade)
   elseif(path MATCHES "^src/[^/]+$")
     set(result daemon)
   elseif(path MATCHES "^tests/")

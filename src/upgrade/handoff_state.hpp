@@ -1,0 +1,87 @@
+// The state a daemon hands to the image it re-executes (a live upgrade): every terminal with its ring and
+// offsets, and the fds it passes on (PTY masters, pidfds, listeners). Written to a sealed memfd by the old
+// image, read and checked by the new one, which never runs with half a state: decode_state() accepts a
+// state whole or refuses it with a reason.
+//
+// Format (version 1): the magic "PTYHUB-HANDOFF\n\0" (16 bytes), the version (u32, little endian), the
+// body's length (u64 LE), the SHA-256 of the body (32 bytes), then the body: CBOR (RFC 8949) of one map,
+// rings as byte strings. Loop-independent; no libuv, no sockets beyond checking what an fd is.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/unique_fd.hpp"
+
+namespace ptyhub::upgrade {
+
+inline constexpr uint32_t kStateVersion = 1;
+inline constexpr size_t kMaxStateBytes = size_t{4} << 30;  // what read_sealed() accepts at most
+
+enum class FdKind { pty_master, pidfd, listener };
+
+// An fd handed over: its number in both images, what it must be, and for a pidfd the pid it refers to.
+struct HandedFd {
+  FdKind kind = FdKind::pty_master;
+  int fd = -1;
+  int64_t pid = 0;  // pidfd only
+};
+
+struct TerminalState {
+  std::string id;
+  std::string kind = "shell";
+  std::string owner;
+  std::string name;
+  std::vector<std::string> command;
+  std::string cwd;
+  std::string operation;  // git operation id, if any
+  uint16_t cols = 80;
+  uint16_t rows = 24;
+  std::map<std::string, std::string> shares;  // user -> "read" | "write"
+  int64_t created_at_ms = 0;                  // Unix ms
+  int64_t pid = 0;
+  int master = -1;  // index into HandoffState::fds (pty_master), -1 once exited
+  int pidfd = -1;   // index into HandoffState::fds (pidfd), -1 once exited
+  bool exited = false;
+  std::optional<int> exit_code;
+  int exit_signal = 0;
+  uint64_t duration_ms = 0;
+  std::string end_reason;
+  uint64_t ring_start = 0;  // raw offset of ring[0]
+  std::string ring;         // retained output: raw bytes [ring_start, ring_start + ring.size())
+  std::string carry;        // bytes of a character split across reads, after the ring
+  nlohmann::json git;       // the git operation's own state (null for shells)
+  // The offset the next byte read from the PTY gets.
+  uint64_t output_bytes() const { return ring_start + ring.size() + carry.size(); }
+};
+
+struct HandoffState {
+  std::string daemon_version;
+  std::vector<HandedFd> fds;
+  std::vector<TerminalState> terminals;
+};
+
+std::string encode_state(const HandoffState& state);
+// The state, or nullopt with `error` saying why (bad magic, another version, a length or digest that does
+// not match, a field missing or of the wrong type, offsets or fd references that do not add up).
+std::optional<HandoffState> decode_state(std::string_view bytes, std::string* error);
+
+// A memfd holding `bytes`, sealed against any change (F_SEAL_WRITE, SHRINK, GROW, SEAL). Without
+// FD_CLOEXEC: it is meant to cross execve.
+UniqueFd write_sealed(std::string_view bytes, std::string* error);
+// The contents of a memfd written by write_sealed(); refused when it is not sealed that way or larger
+// than `max_bytes`.
+std::optional<std::string> read_sealed(int fd, size_t max_bytes, std::string* error);
+
+// "" when `fd` is what `handed` says (an open PTY master; a pidfd of that pid; a listening socket), else why not.
+std::string check_handed_fd(const HandedFd& handed);
+
+}  // namespace ptyhub::upgrade
