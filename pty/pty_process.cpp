@@ -290,9 +290,59 @@ int PtyProcess::start() {
   return 0;
 }
 
+std::unique_ptr<PtyProcess> PtyProcess::adopt(uv_loop_t* loop, pid_t pid, UniqueFd master, UniqueFd pidfd,
+                                              uint64_t drain_grace_ms, Callbacks callbacks, std::string* error) {
+  if (pid <= 0 || !master || !pidfd) {
+    *error = "no process, master or pidfd to adopt";
+    return nullptr;
+  }
+  if (int rc = configure_master(master.get()); rc < 0) {
+    *error = std::string("fcntl on the adopted master: ") + std::strerror(-rc);
+    return nullptr;
+  }
+  SpawnOptions options;
+  options.drain_grace_ms = drain_grace_ms;
+  std::unique_ptr<PtyProcess> process(
+      new PtyProcess(loop, pid, std::move(master), std::move(pidfd), options, std::move(callbacks)));
+  live_children().insert(pid);
+  if (int rc = process->start(); rc < 0) {
+    *error = std::string("uv handle init: ") + uv_strerror(rc);
+    process->released_ = true;  // not ours to kill: the caller decides
+    live_children().erase(pid);
+    return nullptr;
+  }
+  return process;
+}
+
+bool PtyProcess::release(Released* out) {
+  if (released_ || reaped_ || exit_reported_) return false;
+  released_ = true;
+  if (report_queued_) ExitReportQueue::of(loop_).drop(this);
+  report_queued_ = false;
+  kill_timer_.close();
+  drain_timer_.close();
+  pidfd_poll_.close();
+  master_poll_.close();  // before the fd changes hands, like close_master()
+  master_poll_events_ = 0;
+  std::string pending;
+  for (size_t i = 0; !input_queue_.empty(); ++i) {
+    const std::string& chunk = input_queue_.front();
+    pending.append(chunk, i == 0 ? input_head_offset_ : 0, std::string::npos);
+    input_queue_.pop_front();
+  }
+  input_head_offset_ = 0;
+  pending_input_bytes_ = 0;
+  live_children().erase(pid_);
+  out->master = std::move(master_);
+  out->pidfd = std::move(pidfd_);
+  out->pending_input = std::move(pending);
+  return true;
+}
+
 PtyProcess::~PtyProcess() {
   *alive_ = false;
   if (report_queued_) ExitReportQueue::of(loop_).drop(this);
+  if (released_) return;  // the child and its fds belong to whoever took them
   bool kill_pending = kill_timer_.initialised() && uv_is_active(kill_timer_.as_handle());
   if (!reaped_) {
     signal_session_processes(pid_, SIGKILL, master_.get());

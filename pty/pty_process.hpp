@@ -85,6 +85,23 @@ class PtyProcess {
   static std::unique_ptr<PtyProcess> spawn(uv_loop_t* loop, const SpawnOptions& options, Callbacks callbacks,
                                            SpawnError* error);
 
+  // Live upgrade (docs/upgrade.md): a child this process already has — started by an earlier image of
+  // it — with its PTY master and pidfd handed over. A child that exited meanwhile is reaped through the
+  // pidfd with its real status, and what the PTY still holds is read before on_exit. nullptr with `error`
+  // when the fds are not usable (they are closed; the child is left alone).
+  static std::unique_ptr<PtyProcess> adopt(uv_loop_t* loop, pid_t pid, UniqueFd master, UniqueFd pidfd,
+                                           uint64_t drain_grace_ms, Callbacks callbacks, std::string* error);
+
+  // Live upgrade: gives up the master and the pidfd without signalling or reaping the child, which
+  // stays this process's child; input not yet written comes along. The object is inert afterwards (its
+  // destructor leaves the child alone). Only while the child is not reaped: false otherwise.
+  struct Released {
+    UniqueFd master;
+    UniqueFd pidfd;
+    std::string pending_input;
+  };
+  bool release(Released* out);
+
   ~PtyProcess();
   PtyProcess(const PtyProcess&) = delete;
   PtyProcess& operator=(const PtyProcess&) = delete;
@@ -166,6 +183,7 @@ class PtyProcess {
   bool master_eof_ = false;
   bool exit_reported_ = false;
   bool report_queued_ = false;  // waiting in the ExitReportQueue of its loop
+  bool released_ = false;       // handed over (release()): nothing of the child is ours to end
   ExitStatus status_{};
   std::shared_ptr<bool> alive_;  // lets callbacks notice destruction during user callbacks
 };

@@ -883,3 +883,86 @@ TEST_CASE("signal names") {
 }
 
 }  // namespace ptyhub::pty
+
+namespace ptyhub::pty {
+namespace {
+
+// ---- live upgrade: release() and adopt() ------------------------------------------------------------
+
+TEST_CASE("release and adopt: the child lives on through a handover, its PTY and input continue, its exit is reported once") {
+  ResourceCheck resources;
+  {
+    TestLoop loop;
+    Recorder before;
+    auto process = spawn_ok(loop, options_for({"/bin/sh", "-c", "stty -echo; echo ready; read a; echo got-$a; read b; exit 7"}),
+                            before);
+    REQUIRE(loop.run_until([&] { return before.saw("ready"); }));
+    const pid_t pid = process->pid();
+    process->pause_output();
+    REQUIRE(process->write("one\n") == 0);
+    PtyProcess::Released released;
+    REQUIRE(process->release(&released));
+    CHECK_FALSE(process->release(&released));  // once
+    process.reset();                           // inert: the child is not signalled
+    CHECK(process_is_live(pid));
+    // What the child printed meanwhile waits in the PTY for the next owner.
+    Recorder after;
+    std::string error;
+    auto adopted = PtyProcess::adopt(loop.get(), pid, std::move(released.master), std::move(released.pidfd), 2000,
+                                     after.callbacks(), &error);
+    REQUIRE_MESSAGE(adopted != nullptr, error);
+    if (!released.pending_input.empty()) REQUIRE(adopted->write(released.pending_input) == 0);
+    REQUIRE(loop.run_until([&] { return after.saw("got-one"); }));
+    REQUIRE(adopted->write("two\n") == 0);
+    REQUIRE(loop.run_until([&] { return after.exits == 1; }));
+    CHECK(after.status.exit_code == 7);
+    CHECK(after.status.signal == 0);
+    CHECK(before.exits == 0);
+    adopted.reset();
+    CHECK(loop.close() == 0);
+  }
+  resources.verify();
+}
+
+TEST_CASE("adopt: a child that exited during the handover is reaped with its real status, after the output it left") {
+  ResourceCheck resources;
+  {
+    TestLoop loop;
+    Recorder before;
+    auto process = spawn_ok(loop, options_for({"/bin/sh", "-c", "read x; echo last-words; kill -TERM $$"}), before);
+    const pid_t pid = process->pid();
+    PtyProcess::Released released;
+    REQUIRE(process->write("go\n") == 0);
+    REQUIRE(loop.run_until([&] { return process->pending_input() == 0; }));
+    process->pause_output();
+    REQUIRE(process->release(&released));
+    process.reset();
+    // The child ends while nobody owns it (a zombie of this process).
+    siginfo_t info{};
+    REQUIRE(waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) == 0);
+    Recorder after;
+    std::string error;
+    auto adopted = PtyProcess::adopt(loop.get(), pid, std::move(released.master), std::move(released.pidfd), 2000,
+                                     after.callbacks(), &error);
+    REQUIRE_MESSAGE(adopted != nullptr, error);
+    REQUIRE(loop.run_until([&] { return after.exits == 1; }));
+    CHECK(after.status.signal == SIGTERM);
+    CHECK(after.saw("last-words"));
+    CHECK_FALSE(after.output_after_exit);
+    adopted.reset();
+    CHECK(loop.close() == 0);
+  }
+  resources.verify();
+}
+
+TEST_CASE("adopt: missing fds are refused and nothing is started") {
+  TestLoop loop;
+  Recorder recorder;
+  std::string error;
+  CHECK(PtyProcess::adopt(loop.get(), 12345, UniqueFd(), UniqueFd(), 2000, recorder.callbacks(), &error) == nullptr);
+  CHECK_FALSE(error.empty());
+  CHECK(loop.close() == 0);
+}
+
+}  // namespace
+}  // namespace ptyhub::pty
