@@ -1,7 +1,6 @@
 // Cluster: publishing local terminals, mirroring remote ones, routing requests, leases.
 #include "src/cluster/cluster.hpp"
 
-#include <sys/random.h>
 
 #include <algorithm>
 #include <charconv>
@@ -10,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.hpp"
+#include "core/random.hpp"
 #include "core/time_format.hpp"
 #include "src/protocol/frame.hpp"
 
@@ -92,11 +92,7 @@ return 1
 
 std::string random_boot() {
   unsigned char bytes[8];
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    const ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
+  random_bytes(bytes, sizeof bytes);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string text;
   for (unsigned char b : bytes) {

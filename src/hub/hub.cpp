@@ -1,7 +1,6 @@
 // Hub: terminals, lifecycle channel, limits.
 #include "src/hub/hub.hpp"
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 
 #include "auth/base64url.hpp"
 #include "core/log.hpp"
+#include "core/random.hpp"
 #include "src/protocol/envelope.hpp"
 
 extern char** environ;
@@ -31,11 +31,7 @@ bool daemon_only_variable(std::string_view name) {
 
 std::string new_terminal_id() {
   unsigned char bytes[16];
-  size_t got = 0;
-  while (got < sizeof bytes) {
-    const ssize_t n = getrandom(bytes + got, sizeof bytes - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
+  random_bytes(bytes, sizeof bytes);
   return auth::base64url_encode(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
 }
 

@@ -24,6 +24,7 @@ import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { check, finish, results, step } from './checks.mjs';
 
 const kChromium = '/usr/bin/chromium';
 const kNginx = '/usr/sbin/nginx';
@@ -51,28 +52,6 @@ const { WebSocket } = require('ws');
 
 // ---- checks ----
 
-let passed = 0;
-const failures = [];
-function check(name, ok, detail = '') {
-  if (ok) {
-    passed++;
-    console.log(`ok   ${name}`);
-  } else {
-    failures.push(name);
-    console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
-  }
-  return ok;
-}
-
-// Runs one scenario; an exception fails it without stopping the others.
-async function step(name, body) {
-  console.log(`# ${name}`);
-  try {
-    await body();
-  } catch (err) {
-    check(`${name} (ran to the end)`, false, err.stack || String(err));
-  }
-}
 
 // Polls `condition` (sync or async) every 50 ms until it returns a truthy value, which is returned;
 // throws `what` after `timeout` ms.
@@ -458,7 +437,7 @@ async function main() {
     await browser.close();
     await stop(nginx.child);
     await stop(daemon.child);
-    if (failures.length) {
+    if (results.failures.length) {
       console.log(`--- ptyhubd log ---\n${daemon.log().slice(-4000)}`);
       for (const name of ['error.log', 'access.log']) {
         const file = join(nginx.dir, name);
@@ -473,5 +452,4 @@ try {
 } catch (err) {
   check('the test ran', false, err.stack || String(err));
 }
-console.log(`\n${passed} checks passed, ${failures.length} failed${failures.length ? `: ${failures.join('; ')}` : ''}`);
-process.exit(failures.length ? 1 : 0);
+finish();

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { check, finish, results, step } from './checks.mjs';
 
 const kChromium = '/usr/bin/chromium';
 const kSkip = 77;
@@ -33,28 +34,6 @@ const { WebSocket } = require('ws');
 
 // ---- checks ----
 
-let passed = 0;
-const failures = [];
-function check(name, ok, detail = '') {
-  if (ok) {
-    passed++;
-    console.log(`ok   ${name}`);
-  } else {
-    failures.push(name);
-    console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
-  }
-  return ok;
-}
-
-// Runs one scenario; an exception fails it without stopping the others.
-async function step(name, body) {
-  console.log(`# ${name}`);
-  try {
-    await body();
-  } catch (err) {
-    check(`${name} (ran to the end)`, false, err.stack || String(err));
-  }
-}
 
 // ---- the daemon ----
 
@@ -396,7 +375,7 @@ async function main() {
     await browser.close();
     daemon.child.kill('SIGTERM');
     await new Promise((r) => daemon.child.once('exit', r));
-    if (failures.length) console.log(`--- ptyhubd log ---\n${daemon.log().slice(-4000)}`);
+    if (results.failures.length) console.log(`--- ptyhubd log ---\n${daemon.log().slice(-4000)}`);
   }
 }
 
@@ -407,5 +386,4 @@ try {
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
-console.log(`\n${passed} checks passed, ${failures.length} failed${failures.length ? `: ${failures.join('; ')}` : ''}`);
-process.exit(failures.length ? 1 : 0);
+finish();
