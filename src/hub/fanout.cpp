@@ -222,6 +222,12 @@ void Fanout::catch_up(Subscription& s) {
 
 // --- the source ----------------------------------------------------------------------------------
 
+std::string Fanout::retained() const {
+  std::string out;
+  ring_.read(ring_.start(), static_cast<size_t>(ring_.end() - ring_.start()), &out);
+  return out;
+}
+
 bool Fanout::any_may_hold() const {
   return std::any_of(subscriptions_.begin(), subscriptions_.end(), [](const Subscription& s) { return s.may_hold; });
 }

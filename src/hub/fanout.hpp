@@ -109,6 +109,8 @@ class Fanout {
   size_t subscriber_count() const { return subscriptions_.size(); }
   // Some subscriber may hold the source back.
   bool any_may_hold() const;
+  // The retained bytes, [start(), end()) (a live upgrade carries them).
+  std::string retained() const;
 
   // --- the source -----------------------------------------------------------------------------------
   // Whether the source may be read now. Rules (docs/protocol.md §6): with no subscriber it is read into

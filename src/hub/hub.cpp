@@ -142,6 +142,37 @@ Terminal* Hub::find_readable(const auth::Principal& principal, std::string_view 
   return it->second.get();
 }
 
+std::vector<Terminal::Snapshot> Hub::snapshot() const {
+  std::vector<Terminal::Snapshot> out;
+  for (const auto& [id, terminal] : terminals_) {
+    if (!terminal->mirror()) out.push_back(terminal->snapshot());
+  }
+  return out;
+}
+
+Terminal* Hub::restore(const Terminal::Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, std::string* error) {
+  if (snapshot.spec.id.empty() || terminals_.count(snapshot.spec.id) != 0) {
+    *error = "terminal id " + snapshot.spec.id + " is empty or taken";
+    return nullptr;
+  }
+  TerminalSpec spec = snapshot.spec;
+  spec.node = node_;
+  auto terminal =
+      std::make_unique<Terminal>(std::move(spec), limits_.terminal, metrics_, [this](Terminal& t) { on_terminal_exit(t); });
+  if (!terminal->restore(loop_, snapshot, std::move(master), std::move(pidfd), 2000, error)) return nullptr;
+  Terminal* restored = terminal.get();
+  terminals_.emplace(restored->id(), std::move(terminal));
+  if (restored->running()) {
+    ++owned_counts_[restored->owner()];
+    ++running_;
+  } else {
+    exited_order_.push_back(restored->id());
+    schedule_removal(*restored);
+  }
+  on_created_.notify(*restored);
+  return restored;
+}
+
 Terminal* Hub::find_operation(std::string_view operation_id) {
   if (operation_id.empty()) return nullptr;
   for (auto& [id, terminal] : terminals_) {

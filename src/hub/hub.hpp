@@ -115,6 +115,14 @@ class Hub {
   ObserverId add_exited_observer(std::function<void(const std::string&)> callback) { return on_exited_.add(std::move(callback)); }
   void remove_exited_observer(ObserverId id) { on_exited_.remove(id); }
 
+  // --- live upgrade (docs/upgrade.md) ---
+  // Every local terminal as the next image needs it.
+  std::vector<Terminal::Snapshot> snapshot() const;
+  // A terminal of an earlier image, running again on its adopted process (or listed as exited), with its
+  // id, owner, shares, offsets and ring. nullptr with `error` when its id is taken or the process cannot
+  // be adopted (the fds are then closed and the child is not this hub's).
+  Terminal* restore(const Terminal::Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, std::string* error);
+
   // --- cluster mode (docs/cluster.md) ---
   // The node this daemon is (set before terminals are created): each terminal it creates carries it.
   void set_node(std::string node) { node_ = std::move(node); }

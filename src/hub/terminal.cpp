@@ -51,6 +51,39 @@ Terminal::~Terminal() {
   else --metrics_.terminals_exited;
 }
 
+bool Terminal::init_timers(uv_loop_t* loop, std::string* error) {
+  for (UvHandle<uv_timer_t>* timer : {&detached_timer_, &stall_timer_}) {
+    if (const int rc = uv_timer_init(loop, timer->get()); rc != 0) {
+      *error = std::string("uv_timer_init: ") + uv_strerror(rc);
+      return false;
+    }
+    timer->mark_initialised();
+    timer->get()->data = this;
+  }
+  return true;
+}
+
+pty::PtyProcess::Callbacks Terminal::process_callbacks() {
+  pty::PtyProcess::Callbacks callbacks;
+  callbacks.on_output = [this](std::string_view bytes) { on_output(bytes); };
+  callbacks.on_exit = [this](pty::ExitStatus status) { on_exit(status); };
+  callbacks.on_input_drained = [this] { on_input_drained(); };
+  return callbacks;
+}
+
+void Terminal::after_start(uv_loop_t* loop) {
+  pid_ = process_->pid();
+  // One wake-up's read must fit in the ring beside what a held subscriber has still to take.
+  process_->set_read_budget(fanout_.read_budget());
+  if ((limits_.idle_timeout_ms > 0 || limits_.max_lifetime_ms > 0) &&
+      policy_timer_.adopt_init(uv_timer_init(loop, policy_timer_.get()), this)) {
+    schedule_policy();
+  }
+  ++metrics_.terminals_running;
+  loop_ = loop;
+  update_detached_timer();
+}
+
 bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t drain_grace_ms,
                      pty::SpawnError* error) {
   pty::SpawnOptions options;
@@ -61,35 +94,74 @@ bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t dra
   options.rows = spec_.rows;
   options.drain_grace_ms = drain_grace_ms;
   // The timers first: a failure leaves no process behind.
-  for (UvHandle<uv_timer_t>* timer : {&detached_timer_, &stall_timer_}) {
-    if (const int rc = uv_timer_init(loop, timer->get()); rc != 0) {
-      error->failure = pty::SpawnFailure::system;
-      error->error_number = -rc;
-      error->message = std::string("uv_timer_init: ") + uv_strerror(rc);
-      return false;
-    }
-    timer->mark_initialised();
-    timer->get()->data = this;
+  if (std::string why; !init_timers(loop, &why)) {
+    error->failure = pty::SpawnFailure::system;
+    error->message = why;
+    return false;
   }
-  pty::PtyProcess::Callbacks callbacks;
-  callbacks.on_output = [this](std::string_view bytes) { on_output(bytes); };
-  callbacks.on_exit = [this](pty::ExitStatus status) { on_exit(status); };
-  callbacks.on_input_drained = [this] { on_input_drained(); };
-  process_ = pty::PtyProcess::spawn(loop, options, std::move(callbacks), error);
+  process_ = pty::PtyProcess::spawn(loop, options, process_callbacks(), error);
   if (!process_) return false;
-  pid_ = process_->pid();
-  // One wake-up's read must fit in the ring beside what a held subscriber has still to take.
-  process_->set_read_budget(fanout_.read_budget());
   started_steady_ms_ = steady_millis();
   last_activity_steady_ms_ = started_steady_ms_;
-  if ((limits_.idle_timeout_ms > 0 || limits_.max_lifetime_ms > 0) &&
-      policy_timer_.adopt_init(uv_timer_init(loop, policy_timer_.get()), this)) {
-    schedule_policy();
-  }
-  ++metrics_.terminals_running;
   ++metrics_.terminals_created_total;
-  loop_ = loop;
-  update_detached_timer();
+  after_start(loop);
+  return true;
+}
+
+Terminal::Snapshot Terminal::snapshot() const {
+  Snapshot out;
+  out.spec = spec_;
+  out.shares = shares_;
+  out.created_at_ms = created_at_ms_;
+  out.pid = pid_;
+  out.exited = exited_;
+  out.exit_status = exit_status_;
+  out.duration_ms = exit_duration_ms_;
+  out.running_ms = exited_ ? 0 : steady_millis() - started_steady_ms_;
+  out.end_reason = end_reason_;
+  out.ring_start = fanout_.start();
+  out.ring = fanout_.retained();
+  out.carry = carry_;
+  return out;
+}
+
+bool Terminal::release_process(pty::PtyProcess::Released* out) {
+  if (!process_ || exited_ || !process_->release(out)) return false;
+  return true;
+}
+
+bool Terminal::restore(uv_loop_t* loop, const Snapshot& snapshot, UniqueFd master, UniqueFd pidfd,
+                       uint64_t drain_grace_ms, std::string* error) {
+  shares_ = snapshot.shares;
+  created_at_ms_ = snapshot.created_at_ms;
+  end_reason_ = snapshot.end_reason;
+  if (!snapshot.ring.empty() || snapshot.ring_start > 0) fanout_.append(snapshot.ring_start, snapshot.ring);
+  output_bytes_ = snapshot.ring_start + snapshot.ring.size() + snapshot.carry.size();
+  if (snapshot.exited) {
+    // Its end again, after the same bytes, for whoever subscribes from now on.
+    if (!snapshot.carry.empty()) fanout_.append(fanout_.end(), snapshot.carry);
+    exited_ = true;
+    exit_status_ = snapshot.exit_status;
+    exit_duration_ms_ = snapshot.duration_ms;
+    pid_ = snapshot.pid;
+    loop_ = loop;
+    json data = {{"terminalId", spec_.id}, {"exitCode", nullptr}, {"signal", nullptr},
+                 {"durationMs", snapshot.duration_ms}, {"outputBytes", output_bytes_}};
+    if (exit_status_.signal != 0) data["signal"] = pty::signal_name(exit_status_.signal);
+    else data["exitCode"] = exit_status_.exit_code;
+    if (!end_reason_.empty()) data["reason"] = end_reason_;
+    fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), {});
+    ++metrics_.terminals_exited;
+    return true;
+  }
+  carry_ = snapshot.carry;
+  if (!init_timers(loop, error)) return false;
+  process_ = pty::PtyProcess::adopt(loop, snapshot.pid, std::move(master), std::move(pidfd), drain_grace_ms,
+                                    process_callbacks(), error);
+  if (!process_) return false;
+  started_steady_ms_ = steady_millis() - snapshot.running_ms;
+  last_activity_steady_ms_ = steady_millis();
+  after_start(loop);
   return true;
 }
 

@@ -103,6 +103,30 @@ class Terminal {
   // Starts the process. Subscribe the creator before calling it so no output is missed.
   bool start(uv_loop_t* loop, std::vector<std::string> env, uint64_t drain_grace_ms, pty::SpawnError* error);
 
+  // --- live upgrade (docs/upgrade.md) ---
+  // What the next image needs of a local terminal besides its process.
+  struct Snapshot {
+    TerminalSpec spec;
+    std::map<std::string, auth::Access, std::less<>> shares;
+    int64_t created_at_ms = 0;
+    pid_t pid = 0;
+    bool exited = false;
+    pty::ExitStatus exit_status{};
+    uint64_t duration_ms = 0;
+    uint64_t running_ms = 0;  // how long it has run so far (running terminals)
+    std::string end_reason;
+    uint64_t ring_start = 0;
+    std::string ring;   // retained output [ring_start, ring_start + size)
+    std::string carry;  // a character split across reads, after the ring
+  };
+  Snapshot snapshot() const;
+  // Gives up the running process without ending it (the handoff); false when there is none.
+  bool release_process(pty::PtyProcess::Released* out);
+  // Makes this (new) terminal the one of `snapshot`: output continues at its offsets; a running one
+  // adopts its process from `master` and `pidfd`. False with `error` when the process cannot be adopted.
+  bool restore(uv_loop_t* loop, const Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, uint64_t drain_grace_ms,
+               std::string* error);
+
   // --- mirrors (cluster mode) ---
   bool mirror() const { return remote_ != nullptr; }
   const std::string& node() const { return spec_.node; }
@@ -201,6 +225,10 @@ class Terminal {
   // idle_timeout and max_lifetime (docs/protocol.md §5): arms the policy timer for the nearer of the two.
   void schedule_policy();
   void on_policy_timer();
+  // Timers and bookkeeping of a running terminal once its process exists (start(), restore()).
+  bool init_timers(uv_loop_t* loop, std::string* error);
+  void after_start(uv_loop_t* loop);
+  pty::PtyProcess::Callbacks process_callbacks();
   // Keeps subscriber->linked_terminals() true: linked while subscribed or waiting on input.
   void relink(Subscriber* subscriber);
   void on_output(std::string_view bytes);

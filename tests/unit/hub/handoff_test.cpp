@@ -1,0 +1,119 @@
+// A live upgrade at the hub's level (docs/upgrade.md): a hub's terminals are snapshotted and their
+// processes released, the hub goes away without ending them, and a new hub restores them — the same ids,
+// owners, shares and offsets, the ring intact, output continuing, and the exit reported once.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "src/hub/hub.hpp"
+
+namespace ptyhub::hub {
+namespace {
+
+class Loop {
+ public:
+  Loop() { REQUIRE(uv_loop_init(&loop_) == 0); }
+  ~Loop() {
+    for (int i = 0; i < 10 && uv_run(&loop_, UV_RUN_NOWAIT) != 0; ++i) {
+    }
+    uv_loop_close(&loop_);
+  }
+  uv_loop_t* get() { return &loop_; }
+  // Runs the loop until `done` or 10 s.
+  bool run_until(const std::function<bool()>& done) {
+    bool expired = false;
+    uv_timer_t deadline, tick;
+    uv_timer_init(&loop_, &deadline);
+    uv_timer_init(&loop_, &tick);
+    deadline.data = &expired;
+    uv_timer_start(&deadline, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, 10000, 0);
+    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
+    while (!done() && !expired) uv_run(&loop_, UV_RUN_ONCE);
+    uv_close(reinterpret_cast<uv_handle_t*>(&deadline), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+    uv_run(&loop_, UV_RUN_NOWAIT);
+    return done();
+  }
+
+ private:
+  uv_loop_t loop_{};
+};
+
+HubLimits limits() {
+  HubLimits out;
+  out.shell = "/bin/sh";
+  out.home = "/";
+  return out;
+}
+
+TEST_CASE("handoff: a hub's terminals survive it - restored with their ids, shares, ring and offsets, output continuing") {
+  Loop loop;
+  Metrics metrics;
+  auth::Principal alice;
+  alice.user = "alice";
+  Terminal::Snapshot snapshot;
+  pty::PtyProcess::Released released;
+  Terminal::Snapshot finished;
+  {
+    Hub old_hub(loop.get(), limits(), metrics);
+    CreateOptions options;
+    options.command = {"/bin/sh", "-c", "stty -echo; echo first; read x; echo second-$x; read y; exit 3"};
+    options.name = "kept";
+    const CreateResult created = old_hub.create(alice, options, nullptr, Encoding::utf8);
+    REQUIRE(created.terminal != nullptr);
+    Terminal& terminal = *created.terminal;
+    terminal.share("bob", auth::Access::read);
+    REQUIRE(loop.run_until([&] { return terminal.published_offset() >= 7; }));  // "first\r\n"
+    CreateOptions short_lived;
+    short_lived.command = {"/bin/sh", "-c", "echo bye"};
+    const CreateResult ended = old_hub.create(alice, short_lived, nullptr, Encoding::utf8);
+    REQUIRE(ended.terminal != nullptr);
+    REQUIRE(loop.run_until([&] { return !ended.terminal->running(); }));
+
+    for (const Terminal::Snapshot& s : old_hub.snapshot()) (s.exited ? finished : snapshot) = s;
+    REQUIRE(snapshot.spec.id == terminal.id());
+    REQUIRE(terminal.release_process(&released));
+    CHECK_FALSE(terminal.release_process(&released));
+  }  // the old hub is gone; the shell is not
+  REQUIRE(::kill(snapshot.pid, 0) == 0);
+  CHECK(snapshot.ring == "first\r\n");
+  CHECK(finished.exited);
+
+  Hub hub(loop.get(), limits(), metrics);
+  std::string error;
+  Terminal* restored = hub.restore(snapshot, std::move(released.master), std::move(released.pidfd), &error);
+  REQUIRE_MESSAGE(restored != nullptr, error);
+  Terminal* gone = hub.restore(finished, UniqueFd(), UniqueFd(), &error);
+  REQUIRE_MESSAGE(gone != nullptr, error);
+  CHECK_FALSE(gone->running());
+  CHECK(gone->published_offset() == finished.ring_start + finished.ring.size());
+  CHECK(hub.restore(snapshot, UniqueFd(), UniqueFd(), &error) == nullptr);  // its id is taken
+  CHECK(restored->id() == snapshot.spec.id);
+  CHECK(restored->owner() == "alice");
+  CHECK(restored->spec().name == "kept");
+  CHECK(restored->shares().at("bob") == auth::Access::read);
+  CHECK(restored->created_at_ms() == snapshot.created_at_ms);
+  CHECK(restored->published_offset() == 7);
+  CHECK(hub.running_count() == 1);
+
+  std::string after;
+  uint64_t first_offset = 0;
+  restored->add_output_tap([&](std::string_view bytes) {
+    if (after.empty()) first_offset = restored->published_offset();
+    after.append(bytes);
+  });
+  restored->write_input("go\n", nullptr);
+  REQUIRE(loop.run_until([&] { return after.find("second-go") != std::string::npos; }));
+  CHECK(first_offset == 7);  // offsets continue where the old image stopped
+  restored->write_input("\n", nullptr);
+  REQUIRE(loop.run_until([&] { return !restored->running(); }));
+  CHECK(restored->exit_status().exit_code == 3);
+  CHECK(restored->published_offset() == 7 + std::string("second-go\r\n").size());
+}
+
+}  // namespace
+}  // namespace ptyhub::hub
