@@ -27,7 +27,7 @@
 # Which components each may include: itself and what its target links to (src/CMakeLists.txt), so
 #   server -> session -> hub -> pty / auth / protocol / git / config -> core
 # where pty, auth, protocol, git and config are one layer and do not include one another. systemd sits
-# beside that stack on config and core; cluster sits beside session on the hub; upgrade on core; the daemon sits on top of everything. Tests may include any
+# beside that stack on config and core; cluster sits beside session on the hub; upgrade on the hub; the daemon sits on top of everything. Tests may include any
 # component (each test sees the headers of the libraries it links, which the compiler enforces).
 # A new directory of sources needs a line here and an ptyhub_include_root() in its CMakeLists.txt.
 
@@ -44,7 +44,7 @@ set(allowed_session session ${allowed_hub})
 set(allowed_server server ${allowed_session})
 set(allowed_systemd systemd config core)
 set(allowed_cluster cluster ${allowed_hub})
-set(allowed_upgrade upgrade core)
+set(allowed_upgrade upgrade ${allowed_hub})
 set(allowed_daemon daemon server systemd cluster upgrade ${allowed_session})
 set(allowed_tests tests daemon server systemd cluster upgrade ${allowed_session})
 set(allowed_bench bench core)

@@ -143,6 +143,7 @@ json encode_terminal(const TerminalState& t) {
           {"ringStart", t.ring_start},
           {"ring", binary(t.ring)},
           {"carry", binary(t.carry)},
+          {"input", binary(t.pending_input)},
           {"git", t.git}};
 }
 
@@ -184,6 +185,7 @@ bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& 
   t->ring_start = f.unsigned_number("ringStart", UINT64_MAX / 2);
   t->ring = f.bytes("ring");
   t->carry = f.bytes("carry");
+  t->pending_input = f.bytes("input");
   if (const json* git = f.any("git")) t->git = *git;
   if (!f.ok()) return false;
   // What the fields mean together.

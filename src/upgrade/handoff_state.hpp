@@ -58,6 +58,7 @@ struct TerminalState {
   uint64_t ring_start = 0;  // raw offset of ring[0]
   std::string ring;         // retained output: raw bytes [ring_start, ring_start + ring.size())
   std::string carry;        // bytes of a character split across reads, after the ring
+  std::string pending_input;  // input accepted but not yet written to the PTY
   nlohmann::json git;       // the git operation's own state (null for shells)
   // The offset the next byte read from the PTY gets.
   uint64_t output_bytes() const { return ring_start + ring.size() + carry.size(); }

@@ -3,13 +3,16 @@
 // owners, shares and offsets, the ring intact, output continuing, and the exit reported once.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "src/hub/hub.hpp"
+#include "src/upgrade/hub_state.hpp"
 
 namespace ptyhub::hub {
 namespace {
@@ -113,6 +116,66 @@ TEST_CASE("handoff: a hub's terminals survive it - restored with their ids, shar
   REQUIRE(loop.run_until([&] { return !restored->running(); }));
   CHECK(restored->exit_status().exit_code == 3);
   CHECK(restored->published_offset() == 7 + std::string("second-go\r\n").size());
+}
+
+TEST_CASE("handoff: through the encoded state - terminals come back whole, one whose fds are not what they claim ends upgrade_failed") {
+  Loop loop;
+  Metrics metrics;
+  auth::Principal alice;
+  alice.user = "alice";
+  std::string encoded;
+  std::vector<UniqueFd> handed;
+  pid_t broken_pid = 0;
+  std::string kept_id, broken_id;
+  {
+    Hub old_hub(loop.get(), limits(), metrics);
+    CreateOptions options;
+    options.command = {"/bin/sh", "-c", "stty -echo; echo hello; read x; echo bye-$x"};
+    const CreateResult kept = old_hub.create(alice, options, nullptr, Encoding::utf8);
+    const CreateResult broken = old_hub.create(alice, options, nullptr, Encoding::utf8);
+    REQUIRE(kept.terminal != nullptr);
+    REQUIRE(broken.terminal != nullptr);
+    kept_id = kept.terminal->id();
+    broken_id = broken.terminal->id();
+    broken_pid = broken.terminal->spec().id.empty() ? 0 : broken.terminal->snapshot().pid;
+    REQUIRE(loop.run_until([&] { return kept.terminal->published_offset() >= 7 && broken.terminal->published_offset() >= 7; }));
+    upgrade::HandoffState state = upgrade::capture(old_hub, "test", &handed);
+    REQUIRE(state.terminals.size() == 2);
+    REQUIRE(handed.size() == 4);
+    encoded = upgrade::encode_state(state);
+  }
+  std::string error;
+  const auto state = upgrade::decode_state(encoded, &error);
+  REQUIRE_MESSAGE(state, error);
+  // The fds pass to the restorer by number (as across execve): release ours without closing them, but
+  // close the broken terminal's master so that it is not what the state claims.
+  for (UniqueFd& fd : handed) fd.release();
+  for (const upgrade::TerminalState& t : state->terminals) {
+    if (t.id == broken_id) ::close(state->fds[static_cast<size_t>(t.master)].fd);
+  }
+  Hub hub(loop.get(), limits(), metrics);
+  const std::vector<std::string> problems = upgrade::restore(hub, *state);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find(broken_id) != std::string::npos);
+  Terminal* kept = hub.find_any(kept_id);
+  Terminal* broken = hub.find_any(broken_id);
+  REQUIRE(kept != nullptr);
+  REQUIRE(broken != nullptr);
+  CHECK(kept->running());
+  CHECK_FALSE(broken->running());
+  CHECK(broken->end_reason() == "upgrade_failed");
+  CHECK(broken->published_offset() == 7);  // its output is kept
+  CHECK(::kill(broken_pid, 0) != 0);        // its process is gone, and reaped
+  // The pidfd of the broken one was checked and left alone: close it.
+  for (const upgrade::TerminalState& t : state->terminals) {
+    if (t.id == broken_id) ::close(state->fds[static_cast<size_t>(t.pidfd)].fd);
+  }
+  std::string after;
+  kept->add_output_tap([&](std::string_view bytes) { after.append(bytes); });
+  kept->write_input("ok\n", nullptr);
+  REQUIRE(loop.run_until([&] { return !kept->running(); }));
+  CHECK(after == "bye-ok\r\n");
+  CHECK(kept->published_offset() == 7 + after.size());
 }
 
 }  // namespace

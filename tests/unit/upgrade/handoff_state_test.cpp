@@ -45,6 +45,7 @@ HandoffState sample() {
   running.ring_start = 1u << 20;
   running.ring = every_byte() + every_byte();
   running.carry = "\xe2\x82";
+  running.pending_input = "typed\r";
   TerminalState done;
   done.id = "gitTerminal0000000000A";
   done.kind = "git";
@@ -80,6 +81,7 @@ TEST_CASE("handoff state: a round trip keeps every field and every byte of the r
   CHECK(t.created_at_ms == 1765000000123);
   CHECK(t.ring == state.terminals[0].ring);
   CHECK(t.carry == "\xe2\x82");
+  CHECK(t.pending_input == "typed\r");
   CHECK(t.output_bytes() == (1u << 20) + 512 + 2);
   const TerminalState& d = decoded->terminals[1];
   CHECK(d.exited);
