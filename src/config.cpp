@@ -830,7 +830,8 @@ std::string config_help_text() {
       "Serves PTY-backed shells over WebSockets. `token` prints a signed HS256 token for testing.\n"
       "Every option is also a key of the TOML file, with '_' for '-'; flags override the file.\n"
       "Durations are seconds (decimals allowed); sizes are bytes (KiB and MiB suffixes allowed).\n"
-      "SIGHUP reads the command line, the file and the keys again (docs/configuration.md).\n";
+      "SIGHUP reads the command line, the file and the keys again (docs/configuration.md).\n"
+      "SIGUSR2 replaces the daemon with the binary now at its path, every terminal kept (docs/upgrade.md).\n";
   text += sighup_text();
   text += "\n";
   size_t flag_width = 0, default_width = 0;

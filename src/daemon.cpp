@@ -1,7 +1,12 @@
 // Daemon: start, signals and shutdown order.
 #include "src/daemon.hpp"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include <algorithm>
 #include <csignal>
@@ -15,6 +20,7 @@
 #include "src/protocol/envelope.hpp"
 #include "src/systemd/credentials.hpp"
 #include "src/systemd/socket_activation.hpp"
+#include "src/upgrade/hub_state.hpp"
 
 namespace ptyhub {
 namespace {
@@ -119,6 +125,8 @@ bool resolve_credentials(Config* config, std::vector<std::string>* notes, std::s
   return true;
 }
 
+// The fd of the sealed handoff state, for the re-executed image (docs/upgrade.md).
+constexpr const char* kHandoffVariable = "PTYHUB_HANDOFF_FD";
 // How long terminals get to drain after SIGKILL, and sockets to flush their close frames.
 constexpr uint64_t kExitDrainMs = 3000;
 constexpr uint64_t kCloseFlushMs = 2000;
@@ -166,6 +174,7 @@ bool Daemon::start(std::string* error) {
   }
   loop_initialised_ = true;
   if (!watch_signal(sigterm_, SIGTERM) || !watch_signal(sigint_, SIGINT) || !watch_signal(sighup_, SIGHUP) ||
+      !watch_signal(sigusr2_, SIGUSR2) || !init_timer(&loop_, upgrade_timer_, this) ||
       !init_timer(&loop_, shutdown_deadline_, this) || !init_timer(&loop_, teardown_timer_, this) ||
       !init_timer(&loop_, status_timer_, this)) {
     *error = "cannot set up the loop's signal handlers and timers";
@@ -182,6 +191,13 @@ bool Daemon::start(std::string* error) {
     if (reaper_) reaper_->terminal_exited(id);
   });
   git_ = std::make_unique<hub::GitOperations>(&loop_, git_limits(*config_), *hub_, metrics_);
+  if (char resolved[PATH_MAX]; ::realpath("/proc/self/exe", resolved) != nullptr) self_path_ = resolved;
+  std::vector<UniqueFd> handed_listeners;
+  if (const char* handoff = std::getenv(kHandoffVariable)) {
+    const std::string fd_text = handoff;
+    ::unsetenv(kHandoffVariable);  // not for the terminals' processes
+    take_handoff(fd_text.c_str(), &handed_listeners);
+  }
   if (!config_->redis_url.empty()) {
     cluster::ClusterSettings settings;
     if (!cluster_settings(*config_, &settings, error)) return false;
@@ -189,7 +205,9 @@ bool Daemon::start(std::string* error) {
   }
   server_ = std::make_unique<server::WsServer>(&loop_, edge_settings(*config_), *hub_, *git_, *verifier_, metrics_);
   if (cluster_) server_->set_ready_check([this] { return cluster_->ready(); });
-  if (!activated.empty()) {
+  if (!handed_listeners.empty() && activated.empty()) {
+    server_->use_activated_sockets(std::move(handed_listeners));
+  } else if (!activated.empty()) {
     log::info("socket activation: serving on " + std::to_string(activated.size()) +
               " passed sockets; the listen setting is not used");
     std::vector<UniqueFd> sockets;
@@ -270,6 +288,10 @@ int Daemon::run() {
 void Daemon::on_signal(int signal) {
   if (signal == SIGHUP) {
     reload_keys();
+    return;
+  }
+  if (signal == SIGUSR2) {
+    start_upgrade();
     return;
   }
   begin_shutdown();
@@ -364,6 +386,10 @@ void Daemon::apply_settings() {
 void Daemon::begin_shutdown() {
   if (phase_ != Phase::serving) return;
   phase_ = Phase::hanging_up;
+  if (upgrading_) {  // a shutdown wins over an upgrade still waiting for its clients' closes
+    upgrading_ = false;
+    uv_timer_stop(upgrade_timer_.get());
+  }
   notify("STOPPING=1\nSTATUS=" + systemd::status_line("stopping: " + status_text()));
   log::info("shutting down: " + std::to_string(hub_->running_count()) + " terminals, " +
             std::to_string(server_->connection_count()) + " connections");
@@ -393,6 +419,128 @@ void Daemon::close_connections() {
   server_->when_no_connections([this] { schedule_teardown(); });
 }
 
+// ---- live upgrade (docs/upgrade.md) -------------------------------------------------------------------
+
+void Daemon::start_upgrade() {
+  if (phase_ != Phase::serving || upgrading_) return;
+  if (cluster_) {
+    log::error("upgrade: not available in cluster mode yet; nothing changed");
+    return;
+  }
+  if (self_path_.empty() || ::access(self_path_.c_str(), X_OK) != 0) {
+    log::error("upgrade: cannot execute " + (self_path_.empty() ? std::string("this binary") : self_path_) +
+               "; nothing changed");
+    return;
+  }
+  upgrading_ = true;
+  notify("RELOADING=1\nSTATUS=" + systemd::status_line("upgrading: " + status_text()));
+  log::info("upgrade: handing " + std::to_string(hub_->running_count()) + " terminals to " + self_path_);
+  // Clients are told to come back at once (1012); the exec waits for their closes, at most kCloseFlushMs.
+  server_->close_all(1012, "service restart");
+  uv_timer_start(
+      upgrade_timer_.get(),
+      [](uv_timer_t* h) {
+        if (auto* self = static_cast<Daemon*>(h->data)) self->exec_upgrade();
+      },
+      kCloseFlushMs, 0);
+  server_->when_no_connections([this] {
+    // Not inside an lws callback: the exec happens on a fresh loop turn.
+    uv_timer_start(
+        upgrade_timer_.get(),
+        [](uv_timer_t* h) {
+          if (auto* self = static_cast<Daemon*>(h->data)) self->exec_upgrade();
+        },
+        0, 0);
+  });
+}
+
+void Daemon::exec_upgrade() {
+  if (!upgrading_ || phase_ != Phase::serving) return;
+  uv_timer_stop(upgrade_timer_.get());
+  std::vector<UniqueFd> handed;
+  upgrade::HandoffState state = upgrade::capture(*hub_, PTYHUB_VERSION, &handed);
+  const std::vector<int> listeners = server_->listener_fds();
+  for (int fd : listeners) state.fds.push_back({upgrade::FdKind::listener, fd, 0});
+  std::string error;
+  UniqueFd memfd = upgrade::write_sealed(upgrade::encode_state(state), &error);
+  const auto set_cloexec = [](int fd, bool on) {
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (flags >= 0) ::fcntl(fd, F_SETFD, on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC));
+  };
+  if (memfd) {
+    for (const UniqueFd& fd : handed) set_cloexec(fd.get(), false);
+    for (int fd : listeners) set_cloexec(fd, false);
+    std::vector<std::string> args = {self_path_};
+    args.insert(args.end(), args_.begin(), args_.end());
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_text = {std::string(kHandoffVariable) + "=" + std::to_string(memfd.get())};
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+      if (std::strncmp(*entry, kHandoffVariable, std::strlen(kHandoffVariable)) != 0) env_text.emplace_back(*entry);
+    }
+    std::vector<char*> envp;
+    for (std::string& entry : env_text) envp.push_back(entry.data());
+    envp.push_back(nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    log::info("upgrade: executing " + self_path_);
+    ::execve(self_path_.c_str(), argv.data(), envp.data());
+    error = std::string("execve ") + self_path_ + ": " + std::strerror(errno);
+    for (const UniqueFd& fd : handed) set_cloexec(fd.get(), true);
+    for (int fd : listeners) set_cloexec(fd, true);
+  }
+  // The new image did not start: this one takes its terminals back and serves on.
+  log::error("upgrade failed, this image serves on: " + error);
+  size_t next = 0;
+  for (const upgrade::TerminalState& t : state.terminals) {
+    if (t.master < 0) continue;
+    pty::PtyProcess::Released released;
+    released.master = std::move(handed[next++]);
+    released.pidfd = std::move(handed[next++]);
+    released.pending_input = t.pending_input;
+    hub::Terminal* terminal = hub_->find_any(t.id);
+    std::string why;
+    if (terminal == nullptr || !terminal->take_back_process(std::move(released), &why)) {
+      log::error("upgrade: terminal " + t.id + " could not be taken back: " + why);
+      if (terminal != nullptr) terminal->end("upgrade_failed", 0);
+    }
+  }
+  upgrading_ = false;
+  notify("READY=1\nSTATUS=" + systemd::status_line(status_text()));
+}
+
+void Daemon::take_handoff(const char* fd_text, std::vector<UniqueFd>* listeners) {
+  char* end = nullptr;
+  const long number = std::strtol(fd_text, &end, 10);
+  if (end == fd_text || *end != '\0' || number <= 2 || number > INT_MAX) {
+    log::error(std::string("upgrade: ") + kHandoffVariable + " is not an fd: " + fd_text);
+    return;
+  }
+  UniqueFd memfd(static_cast<int>(number));
+  std::string error;
+  std::optional<std::string> bytes = upgrade::read_sealed(memfd.get(), upgrade::kMaxStateBytes, &error);
+  memfd.reset();
+  std::optional<upgrade::HandoffState> state;
+  if (bytes) state = upgrade::decode_state(*bytes, &error);
+  if (!state) {
+    log::error("upgrade: the previous image's state cannot be read (" + error +
+               "); its terminals are lost, its processes end with their PTYs");
+    return;
+  }
+  for (const upgrade::HandedFd& handed : state->fds) {
+    if (handed.kind != upgrade::FdKind::listener) continue;
+    const std::string why = upgrade::check_handed_fd(handed);
+    if (why.empty()) listeners->emplace_back(handed.fd);
+    else log::error("upgrade: " + why);
+  }
+  const std::vector<std::string> problems = upgrade::restore(*hub_, *state);
+  for (const std::string& problem : problems) log::error("upgrade: " + problem);
+  log::info("upgrade: resumed " + std::to_string(state->terminals.size() - problems.size()) + " of " +
+            std::to_string(state->terminals.size()) + " terminals from " + state->daemon_version);
+}
+
 void Daemon::schedule_teardown() {
   // Never destroy lws from inside one of its callbacks: continue on a fresh loop turn.
   uv_timer_start(
@@ -418,6 +566,8 @@ void Daemon::teardown() {
   sigterm_.close();
   sigint_.close();
   sighup_.close();
+  sigusr2_.close();
+  upgrade_timer_.close();
   shutdown_deadline_.close();
   teardown_timer_.close();
   status_timer_.close();

@@ -54,6 +54,12 @@ class Daemon {
   void reload_keys();
   void finish_reload(KeyReload& job);
   void begin_shutdown();
+  // Live upgrade (docs/upgrade.md): SIGUSR2 closes the clients with 1012, then exec_upgrade() hands every
+  // terminal and listener to the binary now at self_path_ in this same process. take_handoff() is the
+  // new image's side, at start.
+  void start_upgrade();
+  void exec_upgrade();
+  void take_handoff(const char* fd_text, std::vector<UniqueFd>* listeners);
   void close_connections();
   void schedule_teardown();
   void teardown();
@@ -93,6 +99,10 @@ class Daemon {
   enum class Phase { serving, hanging_up, closing_connections, torn_down };
   Phase phase_ = Phase::serving;
   bool reload_in_flight_ = false;
+  bool upgrading_ = false;
+  std::string self_path_;  // this binary, resolved at start (a package may replace the file later)
+  UvHandle<uv_signal_t> sigusr2_;
+  UvHandle<uv_timer_t> upgrade_timer_;
 };
 
 // The command line `ptyhubd [options]`, read with the config file: what main() is to do.

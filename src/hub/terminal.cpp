@@ -130,6 +130,18 @@ bool Terminal::release_process(pty::PtyProcess::Released* out) {
   return true;
 }
 
+bool Terminal::take_back_process(pty::PtyProcess::Released released, std::string* error) {
+  if (!process_ || exited_ || loop_ == nullptr) return false;
+  process_.reset();  // released: its destructor leaves the child alone
+  process_ = pty::PtyProcess::adopt(loop_, pid_, std::move(released.master), std::move(released.pidfd), 2000,
+                                    process_callbacks(), error);
+  if (!process_) return false;
+  process_->set_read_budget(fanout_.read_budget());
+  if (!released.pending_input.empty()) process_->write(released.pending_input);
+  update_reading();
+  return true;
+}
+
 bool Terminal::restore(uv_loop_t* loop, const Snapshot& snapshot, UniqueFd master, UniqueFd pidfd,
                        uint64_t drain_grace_ms, std::string* error) {
   shares_ = snapshot.shares;

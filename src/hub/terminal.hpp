@@ -122,6 +122,8 @@ class Terminal {
   Snapshot snapshot() const;
   // Gives up the running process without ending it (the handoff); false when there is none.
   bool release_process(pty::PtyProcess::Released* out);
+  // Takes a released process back (a handoff that did not happen); false with `error` when it cannot.
+  bool take_back_process(pty::PtyProcess::Released released, std::string* error);
   // Makes this (new) terminal the one of `snapshot`: output continues at its offsets; a running one
   // adopts its process from `master` and `pidfd`. False with `error` when the process cannot be adopted.
   bool restore(uv_loop_t* loop, const Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, uint64_t drain_grace_ms,

@@ -60,6 +60,7 @@ class Listener {
   // True for an IPv4/IPv6 socket (SO_DOMAIN), to pick the vhost before adopting it.
   static bool is_tcp_socket(int fd);
   std::string address() const { return bound_; }
+  int fd() const { return fd_.get(); }  // -1 once stopped
   // Closes the listening socket: no new connection is accepted. Pending heads are still read.
   void stop();
 

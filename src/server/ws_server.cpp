@@ -277,6 +277,14 @@ bool WsServer::create_vhosts(std::string* error) {
   return true;
 }
 
+std::vector<int> WsServer::listener_fds() const {
+  std::vector<int> fds;
+  for (const auto& listener : listeners_) {
+    if (listener->fd() >= 0) fds.push_back(listener->fd());
+  }
+  return fds;
+}
+
 void WsServer::reload_tls() {
   if (tls_vhost_ == nullptr || context_ == nullptr) return;
   const std::string problem = check_tls_pair(tls_cert_loaded_, tls_key_loaded_);

@@ -75,6 +75,8 @@ class WsServer {
   // Sockets passed by the service manager (socket activation). When any are given before start(), the
   // daemon serves on them and only them: the `listen` setting is not used.
   void use_activated_sockets(std::vector<UniqueFd> sockets) { activated_ = std::move(sockets); }
+  // The listening sockets (a live upgrade hands them to the next image).
+  std::vector<int> listener_fds() const;
   // Creates the context and binds every listen address (or adopts the activated sockets); logs
   // "listening on HOST:PORT" for each.
   bool start(std::string* error);

@@ -7,6 +7,7 @@
 
 const kBackoffMs = [1000, 2000, 4000, 8000, 15000, 30000];
 const kUnauthorizedClose = 4401;
+const kServiceRestartClose = 1012;
 
 export class RequestError extends Error {
   constructor(data) {
@@ -114,7 +115,9 @@ export class Connection {
         this.handlers.onSignedOut(refusal || event.reason || 'the token was refused');
         return;
       }
-      this.scheduleReconnect();
+      // 1012: the daemon is replacing itself (a live upgrade); it is back at once.
+      if (event.code === kServiceRestartClose) this.attempt = 0;
+      this.scheduleReconnect(event.code === kServiceRestartClose ? 0 : undefined);
     };
   }
 
@@ -136,8 +139,8 @@ export class Connection {
     this.handlers.onMessage(msg);
   }
 
-  scheduleReconnect() {
-    const delay = kBackoffMs[Math.min(this.attempt, kBackoffMs.length - 1)];
+  scheduleReconnect(delayMs) {
+    const delay = delayMs ?? kBackoffMs[Math.min(this.attempt, kBackoffMs.length - 1)];
     this.attempt++;
     const due = Date.now() + delay;
     const tick = () => {
