@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { check, finish, results, step } from './checks.mjs';
+import { check, finish, listening, results, step } from './checks.mjs';
 
 const kChromium = '/usr/bin/chromium';
 const kSkip = 77;
@@ -76,21 +76,7 @@ function startDaemon() {
   // HOME is the test's own: the shells read no start-up file of the machine's user (whose .bashrc may be
   // slow, or wait on a lock a killed shell left behind).
   { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home } });
-  let log = '';
-  return new Promise((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ptyhubd did not listen:\n${log}`)), 10000);
-    const onData = (chunk) => {
-      log += chunk;
-      const match = log.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (match) {
-        clearTimeout(timer);
-        resolvePort({ child, port: Number(match[1]), log: () => log });
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`ptyhubd exited (${code}):\n${log}`)));
-  });
+  return listening(child);
 }
 
 // A minimal protocol client for what the page cannot do itself (sharing as the owner).
