@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -132,6 +133,10 @@ class PtyProcess {
 
   pid_t pid() const { return pid_; }
   bool exited() const { return exit_reported_; }
+  // The child's status once reaped, even before exit is reported (the master still draining).
+  std::optional<ExitStatus> reaped_status() const {
+    return reaped_ ? std::optional<ExitStatus>(status_) : std::nullopt;
+  }
 
  private:
   friend class ExitReportQueue;

@@ -437,21 +437,17 @@ void Daemon::start_upgrade() {
   log::info("upgrade: handing " + std::to_string(hub_->running_count()) + " terminals to " + self_path_);
   // Clients are told to come back at once (1012); the exec waits for their closes, at most kCloseFlushMs.
   server_->close_all(1012, "service restart");
-  uv_timer_start(
-      upgrade_timer_.get(),
-      [](uv_timer_t* h) {
-        if (auto* self = static_cast<Daemon*>(h->data)) self->exec_upgrade();
-      },
-      kCloseFlushMs, 0);
-  server_->when_no_connections([this] {
-    // Not inside an lws callback: the exec happens on a fresh loop turn.
+  const auto exec_after = [this](uint64_t ms) {
     uv_timer_start(
         upgrade_timer_.get(),
         [](uv_timer_t* h) {
           if (auto* self = static_cast<Daemon*>(h->data)) self->exec_upgrade();
         },
-        0, 0);
-  });
+        ms, 0);
+  };
+  exec_after(kCloseFlushMs);
+  // Once every client is gone, on a fresh loop turn (never inside an lws callback).
+  server_->when_no_connections([exec_after] { exec_after(0); });
 }
 
 void Daemon::exec_upgrade() {

@@ -157,12 +157,7 @@ bool Terminal::restore(uv_loop_t* loop, const Snapshot& snapshot, UniqueFd maste
     exit_duration_ms_ = snapshot.duration_ms;
     pid_ = snapshot.pid;
     loop_ = loop;
-    json data = {{"terminalId", spec_.id}, {"exitCode", nullptr}, {"signal", nullptr},
-                 {"durationMs", snapshot.duration_ms}, {"outputBytes", output_bytes_}};
-    if (exit_status_.signal != 0) data["signal"] = pty::signal_name(exit_status_.signal);
-    else data["exitCode"] = exit_status_.exit_code;
-    if (!end_reason_.empty()) data["reason"] = end_reason_;
-    fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), {});
+    fanout_.finish(exit_frame(snapshot.duration_ms), {});
     ++metrics_.terminals_exited;
     return true;
   }
@@ -491,6 +486,18 @@ void Terminal::on_output(std::string_view bytes) {
   update_reading();
 }
 
+protocol::SharedFrame Terminal::exit_frame(uint64_t duration_ms) const {
+  json data = {{"terminalId", spec_.id},
+               {"exitCode", nullptr},
+               {"signal", nullptr},
+               {"durationMs", duration_ms},
+               {"outputBytes", output_bytes_}};
+  if (exit_status_.signal != 0) data["signal"] = pty::signal_name(exit_status_.signal);
+  else data["exitCode"] = exit_status_.exit_code;
+  if (!end_reason_.empty()) data["reason"] = end_reason_;
+  return protocol::event_frame("shell.exit", channel(), std::move(data));
+}
+
 void Terminal::on_exit(pty::ExitStatus status) {
   if (!carry_.empty()) {  // an incomplete character at the very end goes out as it is
     std::string rest = std::move(carry_);
@@ -504,14 +511,6 @@ void Terminal::on_exit(pty::ExitStatus status) {
   ++metrics_.terminals_exited;
   const uint64_t duration_ms = steady_millis() - started_steady_ms_;
   exit_duration_ms_ = duration_ms;
-  json data = {{"terminalId", spec_.id},
-               {"exitCode", nullptr},
-               {"signal", nullptr},
-               {"durationMs", duration_ms},
-               {"outputBytes", output_bytes_}};
-  if (status.signal != 0) data["signal"] = pty::signal_name(status.signal);
-  else data["exitCode"] = status.exit_code;
-  if (!end_reason_.empty()) data["reason"] = end_reason_;
   const std::string ending = status.signal != 0 ? pty::signal_name(status.signal) : std::to_string(status.exit_code);
   log::info("terminal exited", {{"terminal", spec_.id},
                                 {"user", spec_.owner},
@@ -521,7 +520,7 @@ void Terminal::on_exit(pty::ExitStatus status) {
   std::vector<protocol::SharedFrame> trailers = exit_trailers_.collect<protocol::SharedFrame>(status, duration_ms);
   std::erase(trailers, nullptr);
   exit_trailer_frames_ = trailers;
-  fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), std::move(trailers));
+  fanout_.finish(exit_frame(duration_ms), std::move(trailers));
   update_detached_timer();
   on_input_drained();
   changes_.notify(TerminalChange::exited);

@@ -122,6 +122,10 @@ class Terminal {
   Snapshot snapshot() const;
   // Gives up the running process without ending it (the handoff); false when there is none.
   bool release_process(pty::PtyProcess::Released* out);
+  // A running terminal whose process was reaped while its output still drains: the process's status.
+  std::optional<pty::ExitStatus> reaped_status() const {
+    return process_ && !exited_ ? process_->reaped_status() : std::nullopt;
+  }
   // Takes a released process back (a handoff that did not happen); false with `error` when it cannot.
   bool take_back_process(pty::PtyProcess::Released released, std::string* error);
   // Makes this (new) terminal the one of `snapshot`: output continues at its offsets; a running one
@@ -235,6 +239,8 @@ class Terminal {
   void relink(Subscriber* subscriber);
   void on_output(std::string_view bytes);
   void on_exit(pty::ExitStatus status);
+  // shell.exit of this terminal as it ended (exit_status_, end_reason_, output_bytes_).
+  protocol::SharedFrame exit_frame(uint64_t duration_ms) const;
   void on_input_drained();
   // Applies the core's decision to the PTY: read or not, and a re-check while a subscriber holds it.
   void update_reading();

@@ -92,7 +92,13 @@ HandoffState capture(hub::Hub& hub, std::string daemon_version, std::vector<Uniq
       // Input not yet written goes out in the next image first: it rides along in the state.
       t.pending_input = std::move(released.pending_input);
     } else if (!t.exited) {
-      continue;  // a terminal between its exit and its report: it is reported by this image
+      // Its process was reaped while the PTY drained: it goes over as exited, with the process's status
+      // (what the PTY still held is lost with the master).
+      const std::optional<pty::ExitStatus> status = terminal ? terminal->reaped_status() : std::nullopt;
+      if (!status) continue;
+      t.exited = true;
+      if (status->signal == 0) t.exit_code = status->exit_code;
+      t.exit_signal = status->signal;
     }
     state.terminals.push_back(std::move(t));
   }

@@ -2,10 +2,12 @@
 // processes released, the hub goes away without ending them, and a new hub restores them — the same ids,
 // owners, shares and offsets, the ring intact, output continuing, and the exit reported once.
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -176,6 +178,32 @@ TEST_CASE("handoff: through the encoded state - terminals come back whole, one w
   REQUIRE(loop.run_until([&] { return !kept->running(); }));
   CHECK(after == "bye-ok\r\n");
   CHECK(kept->published_offset() == 7 + after.size());
+}
+
+TEST_CASE("handoff: a terminal whose process was reaped while its PTY drains goes over as exited, with its status") {
+  Loop loop;
+  Metrics metrics;
+  auth::Principal alice;
+  alice.user = "alice";
+  Hub hub(loop.get(), limits(), metrics);
+  CreateOptions options;
+  // The background sleep (deaf to the hang-up of the session leader's exit) keeps the PTY open after the
+  // shell exits: the exit report waits for the drain.
+  options.command = {"/bin/sh", "-c", "trap '' HUP; sleep 30 & echo bg=$!; exit 4"};
+  const CreateResult created = hub.create(alice, options, nullptr, Encoding::utf8);
+  REQUIRE(created.terminal != nullptr);
+  Terminal& terminal = *created.terminal;
+  std::string output;
+  terminal.add_output_tap([&](std::string_view bytes) { output.append(bytes); });
+  REQUIRE(loop.run_until([&] { return terminal.reaped_status().has_value() && output.find('\n') != std::string::npos; }));
+  const pid_t background = static_cast<pid_t>(std::atol(output.c_str() + output.find("bg=") + 3));
+  std::vector<UniqueFd> handed;
+  const upgrade::HandoffState state = upgrade::capture(hub, "test", &handed);
+  ::kill(background, SIGKILL);
+  REQUIRE(state.terminals.size() == 1);
+  CHECK(state.terminals[0].exited);
+  CHECK(state.terminals[0].exit_code == 4);
+  CHECK(handed.empty());
 }
 
 }  // namespace
