@@ -300,6 +300,11 @@ std::unique_ptr<PtyProcess> PtyProcess::adopt(uv_loop_t* loop, pid_t pid, Unique
     *error = std::string("fcntl on the adopted master: ") + std::strerror(-rc);
     return nullptr;
   }
+  // It crossed an execve without FD_CLOEXEC; the next children must not inherit it.
+  if (const int flags = fcntl(pidfd.get(), F_GETFD); flags < 0 || fcntl(pidfd.get(), F_SETFD, flags | FD_CLOEXEC) < 0) {
+    *error = std::string("fcntl on the adopted pidfd: ") + std::strerror(errno);
+    return nullptr;
+  }
   SpawnOptions options;
   options.drain_grace_ms = drain_grace_ms;
   std::unique_ptr<PtyProcess> process(

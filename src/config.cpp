@@ -81,6 +81,10 @@ const Setting kSettings[] = {
     {"log_format", Kind::format, &Config::log_format, {}, "FORMAT", "text",
      "text, or json: one JSON object a line (time, level, message and fields such as terminal, user, peer); under journald, json sends the fields as journal fields",
      kApplied, "at once"},
+    {"pid_file", Kind::text, &Config::pid_file, {}, "FILE", "-",
+     "write the daemon's PID here once it serves (again after a live upgrade; removed when it stops); "
+     "`ptyhubd upgrade` reads it, and FILE.upgrade says how the last upgrade went",
+     kRestart, {}},
     {"shell", Kind::text, &Config::shell, {}, "PATH", "login shell, else /bin/sh",
      "default command of shell.create", kApplied, kNewTerminals},
     {"home", Kind::text, &Config::home, {}, "DIR", "the user's home", "default cwd of shell.create", kApplied,
@@ -825,13 +829,15 @@ std::string config_help_text() {
       "Usage:\n"
       "  ptyhubd [options]\n"
       "  ptyhubd token --sub NAME [--scope \"a b\"] [--ttl 3600] [--config FILE | --jwt-secret-file FILE]\n"
+      "  ptyhubd upgrade [--pid-file FILE | --config FILE] [--timeout SECONDS]\n"
       "  ptyhubd --help | --version\n"
       "\n"
       "Serves PTY-backed shells over WebSockets. `token` prints a signed HS256 token for testing.\n"
       "Every option is also a key of the TOML file, with '_' for '-'; flags override the file.\n"
       "Durations are seconds (decimals allowed); sizes are bytes (KiB and MiB suffixes allowed).\n"
       "SIGHUP reads the command line, the file and the keys again (docs/configuration.md).\n"
-      "SIGUSR2 replaces the daemon with the binary now at its path, every terminal kept (docs/upgrade.md).\n";
+      "SIGUSR2 replaces the daemon with the binary now at its path, every terminal kept (docs/upgrade.md);\n"
+      "`upgrade` sends it to the daemon of pid_file and waits for the outcome (`ptyhubd upgrade --help`).\n";
   text += sighup_text();
   text += "\n";
   size_t flag_width = 0, default_width = 0;

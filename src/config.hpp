@@ -37,6 +37,7 @@ struct Config {
   double auth_timeout = 10;
   std::vector<std::string> allowed_origin;
   std::string frame_ancestors = "'self'";
+  std::string pid_file;                    // "": none
   std::string base_path;                   // "" (the root) or "/a/b": no trailing slash
   std::vector<std::string> trusted_proxy;  // addresses, ADDRESS/PREFIX, "unix"; checked when loaded
   bool limit_loopback = false;

@@ -20,6 +20,7 @@
 #include "src/protocol/envelope.hpp"
 #include "src/systemd/credentials.hpp"
 #include "src/systemd/socket_activation.hpp"
+#include "src/pid_file.hpp"
 #include "src/upgrade/hub_state.hpp"
 
 namespace ptyhub {
@@ -132,6 +133,8 @@ constexpr uint64_t kExitDrainMs = 3000;
 constexpr uint64_t kCloseFlushMs = 2000;
 // How often STATUS= is refreshed (sent only when it changed).
 constexpr uint64_t kStatusPeriodMs = 1000;
+// How long the binary of a live upgrade has to answer --handoff-probe.
+constexpr uint64_t kProbeTimeoutMs = 10000;
 
 bool init_timer(uv_loop_t* loop, UvHandle<uv_timer_t>& timer, void* data) {
   return timer.adopt_init(uv_timer_init(loop, timer.get()), data);
@@ -185,7 +188,6 @@ bool Daemon::start(std::string* error) {
     hub::Terminal* terminal = hub_ ? hub_->find_any(id) : nullptr;
     return terminal != nullptr && terminal->running();
   });
-  if (!reaper_->start(error)) return false;
   hub_ = std::make_unique<hub::Hub>(&loop_, hub_limits(*config_), metrics_);
   hub_->add_exited_observer([this](const std::string& id) {
     if (reaper_) reaper_->terminal_exited(id);
@@ -198,6 +200,9 @@ bool Daemon::start(std::string* error) {
     ::unsetenv(kHandoffVariable);  // not for the terminals' processes
     take_handoff(fd_text.c_str(), &handed_listeners);
   }
+  // After the handoff: the reaper's first sweep must find the handed processes adopted (pty/ reaps
+  // them), and ends those nobody adopted like any process whose terminal is gone.
+  if (!reaper_->start(error)) return false;
   if (!config_->redis_url.empty()) {
     cluster::ClusterSettings settings;
     if (!cluster_settings(*config_, &settings, error)) return false;
@@ -269,6 +274,8 @@ int Daemon::run() {
     return 1;
   }
   last_status_ = status_text();
+  write_pid_file();
+  if (!handoff_result_.empty()) write_upgrade_result(handoff_result_);
   notify("READY=1\nSTATUS=" + systemd::status_line(last_status_));
   if (notifier_.enabled()) {
     uv_timer_start(
@@ -281,6 +288,10 @@ int Daemon::run() {
   log::info("ptyhubd ready");
   uv_run(&loop_, UV_RUN_DEFAULT);
   release_everything();
+  if (!config_->pid_file.empty()) {
+    std::string ignored;
+    if (read_pid_file(config_->pid_file, &ignored) == ::getpid()) ::unlink(config_->pid_file.c_str());
+  }
   log::info("ptyhubd stopped");
   return 0;
 }
@@ -424,16 +435,51 @@ void Daemon::close_connections() {
 void Daemon::start_upgrade() {
   if (phase_ != Phase::serving || upgrading_) return;
   if (cluster_) {
-    log::error("upgrade: not available in cluster mode yet; nothing changed");
+    abort_upgrade("not available in cluster mode yet");
     return;
   }
   if (self_path_.empty() || ::access(self_path_.c_str(), X_OK) != 0) {
-    log::error("upgrade: cannot execute " + (self_path_.empty() ? std::string("this binary") : self_path_) +
-               "; nothing changed");
+    abort_upgrade("cannot execute " + (self_path_.empty() ? std::string("this binary") : self_path_));
     return;
   }
   upgrading_ = true;
+  upgrade_signalled_ns_ = uv_hrtime();
   notify("RELOADING=1\nSTATUS=" + systemd::status_line("upgrading: " + status_text()));
+  // First the binary now at the path is asked whether it takes this state; until it says so, nothing
+  // changes (clients stay connected, terminals keep running here).
+  std::vector<std::string> env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, kHandoffVariable, std::strlen(kHandoffVariable)) != 0) env.emplace_back(*entry);
+  }
+  std::string error;
+  probe_.reset();
+  probe_ = upgrade::BinaryProbe::start(
+      &loop_, self_path_, args_, std::move(env), upgrade::kStateVersion, kProbeTimeoutMs,
+      [this](bool ok, const std::string& why) { on_probe(ok, why); }, &error);
+  if (!probe_) {
+    upgrading_ = false;
+    abort_upgrade("the binary at " + self_path_ + " does not start: " + error);
+  }
+}
+
+void Daemon::on_probe(bool ok, const std::string& why) {
+  if (!upgrading_ || phase_ != Phase::serving) return;  // a shutdown came first
+  if (!ok) {
+    upgrading_ = false;
+    abort_upgrade("the binary at " + self_path_ + " refuses the handoff: " + why);
+    return;
+  }
+  hand_over();
+}
+
+void Daemon::abort_upgrade(const std::string& why) {
+  log::error("upgrade aborted, this image serves on: " + why);
+  ++metrics_.upgrades_aborted_total;
+  write_upgrade_result("failed " + why);
+  notify("READY=1\nSTATUS=" + systemd::status_line(status_text()));
+}
+
+void Daemon::hand_over() {
   log::info("upgrade: handing " + std::to_string(hub_->running_count()) + " terminals to " + self_path_);
   // Clients are told to come back at once (1012); the exec waits for their closes, at most kCloseFlushMs.
   server_->close_all(1012, "service restart");
@@ -450,11 +496,29 @@ void Daemon::start_upgrade() {
   server_->when_no_connections([exec_after] { exec_after(0); });
 }
 
+void Daemon::write_pid_file() {
+  if (config_->pid_file.empty()) return;
+  std::string error;
+  if (!write_file_atomically(config_->pid_file, std::to_string(::getpid()) + "\n", &error)) log::error("pid_file: " + error);
+}
+
+void Daemon::write_upgrade_result(const std::string& line) {
+  if (config_->pid_file.empty()) return;
+  std::string error;
+  if (!write_file_atomically(upgrade_result_path(config_->pid_file), line + "\n", &error)) {
+    log::error("pid_file: " + error);
+  }
+}
+
 void Daemon::exec_upgrade() {
   if (!upgrading_ || phase_ != Phase::serving) return;
   uv_timer_stop(upgrade_timer_.get());
   std::vector<UniqueFd> handed;
   upgrade::HandoffState state = upgrade::capture(*hub_, PTYHUB_VERSION, &handed);
+  state.signalled_ns = upgrade_signalled_ns_;
+  for (upgrade::TerminalState& t : state.terminals) {
+    if (!t.operation.empty()) t.git = git_->export_state(t.id);
+  }
   const std::vector<int> listeners = server_->listener_fds();
   for (int fd : listeners) state.fds.push_back({upgrade::FdKind::listener, fd, 0});
   std::string error;
@@ -489,6 +553,8 @@ void Daemon::exec_upgrade() {
   }
   // The new image did not start: this one takes its terminals back and serves on.
   log::error("upgrade failed, this image serves on: " + error);
+  ++metrics_.upgrades_aborted_total;
+  write_upgrade_result("failed " + error);
   size_t next = 0;
   for (const upgrade::TerminalState& t : state.terminals) {
     if (t.master < 0) continue;
@@ -521,20 +587,42 @@ void Daemon::take_handoff(const char* fd_text, std::vector<UniqueFd>* listeners)
   std::optional<upgrade::HandoffState> state;
   if (bytes) state = upgrade::decode_state(*bytes, &error);
   if (!state) {
-    log::error("upgrade: the previous image's state cannot be read (" + error +
-               "); its terminals are lost, its processes end with their PTYs");
+    // Never half a state: what was handed over is closed (a PTY's hangup reaches its shell), and the
+    // orphan reaper ends the processes as it ends those of any terminal that is gone.
+    const size_t closed = upgrade::close_unclaimed_fds();
+    log::error("upgrade: the previous image's state cannot be read (" + error + "); its terminals end (" +
+               std::to_string(closed) + " handed fds closed), this image serves on");
+    handoff_result_ = "failed the state could not be read: " + error;
     return;
   }
   for (const upgrade::HandedFd& handed : state->fds) {
     if (handed.kind != upgrade::FdKind::listener) continue;
     const std::string why = upgrade::check_handed_fd(handed);
-    if (why.empty()) listeners->emplace_back(handed.fd);
-    else log::error("upgrade: " + why);
+    if (!why.empty()) {
+      log::error("upgrade: " + why);
+      continue;
+    }
+    if (const int flags = ::fcntl(handed.fd, F_GETFD); flags >= 0) ::fcntl(handed.fd, F_SETFD, flags | FD_CLOEXEC);
+    listeners->emplace_back(handed.fd);
   }
   const std::vector<std::string> problems = upgrade::restore(*hub_, *state);
   for (const std::string& problem : problems) log::error("upgrade: " + problem);
-  log::info("upgrade: resumed " + std::to_string(state->terminals.size() - problems.size()) + " of " +
-            std::to_string(state->terminals.size()) + " terminals from " + state->daemon_version);
+  for (const upgrade::TerminalState& t : state->terminals) {
+    if (t.git.is_null()) continue;
+    if (std::string why; !git_->adopt(t.git, &why)) log::error("upgrade: terminal " + t.id + ": " + why);
+  }
+  if (const size_t closed = upgrade::close_unclaimed_fds(); closed > 0) {
+    log::error("upgrade: closed " + std::to_string(closed) + " handed fds no terminal claimed");
+  }
+  const uint64_t now = uv_hrtime();
+  const uint64_t handoff_ms = state->signalled_ns > 0 && state->signalled_ns < now ? (now - state->signalled_ns) / 1000000 : 0;
+  metrics_.upgrade_handoff_ms = handoff_ms;
+  const std::string resumed = std::to_string(state->terminals.size() - problems.size()) + " of " +
+                              std::to_string(state->terminals.size()) + " terminals";
+  log::info("upgrade: resumed " + resumed + " from " + state->daemon_version + ", reading PTYs " +
+            std::to_string(handoff_ms) + " ms after the signal");
+  handoff_result_ = (problems.empty() ? "ok " : "partial ") + std::string(PTYHUB_VERSION) + " resumed " + resumed +
+                    " in " + std::to_string(handoff_ms) + " ms";
 }
 
 void Daemon::schedule_teardown() {
@@ -564,6 +652,7 @@ void Daemon::teardown() {
   sighup_.close();
   sigusr2_.close();
   upgrade_timer_.close();
+  probe_.reset();
   shutdown_deadline_.close();
   teardown_timer_.close();
   status_timer_.close();
@@ -613,6 +702,16 @@ bool token_secret_file(const std::vector<std::string>& args, std::string* path, 
     return false;
   }
   *path = loaded.config.jwt_secret_file;
+  return true;
+}
+
+bool configured_pid_file(const std::vector<std::string>& args, std::string* path, std::string* error) {
+  ConfigResult loaded = load_config(args);
+  if (!loaded.ok) {
+    *error = loaded.error;
+    return false;
+  }
+  *path = loaded.config.pid_file;
   return true;
 }
 

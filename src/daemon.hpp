@@ -28,6 +28,7 @@
 #include "src/server/ws_server.hpp"
 #include "src/systemd/notify.hpp"
 #include "src/systemd/watchdog.hpp"
+#include "src/upgrade/binary_probe.hpp"
 
 namespace ptyhub {
 
@@ -58,7 +59,14 @@ class Daemon {
   // terminal and listener to the binary now at self_path_ in this same process. take_handoff() is the
   // new image's side, at start.
   void start_upgrade();
+  // The probe's answer (upgrade::BinaryProbe): hand over, or abort with nothing changed.
+  void on_probe(bool ok, const std::string& why);
+  void hand_over();
+  void abort_upgrade(const std::string& why);
   void exec_upgrade();
+  // pid_file and FILE.upgrade (src/pid_file.hpp); nothing without pid_file.
+  void write_pid_file();
+  void write_upgrade_result(const std::string& line);
   void take_handoff(const char* fd_text, std::vector<UniqueFd>* listeners);
   void close_connections();
   void schedule_teardown();
@@ -103,6 +111,9 @@ class Daemon {
   std::string self_path_;  // this binary, resolved at start (a package may replace the file later)
   UvHandle<uv_signal_t> sigusr2_;
   UvHandle<uv_timer_t> upgrade_timer_;
+  std::unique_ptr<upgrade::BinaryProbe> probe_;  // the last probe of the binary at self_path_
+  uint64_t upgrade_signalled_ns_ = 0;            // uv_hrtime() of the SIGUSR2 being carried out
+  std::string handoff_result_;                   // the new image: how the handoff went, for FILE.upgrade
 };
 
 // The command line `ptyhubd [options]`, read with the config file: what main() is to do.
@@ -117,5 +128,7 @@ Invocation read_command_line(const std::vector<std::string>& args);
 // `ptyhubd token`: the jwt_secret_file named by the settings in `args` ("" when none). False with `error` when
 // the settings do not load.
 bool token_secret_file(const std::vector<std::string>& args, std::string* path, std::string* error);
+// `ptyhubd upgrade`: the pid_file named by the settings in `args` ("" when none).
+bool configured_pid_file(const std::vector<std::string>& args, std::string* path, std::string* error);
 
 }  // namespace ptyhub

@@ -147,27 +147,105 @@ GitStartResult GitOperations::start(const auth::Principal& principal, const json
     return result;
   }
   Terminal& terminal = *created.terminal;
-  Operation* raw = op.get();
-  op->terminal_id = terminal.id();
-  op->channel = terminal.channel();
-  op->tap = terminal.add_output_tap([this, raw](std::string_view bytes) { on_progress(*raw, bytes); });
-  op->trailer = terminal.add_exit_trailer(
-      [this, raw](const pty::ExitStatus& status, uint64_t duration_ms) { return on_exit(*raw, status, duration_ms); });
-  if (limits_.timeout_ms > 0) {
-    uv_timer_start(
-        op->timeout.get(),
-        [](uv_timer_t* handle) {
-          auto* operation = static_cast<Operation*>(handle->data);
-          if (operation != nullptr) operation->owner_of->on_timeout(*operation);
-        },
-        limits_.timeout_ms, 0);
-  }
+  follow(*op, terminal);
+  if (limits_.timeout_ms > 0) start_timeout(*op, limits_.timeout_ms);
   result.started = {{"operationId", op->id}, {"terminalId", op->terminal_id}, {"operation", op->operation},
                     {"repo", op->repo},      {"args", op->args},               {"startedAt", iso8601_utc_now()}};
   result.terminal = &terminal;
   ++metrics_.git_started_total;
   operations_.emplace(op->id, std::move(op));
   return result;
+}
+
+void GitOperations::follow(Operation& op, Terminal& terminal) {
+  Operation* raw = &op;
+  op.terminal_id = terminal.id();
+  op.channel = terminal.channel();
+  op.tap = terminal.add_output_tap([this, raw](std::string_view bytes) { on_progress(*raw, bytes); });
+  op.trailer = terminal.add_exit_trailer(
+      [this, raw](const pty::ExitStatus& status, uint64_t duration_ms) { return on_exit(*raw, status, duration_ms); });
+}
+
+void GitOperations::start_timeout(Operation& op, uint64_t ms) {
+  uv_timer_start(
+      op.timeout.get(),
+      [](uv_timer_t* handle) {
+        auto* operation = static_cast<Operation*>(handle->data);
+        if (operation != nullptr) operation->owner_of->on_timeout(*operation);
+      },
+      ms, 0);
+}
+
+json GitOperations::export_state(const std::string& terminal_id) const {
+  for (const auto& [id, op] : operations_) {
+    if (op->terminal_id != terminal_id) continue;
+    json timeout_left = nullptr;
+    if (uv_is_active(reinterpret_cast<const uv_handle_t*>(op->timeout.get()))) {
+      timeout_left = uv_timer_get_due_in(op->timeout.get());
+    }
+    return {{"id", op->id},       {"owner", op->owner}, {"operation", op->operation},
+            {"repo", op->repo},   {"args", op->args},   {"state", std::string(to_string(op->state))},
+            {"timeoutLeftMs", timeout_left}};
+  }
+  return nullptr;
+}
+
+bool GitOperations::adopt(const json& state, std::string* error) {
+  const auto text = [&](const char* key) -> std::string {
+    auto it = state.find(key);
+    return it != state.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (!state.is_object()) {
+    *error = "the git state is not a map";
+    return false;
+  }
+  auto op = std::make_unique<Operation>();
+  op->id = text("id");
+  op->owner = text("owner");
+  op->operation = text("operation");
+  op->repo = text("repo");
+  op->args = state.contains("args") && state["args"].is_array() ? state["args"] : json::array();
+  const std::string state_name = text("state");
+  bool known = false;
+  for (GitOperationState candidate : {GitOperationState::running, GitOperationState::cancelling, GitOperationState::timing_out,
+                                      GitOperationState::succeeded, GitOperationState::failed, GitOperationState::cancelled,
+                                      GitOperationState::timed_out}) {
+    if (to_string(candidate) == state_name) {
+      op->state = candidate;
+      known = true;
+    }
+  }
+  if (op->id.empty() || op->owner.empty() || op->operation.empty() || !known) {
+    *error = "the git state lacks its id, owner, operation or a known state";
+    return false;
+  }
+  if (operations_.count(op->id) != 0) {
+    *error = "git operation " + op->id + " is there already";
+    return false;
+  }
+  Terminal* terminal = hub_.find_operation(op->id);
+  if (terminal == nullptr || terminal->mirror() || terminal->kind() != "git") {
+    *error = "git operation " + op->id + " has no restored terminal";
+    return false;
+  }
+  op->owner_of = this;
+  if (!op->timeout.adopt_init(uv_timer_init(loop_, op->timeout.get()), op.get())) {
+    *error = "cannot set up the operation's timer";
+    return false;
+  }
+  if (!terminal->running()) {
+    // It ended while the images changed hands: done with the status its process had.
+    const pty::ExitStatus& status = terminal->exit_status();
+    if (is_running(op->state)) op->state = done_state(op->state, status.signal == 0 && status.exit_code == 0);
+    op->terminal_id = terminal->id();
+    op->channel = terminal->channel();
+  } else {
+    follow(*op, *terminal);
+    const json& left = state.contains("timeoutLeftMs") ? state["timeoutLeftMs"] : json();
+    if (left.is_number_unsigned()) start_timeout(*op, left.get<uint64_t>());
+  }
+  operations_.emplace(op->id, std::move(op));
+  return true;
 }
 
 void GitOperations::publish_started(const GitStartResult& started) {

@@ -72,12 +72,24 @@ class GitOperations {
   // Publishes git.operation.started on the operation's channel and on shell:terminals (after the reply).
   void publish_started(const GitStartResult& started);
 
+  // Live upgrade (docs/upgrade.md): what the next image needs to go on with the operation that terminal
+  // `terminal_id` runs (its id, owner, request, state and the time left before its timeout); null when it
+  // runs none.
+  nlohmann::json export_state(const std::string& terminal_id) const;
+  // The next image: the operation of a restored terminal goes on — progress, timeout and
+  // git.operation.completed as if nothing happened. False with `error` when `state` does not name a
+  // restored terminal of kind "git" or lacks a field; nothing changes then.
+  bool adopt(const nlohmann::json& state, std::string* error);
+
  private:
   struct Operation;
 
   void on_progress(Operation& operation, std::string_view raw);
   protocol::SharedFrame on_exit(Operation& operation, const pty::ExitStatus& status, uint64_t duration_ms);
   void on_timeout(Operation& operation);
+  void start_timeout(Operation& operation, uint64_t ms);
+  // Follows the terminal's output (progress) and exit (completed).
+  void follow(Operation& operation, Terminal& terminal);
   bool cancel_running(Operation& operation);  // false when it has ended
   size_t running_count(const std::string* user) const;
   void forget_terminal(const std::string& terminal_id);

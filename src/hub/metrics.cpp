@@ -57,6 +57,11 @@ std::string render_prometheus(const Metrics& m) {
   }
   add(out, "ptyhub_git_duration_seconds_total", "counter", "Time spent in completed git operations.",
       m.git_duration_ms_total / 1000);
+  add(out, "ptyhub_upgrade_handoff_milliseconds", "gauge",
+      "The live upgrade that started this image: from the signal until its PTYs were read again (0: none).",
+      m.upgrade_handoff_ms);
+  add(out, "ptyhub_upgrades_aborted_total", "counter", "Live upgrades refused or aborted; this image served on.",
+      m.upgrades_aborted_total);
   if (!m.cluster) return out;
   add(out, "ptyhub_redis_up", "gauge", "1 while this node reaches Redis.", m.redis_up ? 1 : 0);
   add(out, "ptyhub_redis_rtt_microseconds", "gauge", "Round trip of the last lease renewal.", m.redis_rtt_us);

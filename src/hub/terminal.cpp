@@ -117,7 +117,10 @@ Terminal::Snapshot Terminal::snapshot() const {
   out.exited = exited_;
   out.exit_status = exit_status_;
   out.duration_ms = exit_duration_ms_;
-  out.running_ms = exited_ ? 0 : steady_millis() - started_steady_ms_;
+  const uint64_t now = steady_millis();
+  out.running_ms = exited_ ? 0 : now - started_steady_ms_;
+  out.idle_ms = exited_ ? 0 : now - std::min(now, last_activity_steady_ms_);
+  out.detached_ms = exited_ || detached_since_steady_ms_ == 0 ? 0 : now - std::min(now, detached_since_steady_ms_);
   out.end_reason = end_reason_;
   out.ring_start = fanout_.start();
   out.ring = fanout_.retained();
@@ -166,8 +169,11 @@ bool Terminal::restore(uv_loop_t* loop, const Snapshot& snapshot, UniqueFd maste
   process_ = pty::PtyProcess::adopt(loop, snapshot.pid, std::move(master), std::move(pidfd), drain_grace_ms,
                                     process_callbacks(), error);
   if (!process_) return false;
-  started_steady_ms_ = steady_millis() - snapshot.running_ms;
-  last_activity_steady_ms_ = steady_millis();
+  // The policy timers go on counting from where they were (idle_timeout, max_lifetime, detached_timeout).
+  const uint64_t now = steady_millis();
+  started_steady_ms_ = now - std::min(now, snapshot.running_ms);
+  last_activity_steady_ms_ = now - std::min(now, snapshot.idle_ms);
+  if (snapshot.detached_ms > 0) detached_since_steady_ms_ = std::max<uint64_t>(1, now - std::min(now, snapshot.detached_ms));
   after_start(loop);
   return true;
 }
@@ -346,16 +352,21 @@ void Terminal::update_detached_timer() {
   if (!detached_timer_.initialised() || limits_.detached_timeout_ms == 0) return;
   if (fanout_.subscriber_count() > 0 || exited_) {
     uv_timer_stop(detached_timer_.get());
+    detached_since_steady_ms_ = 0;
     return;
   }
   if (uv_is_active(detached_timer_.as_handle())) return;
+  // A terminal restored from a live upgrade may have been detached for a while already.
+  const uint64_t now = steady_millis();
+  if (detached_since_steady_ms_ == 0) detached_since_steady_ms_ = now;
+  const uint64_t detached_for = now - std::min(now, detached_since_steady_ms_);
   uv_timer_start(
       detached_timer_.get(),
       [](uv_timer_t* handle) {
         auto* self = static_cast<Terminal*>(handle->data);
         if (self != nullptr) self->kill(SIGHUP, self->limits_.kill_grace_ms);
       },
-      limits_.detached_timeout_ms, 0);
+      limits_.detached_timeout_ms - std::min(limits_.detached_timeout_ms, detached_for), 0);
 }
 
 // --- input, resize, signals ----------------------------------------------------------------------

@@ -114,6 +114,8 @@ class Terminal {
     pty::ExitStatus exit_status{};
     uint64_t duration_ms = 0;
     uint64_t running_ms = 0;  // how long it has run so far (running terminals)
+    uint64_t idle_ms = 0;     // since the last input or output (running terminals)
+    uint64_t detached_ms = 0; // since its last subscriber left; 0 while it has one (running terminals)
     std::string end_reason;
     uint64_t ring_start = 0;
     std::string ring;   // retained output [ring_start, ring_start + size)
@@ -260,6 +262,7 @@ class Terminal {
   UvHandle<uv_timer_t> stall_timer_;  // re-asks the core once a holding subscriber may have stalled
   UvHandle<uv_timer_t> policy_timer_;  // idle_timeout / max_lifetime; initialised only when one is set
   uint64_t last_activity_steady_ms_ = 0;  // the last input written or output read
+  uint64_t detached_since_steady_ms_ = 0; // when its last subscriber left (detached_timeout); 0: attached
   std::string end_reason_;
   std::map<std::string, auth::Access, std::less<>> shares_;
   std::vector<Subscriber*> input_waiters_;

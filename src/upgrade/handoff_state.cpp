@@ -1,5 +1,6 @@
 #include "src/upgrade/handoff_state.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/ioctl.h>
@@ -92,6 +93,11 @@ class Fields {
     if (value > max) fail(key, "is out of range");
     return value;
   }
+  // A field added after version 1 was released: `fallback` when an older image did not write it.
+  uint64_t optional_unsigned(const std::string& key, uint64_t max, uint64_t fallback) {
+    if (ok() && object_.is_object() && object_.find(key) == object_.end()) return fallback;
+    return unsigned_number(key, max);
+  }
   int64_t signed_number(const std::string& key) {
     const json* v = get(key, &json::is_number_integer, "an integer");
     return v ? v->get<int64_t>() : 0;
@@ -144,6 +150,8 @@ json encode_terminal(const TerminalState& t) {
           {"ring", binary(t.ring)},
           {"carry", binary(t.carry)},
           {"input", binary(t.pending_input)},
+          {"idle", t.idle_ms},
+          {"detached", t.detached_ms},
           {"git", t.git}};
 }
 
@@ -186,6 +194,8 @@ bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& 
   t->ring = f.bytes("ring");
   t->carry = f.bytes("carry");
   t->pending_input = f.bytes("input");
+  t->idle_ms = f.optional_unsigned("idle", UINT64_MAX / 2, 0);
+  t->detached_ms = f.optional_unsigned("detached", UINT64_MAX / 2, 0);
   if (const json* git = f.any("git")) t->git = *git;
   if (!f.ok()) return false;
   // What the fields mean together.
@@ -215,7 +225,7 @@ std::string encode_state(const HandoffState& state) {
   for (const HandedFd& handed : state.fds) fds.push_back({{"kind", kind_name(handed.kind)}, {"fd", handed.fd}, {"pid", handed.pid}});
   json terminals = json::array();
   for (const TerminalState& t : state.terminals) terminals.push_back(encode_terminal(t));
-  const json body = {{"daemon", state.daemon_version}, {"fds", fds}, {"terminals", terminals}};
+  const json body = {{"daemon", state.daemon_version}, {"signalled", state.signalled_ns}, {"fds", fds}, {"terminals", terminals}};
   const std::vector<std::uint8_t> cbor = json::to_cbor(body);
   const std::string_view body_bytes(reinterpret_cast<const char*>(cbor.data()), cbor.size());
   std::string out(kMagic, sizeof kMagic);
@@ -256,6 +266,7 @@ std::optional<HandoffState> decode_state(std::string_view bytes, std::string* er
   HandoffState state;
   Fields top(parsed, "state", error);
   state.daemon_version = top.text("daemon");
+  state.signalled_ns = top.optional_unsigned("signalled", UINT64_MAX, 0);
   const json* fds = top.array("fds");
   const json* terminals = top.array("terminals");
   if (!top.ok()) return std::nullopt;
@@ -336,6 +347,38 @@ std::optional<std::string> read_sealed(int fd, size_t max_bytes, std::string* er
     done += static_cast<size_t>(n);
   }
   return out;
+}
+
+size_t close_unclaimed_fds() {
+  std::vector<int> candidates;
+  if (DIR* dir = ::opendir("/proc/self/fd")) {
+    while (const dirent* entry = ::readdir(dir)) {
+      char* end = nullptr;
+      const long fd = std::strtol(entry->d_name, &end, 10);
+      if (end != entry->d_name && *end == '\0' && fd > 2 && fd != ::dirfd(dir)) candidates.push_back(static_cast<int>(fd));
+    }
+    ::closedir(dir);
+  }
+  size_t closed = 0;
+  for (int fd : candidates) {
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (flags < 0 || (flags & FD_CLOEXEC) != 0) continue;
+    bool handed = false;
+    for (FdKind kind : {FdKind::pty_master, FdKind::listener}) {
+      if (check_handed_fd({kind, fd, 0}).empty()) handed = true;
+    }
+    // A pidfd of any process: check_handed_fd() names the pid it found when it is not the one asked for.
+    if (!handed && check_handed_fd({FdKind::pidfd, fd, -1}).find("refers to process") != std::string::npos) handed = true;
+    // The state itself, when an image in between (a wrapper) passed another fd on.
+    char target[128] = {};
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    if (!handed && ::readlink(link.c_str(), target, sizeof target - 1) > 0 &&
+        std::string_view(target).starts_with("/memfd:ptyhub-handoff")) {
+      handed = true;
+    }
+    if (handed && ::close(fd) == 0) ++closed;
+  }
+  return closed;
 }
 
 std::string check_handed_fd(const HandedFd& handed) {

@@ -59,6 +59,8 @@ struct TerminalState {
   std::string ring;         // retained output: raw bytes [ring_start, ring_start + ring.size())
   std::string carry;        // bytes of a character split across reads, after the ring
   std::string pending_input;  // input accepted but not yet written to the PTY
+  uint64_t idle_ms = 0;      // since the last input or output (idle_timeout goes on counting)
+  uint64_t detached_ms = 0;  // since its last subscriber left; 0 while it had one (detached_timeout)
   nlohmann::json git;       // the git operation's own state (null for shells)
   // The offset the next byte read from the PTY gets.
   uint64_t output_bytes() const { return ring_start + ring.size() + carry.size(); }
@@ -66,6 +68,7 @@ struct TerminalState {
 
 struct HandoffState {
   std::string daemon_version;
+  uint64_t signalled_ns = 0;  // when the upgrade was asked for (uv_hrtime: CLOCK_MONOTONIC, survives execve)
   std::vector<HandedFd> fds;
   std::vector<TerminalState> terminals;
 };
@@ -81,6 +84,11 @@ UniqueFd write_sealed(std::string_view bytes, std::string* error);
 // The contents of a memfd written by write_sealed(); refused when it is not sealed that way or larger
 // than `max_bytes`.
 std::optional<std::string> read_sealed(int fd, size_t max_bytes, std::string* error);
+
+// Closes every fd above 2 of this process that crossed an execve (no FD_CLOEXEC) and is a PTY master, a
+// pidfd or a listening socket: what an earlier image handed over and nobody claimed (a state that could not
+// be read, a terminal that could not be restored), and a handoff state memfd still open. Claimed fds have FD_CLOEXEC again. Returns how many.
+size_t close_unclaimed_fds();
 
 // "" when `fd` is what `handed` says (an open PTY master; a pidfd of that pid; a listening socket), else why not.
 std::string check_handed_fd(const HandedFd& handed);

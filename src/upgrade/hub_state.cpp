@@ -31,6 +31,8 @@ TerminalState to_state(const hub::Terminal::Snapshot& s) {
   t.exit_signal = s.exited ? s.exit_status.signal : 0;
   t.duration_ms = s.exited ? s.duration_ms : s.running_ms;
   t.end_reason = s.end_reason;
+  t.idle_ms = s.idle_ms;
+  t.detached_ms = s.detached_ms;
   t.ring_start = s.ring_start;
   t.ring = s.ring;
   t.carry = s.carry;
@@ -57,6 +59,8 @@ hub::Terminal::Snapshot to_snapshot(const TerminalState& t) {
   if (t.exited) s.duration_ms = t.duration_ms;
   else s.running_ms = t.duration_ms;
   s.end_reason = t.end_reason;
+  s.idle_ms = t.idle_ms;
+  s.detached_ms = t.detached_ms;
   s.ring_start = t.ring_start;
   s.ring = t.ring;
   s.carry = t.carry;

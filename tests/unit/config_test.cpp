@@ -527,7 +527,7 @@ TEST_CASE("reload_settings takes the reloadable settings and names the others") 
 
 TEST_CASE("every setting of the table has a reload rule, and a scope when SIGHUP applies it") {
   const std::vector<SettingInfo> table = settings_table();
-  CHECK(table.size() == 43);
+  CHECK(table.size() == 44);
   for (const SettingInfo& s : table) {
     CHECK_MESSAGE(s.reload != Reload::unspecified, s.name);
     CHECK_MESSAGE((s.reload == Reload::applied) == !s.reload_scope.empty(), s.name);
@@ -540,6 +540,7 @@ const std::map<std::string, std::vector<std::string>> kChangedValue = {
     {"listen", {"--listen", "127.0.0.1:7701"}},
     {"log_level", {"--log-level", "debug"}},
     {"log_format", {"--log-format", "json"}},
+    {"pid_file", {"--pid-file", "/run/ptyhub/other.pid"}},
     {"shell", {"--shell", "/nonexistent/shell"}},
     {"home", {"--home", "/nonexistent/home"}},
     {"jwt_secret_file", {"--jwt-secret-file", "/etc/secret"}},

@@ -28,6 +28,7 @@ std::string every_byte() {
 HandoffState sample() {
   HandoffState state;
   state.daemon_version = "0.1.0";
+  state.signalled_ns = 987654321012345;
   state.fds = {{FdKind::listener, 5, 0}, {FdKind::pty_master, 7, 0}, {FdKind::pidfd, 8, 4242}};
   TerminalState running;
   running.id = "e20ksqqsXLJz6xWqMsV2VA";
@@ -46,6 +47,8 @@ HandoffState sample() {
   running.ring = every_byte() + every_byte();
   running.carry = "\xe2\x82";
   running.pending_input = "typed\r";
+  running.idle_ms = 1234;
+  running.detached_ms = 5678;
   TerminalState done;
   done.id = "gitTerminal0000000000A";
   done.kind = "git";
@@ -82,6 +85,9 @@ TEST_CASE("handoff state: a round trip keeps every field and every byte of the r
   CHECK(t.ring == state.terminals[0].ring);
   CHECK(t.carry == "\xe2\x82");
   CHECK(t.pending_input == "typed\r");
+  CHECK(t.idle_ms == 1234);
+  CHECK(t.detached_ms == 5678);
+  CHECK(decoded->signalled_ns == 987654321012345);
   CHECK(t.output_bytes() == (1u << 20) + 512 + 2);
   const TerminalState& d = decoded->terminals[1];
   CHECK(d.exited);
@@ -215,6 +221,42 @@ TEST_CASE("handoff state: each handed fd is checked for what it claims to be") {
   REQUIRE(::bind(socket_fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
   REQUIRE(::listen(socket_fd.get(), 1) == 0);
   CHECK(check_handed_fd({FdKind::listener, socket_fd.get(), 0}) == "");
+}
+
+TEST_CASE("handoff state: close_unclaimed_fds closes the handed kinds that crossed an exec and nothing else") {
+  // Without FD_CLOEXEC (as handed over): a PTY master, a pidfd, a listening socket, a handoff memfd; and
+  // a pipe, which is none of those. With FD_CLOEXEC (claimed): another PTY master.
+  int master = -1, replica = -1, claimed = -1, claimed_replica = -1;
+  REQUIRE(::openpty(&master, &replica, nullptr, nullptr, nullptr) == 0);
+  REQUIRE(::openpty(&claimed, &claimed_replica, nullptr, nullptr, nullptr) == 0);
+  ::fcntl(claimed, F_SETFD, FD_CLOEXEC);
+  for (int fd : {replica, claimed_replica}) ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // a replica is none of the kinds anyway
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+  REQUIRE(pidfd >= 0);
+  ::fcntl(pidfd, F_SETFD, 0);  // pidfd_open sets it; a handed pidfd has it cleared
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 1) == 0);
+  const int memfd = ::memfd_create("ptyhub-handoff", 0);
+  REQUIRE(memfd >= 0);
+  int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+
+  CHECK(close_unclaimed_fds() == 4);
+  for (int fd : {master, pidfd, listener, memfd}) CHECK(::fcntl(fd, F_GETFD) < 0);
+  for (int fd : {claimed, replica, claimed_replica, pipe_fds[0], pipe_fds[1]}) CHECK(::fcntl(fd, F_GETFD) >= 0);
+  for (int fd : {claimed, replica, claimed_replica, pipe_fds[0], pipe_fds[1]}) ::close(fd);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
 }
 
 }  // namespace
