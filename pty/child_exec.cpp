@@ -108,6 +108,14 @@ void ExecPlan::run_on_terminal_in_child(int pty_slave, int report_fd) const {
   run_in_child(report_fd);  // the slave's own fd (> 2) is closed at exec
 }
 
+void ExecPlan::run_on_socket_in_child(int stdio, int report_fd) const {
+  if (setsid() < 0) fail(report_fd, ChildStage::terminal, errno);
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (stdio != fd && dup2(stdio, fd) < 0) fail(report_fd, ChildStage::terminal, errno);
+  }
+  run_in_child(report_fd);  // the socket's own fd (> 2) is closed at exec
+}
+
 void ExecPlan::fail(int report_fd, ChildStage stage, int error_number) const {
   ChildReport report;
   report.stage = static_cast<int>(stage);

@@ -38,6 +38,9 @@ class ExecPlan {
   // As run_in_child, first making `pty_slave` the controlling terminal of a new session and the
   // child's stdin, stdout and stderr (what login_tty does). Safe in a vfork child: syscalls only.
   [[noreturn]] void run_on_terminal_in_child(int pty_slave, int report_fd) const;
+  // As run_in_child, in a new session without a controlling terminal, with `stdio` (one end of a socket
+  // pair) as stdin, stdout and stderr. Syscalls only.
+  [[noreturn]] void run_on_socket_in_child(int stdio, int report_fd) const;
 
  private:
   [[noreturn]] void fail(int report_fd, ChildStage stage, int error_number) const;

@@ -1,11 +1,14 @@
 // PtyProcess: a child on a PTY; the master is streamed through uv_poll, the child reaped via a pidfd.
 #include "pty/pty_process.hpp"
 
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pty.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,7 +83,14 @@ pid_t fork_on_pty(const detail::ExecPlan& plan, int report_fd, const SpawnOption
   size.ws_col = options.cols;
   int master_fd = -1;
   int slave_fd = -1;
-  if (openpty(&master_fd, &slave_fd, nullptr, nullptr, &size) != 0) return -errno;
+  if (options.pipes) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return -errno;
+    master_fd = pair[0];
+    slave_fd = pair[1];
+  } else if (openpty(&master_fd, &slave_fd, nullptr, nullptr, &size) != 0) {
+    return -errno;
+  }
   UniqueFd owned_master(master_fd);
   UniqueFd slave(slave_fd);
   sigset_t all;
@@ -93,7 +103,10 @@ pid_t fork_on_pty(const detail::ExecPlan& plan, int report_fd, const SpawnOption
   pid_t pid = vfork();
 #endif
   // The child never returns from here (it execs or _exits), so no destructor of this frame runs in it.
-  if (pid == 0) plan.run_on_terminal_in_child(slave.get(), report_fd);
+  if (pid == 0) {
+    if (options.pipes) plan.run_on_socket_in_child(slave.get(), report_fd);
+    plan.run_on_terminal_in_child(slave.get(), report_fd);
+  }
   int fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   slave.reset();
@@ -259,7 +272,10 @@ PtyProcess::PtyProcess(uv_loop_t* loop, pid_t pid, UniqueFd master, UniqueFd pid
       pidfd_(std::move(pidfd)),
       drain_grace_ms_(options.drain_grace_ms),
       callbacks_(std::make_shared<Callbacks>(std::move(callbacks))),
-      alive_(std::make_shared<bool>(true)) {}
+      alive_(std::make_shared<bool>(true)) {
+  struct stat info {};
+  pipes_ = master_ && fstat(master_.get(), &info) == 0 && S_ISSOCK(info.st_mode);
+}
 
 int PtyProcess::start() {
   const auto failed = [this](const char* what, int rc) {
@@ -341,6 +357,7 @@ bool PtyProcess::release(Released* out) {
   out->master = std::move(master_);
   out->pidfd = std::move(pidfd_);
   out->pending_input = std::move(pending);
+  out->end_input = end_input_;
   return true;
 }
 
@@ -446,7 +463,7 @@ void PtyProcess::resume_output() {
 // ---- input --------------------------------------------------------------------------------------
 
 int PtyProcess::write(std::string_view bytes) {
-  if (exit_reported_ || input_closed_ || !master_) return -EPIPE;
+  if (exit_reported_ || input_closed_ || end_input_ || !master_) return -EPIPE;
   if (bytes.empty()) return 0;
   if (input_queue_.empty()) {
     while (!bytes.empty()) {
@@ -470,7 +487,8 @@ int PtyProcess::write(std::string_view bytes) {
 
 ssize_t PtyProcess::write_now(const char* data, size_t size) {
   while (true) {
-    ssize_t n = ::write(master_.get(), data, size);
+    // A socket's peer may be gone: EPIPE without SIGPIPE.
+    ssize_t n = pipes_ ? ::send(master_.get(), data, size, MSG_NOSIGNAL) : ::write(master_.get(), data, size);
     if (n >= 0) return n;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
@@ -494,6 +512,7 @@ bool PtyProcess::flush_input() {
       input_head_offset_ = 0;
     }
   }
+  if (end_input_ && input_queue_.empty() && !input_closed_) shut_input();
   update_master_poll();
   return notify_if_input_drained();
 }
@@ -514,8 +533,22 @@ bool PtyProcess::notify_if_input_drained() {
   return *alive;
 }
 
+int PtyProcess::close_input() {
+  if (!pipes_) return -ENOTTY;
+  if (!master_ || exit_reported_) return -EPIPE;
+  end_input_ = true;
+  if (input_queue_.empty() && !input_closed_) shut_input();
+  return 0;
+}
+
+void PtyProcess::shut_input() {
+  ::shutdown(master_.get(), SHUT_WR);  // the command reads end of file after the last byte
+  input_closed_ = true;
+}
+
 int PtyProcess::resize(uint16_t cols, uint16_t rows) {
   if (!master_) return -EPIPE;
+  if (pipes_) return -ENOTTY;
   struct winsize size {};
   size.ws_col = cols;
   size.ws_row = rows;

@@ -45,6 +45,10 @@ struct SpawnOptions {
   uint16_t cols = 80;
   uint16_t rows = 24;
   uint64_t drain_grace_ms = 2000;  // after the reap, how long to wait for master EOF before reporting exit
+  // No PTY: stdin, stdout and stderr are one end of a socket pair (the "master" is the other end). Bytes
+  // pass unchanged both ways (no line discipline, no echo); close_input() is the command's end of input;
+  // resize() fails with -ENOTTY.
+  bool pipes = false;
 };
 
 // Why a spawn failed; the errno is reported beside it.
@@ -100,6 +104,7 @@ class PtyProcess {
     UniqueFd master;
     UniqueFd pidfd;
     std::string pending_input;
+    bool end_input = false;  // close_input() was asked for: the next owner asks again after pending_input
   };
   bool release(Released* out);
 
@@ -114,8 +119,16 @@ class PtyProcess {
   size_t pending_input() const { return pending_input_bytes_; }
   bool input_above_high_water() const { return pending_input_bytes_ > kInputHighWater; }
 
-  // TIOCSWINSZ (the kernel sends SIGWINCH to the foreground process group). Returns 0 or -errno.
+  // TIOCSWINSZ (the kernel sends SIGWINCH to the foreground process group). Returns 0 or -errno
+  // (-ENOTTY without a PTY).
   int resize(uint16_t cols, uint16_t rows);
+  // Without a PTY (SpawnOptions::pipes): end of input for the command once the input queued so far is
+  // written (shutdown of the socket's write side); later writes fail. -ENOTTY on a PTY, -EPIPE once the
+  // master is closed.
+  int close_input();
+  bool pipes() const { return pipes_; }
+  // close_input() was called (its shutdown may still wait for queued input).
+  bool input_end_requested() const { return end_input_; }
 
   // Sends `signal` to every process of the child's session (its session id), not only the child.
   // When escalate_after_ms > 0, SIGKILL follows after that delay if the session still has processes.
@@ -164,6 +177,7 @@ class PtyProcess {
   // Writes what the master takes now: bytes written (0 on EAGAIN), or -errno when input is dead.
   ssize_t write_now(const char* data, size_t size);
   void discard_input();
+  void shut_input();
   void close_master();
 
   uv_loop_t* loop_;
@@ -189,6 +203,8 @@ class PtyProcess {
   bool exit_reported_ = false;
   bool report_queued_ = false;  // waiting in the ExitReportQueue of its loop
   bool released_ = false;       // handed over (release()): nothing of the child is ours to end
+  bool pipes_ = false;          // the master is a socket (SpawnOptions::pipes), not a PTY
+  bool end_input_ = false;      // close_input(): shut the write side once the queue is written
   ExitStatus status_{};
   std::shared_ptr<bool> alive_;  // lets callbacks notice destruction during user callbacks
 };

@@ -562,6 +562,7 @@ void Daemon::exec_upgrade() {
     released.master = std::move(handed[next++]);
     released.pidfd = std::move(handed[next++]);
     released.pending_input = t.pending_input;
+    released.end_input = t.end_input;
     hub::Terminal* terminal = hub_->find_any(t.id);
     std::string why;
     if (terminal == nullptr || !terminal->take_back_process(std::move(released), &why)) {

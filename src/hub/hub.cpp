@@ -91,6 +91,7 @@ CreateResult Hub::create(const auth::Principal& owner, const CreateOptions& opti
   spec.cwd = options.cwd.empty() ? limits_.home : options.cwd;
   spec.cols = options.cols;
   spec.rows = options.rows;
+  spec.pipes = options.pipes;
   spec.kind = options.kind;
   spec.operation = options.operation;
   spec.node = node_;

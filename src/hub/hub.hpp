@@ -35,6 +35,7 @@ struct CreateOptions {
   std::string name;
   std::string kind = "shell";
   std::string operation;  // the git operation it runs, if any
+  bool pipes = false;     // stdio "pipes": no PTY (TerminalSpec::pipes)
   // The complete environment; when absent, the daemon's own with TERM and `env` on top.
   std::optional<std::vector<std::string>> environment;
 };

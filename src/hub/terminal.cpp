@@ -92,6 +92,7 @@ bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t dra
   options.env = std::move(env);
   options.cols = spec_.cols;
   options.rows = spec_.rows;
+  options.pipes = spec_.pipes;
   options.drain_grace_ms = drain_grace_ms;
   // The timers first: a failure leaves no process behind.
   if (std::string why; !init_timers(loop, &why)) {
@@ -141,6 +142,7 @@ bool Terminal::take_back_process(pty::PtyProcess::Released released, std::string
   if (!process_) return false;
   process_->set_read_budget(fanout_.read_budget());
   if (!released.pending_input.empty()) process_->write(released.pending_input);
+  if (released.end_input) process_->close_input();
   update_reading();
   return true;
 }
@@ -193,6 +195,7 @@ json Terminal::to_json() const {
       {"cwd", spec_.cwd},
       {"cols", spec_.cols},
       {"rows", spec_.rows},
+      {"stdio", spec_.pipes ? "pipes" : "pty"},
       {"pid", pid_},
       {"createdAt", iso8601_utc(created_at_ms_)},
       {"state", exited_ ? "exited" : "running"},
@@ -371,6 +374,12 @@ void Terminal::update_detached_timer() {
 
 // --- input, resize, signals ----------------------------------------------------------------------
 
+bool Terminal::close_input() {
+  if (exited_ || remote_ != nullptr || !process_ || !spec_.pipes) return false;
+  last_activity_steady_ms_ = steady_millis();
+  return process_->close_input() == 0;
+}
+
 bool Terminal::write_input(std::string_view bytes, Subscriber* writer) {
   if (exited_) return false;
   if (remote_ != nullptr) {
@@ -406,7 +415,7 @@ void Terminal::resize(uint16_t cols, uint16_t rows) {
     remote_->resize(spec_.id, cols, rows);  // shell.resized comes back in the stream, at its offset
     return;
   }
-  if (!process_) return;
+  if (!process_ || spec_.pipes) return;
   process_->resize(cols, rows);
   spec_.cols = cols;
   spec_.rows = rows;

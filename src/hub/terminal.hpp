@@ -42,6 +42,9 @@ struct TerminalSpec {
   std::string cwd;
   uint16_t cols = 80;
   uint16_t rows = 24;
+  // stdio "pipes" (docs/protocol.md §4 shell.create): no PTY; bytes pass unchanged and shell.input
+  // {eof: true} ends the command's input.
+  bool pipes = false;
 };
 
 struct TerminalLimits {
@@ -218,6 +221,11 @@ class Terminal {
   // on_input_drained() once it drains, and the caller should stop reading that client meanwhile. Returns
   // true when paused. A mirror sends the bytes to its owner.
   bool write_input(std::string_view bytes, Subscriber* writer);
+  // stdio "pipes": the command reads end of file after the input written so far. False when this
+  // terminal cannot (a PTY, a mirror, exited).
+  bool close_input();
+  // close_input() was called: no more input is taken.
+  bool input_ended() const { return process_ != nullptr && process_->input_end_requested(); }
   void forget_writer(Subscriber* writer);
   void resize(uint16_t cols, uint16_t rows);
   // Grants `user` read or write access, or revokes it (Access::none): the user's live subscriptions

@@ -324,6 +324,9 @@ void ClientSession::handle_shell_create(const Request& request) {
   auto name = reader.string("name", false);
   auto subscribe = reader.boolean("subscribe", false);
   auto node = reader.string("node", false, true);
+  auto stdio = reader.one_of("stdio", false, {"pty", "pipes"});
+  const bool pipes = stdio && *stdio == "pipes";
+  if (pipes && (cols || rows)) reader.fail(cols ? "cols" : "rows", "a terminal with stdio \"pipes\" has no size");
   if (command) {
     for (size_t i = 0; i < command->size(); ++i) {
       if (has_nul((*command)[i])) reader.fail("command." + std::to_string(i), "command must not contain NUL");
@@ -350,7 +353,9 @@ void ClientSession::handle_shell_create(const Request& request) {
   options.cols = static_cast<uint16_t>(cols.value_or(80));
   options.rows = static_cast<uint16_t>(rows.value_or(24));
   if (name) options.name = std::move(*name);
-  if (node && *node != context_.hub.node()) {  // cluster mode: on another node (docs/cluster.md)
+  options.pipes = pipes;
+  if (node && *node != context_.hub.node()) {
+    if (pipes) return reply_error(request, code::kBadMessage, "stdio \"pipes\" runs on this node only", "data.stdio");  // cluster mode: on another node (docs/cluster.md)
     create_on_node(request, *node, options, subscribe_creator);
     return;
   }
@@ -400,7 +405,9 @@ void ClientSession::create_on_node(const Request& request, const std::string& no
 void ClientSession::handle_shell_input(const Request& request) {
   DataReader reader(request.data);
   auto id = reader.string("terminalId", true, true);
-  auto data = reader.string("data", true);
+  auto eof = reader.boolean("eof", false);
+  const bool end_input = eof.value_or(false);
+  auto data = reader.string("data", !end_input);  // {eof: true} alone ends the input
   auto encoding = reader.one_of("encoding", false, {"utf8", "base64"});
   if (data && encoding == "base64") {  // any bytes (docs/protocol.md §4, `shell.input`)
     if (auto bytes = protocol::base64_decode(*data)) {
@@ -413,10 +420,19 @@ void ClientSession::handle_shell_input(const Request& request) {
   if (!require_scope(request, auth::Scope::terminal_write)) return;
   hub::Terminal* terminal = readable_terminal(request, *id);
   if (terminal == nullptr || !writable_and_running(request, *terminal)) return;
-  if (terminal->write_input(*data, this) && input_blocked_on_.insert(terminal->id()).second &&
+  if (end_input && (!terminal->spec().pipes || terminal->mirror())) {
+    return reply_error(request, code::kBadMessage,
+                       "eof needs a terminal created with stdio \"pipes\" on this node (on a PTY, send Ctrl-D as data)",
+                       "data.eof");
+  }
+  if (terminal->input_ended()) {
+    return reply_error(request, code::kConflict, "the terminal's input has ended (eof)", "data.terminalId");
+  }
+  if (data && !data->empty() && terminal->write_input(*data, this) && input_blocked_on_.insert(terminal->id()).second &&
       input_blocked_on_.size() == 1) {
     outbox_.pause_reading();
   }
+  if (end_input) terminal->close_input();
   ack(request);
 }
 
@@ -429,6 +445,9 @@ void ClientSession::handle_shell_resize(const Request& request) {
   if (!require_scope(request, auth::Scope::terminal_write)) return;
   hub::Terminal* terminal = readable_terminal(request, *id);
   if (terminal == nullptr || !writable_and_running(request, *terminal)) return;
+  if (terminal->spec().pipes) {
+    return reply_error(request, code::kConflict, "a terminal with stdio \"pipes\" has no size", "data.terminalId");
+  }
   ack(request);
   terminal->resize(static_cast<uint16_t>(*cols), static_cast<uint16_t>(*rows));
 }

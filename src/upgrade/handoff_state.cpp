@@ -47,6 +47,7 @@ const char* kind_name(FdKind kind) {
     case FdKind::pty_master: return "pty";
     case FdKind::pidfd: return "pidfd";
     case FdKind::listener: return "listener";
+    case FdKind::stdio_socket: return "stdio";
   }
   return "?";
 }
@@ -150,6 +151,8 @@ json encode_terminal(const TerminalState& t) {
           {"ring", binary(t.ring)},
           {"carry", binary(t.carry)},
           {"input", binary(t.pending_input)},
+          {"stdio", t.pipes ? "pipes" : "pty"},
+          {"endInput", t.end_input},
           {"idle", t.idle_ms},
           {"detached", t.detached_ms},
           {"git", t.git}};
@@ -195,6 +198,12 @@ bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& 
   t->carry = f.bytes("carry");
   t->pending_input = f.bytes("input");
   t->idle_ms = f.optional_unsigned("idle", UINT64_MAX / 2, 0);
+  if (in.is_object() && in.contains("stdio")) {
+    const std::string stdio = f.text("stdio");
+    if (stdio != "pty" && stdio != "pipes") f.fail("stdio", "is not pty or pipes");
+    t->pipes = stdio == "pipes";
+  }
+  if (in.is_object() && in.contains("endInput")) t->end_input = f.boolean("endInput");
   t->detached_ms = f.optional_unsigned("detached", UINT64_MAX / 2, 0);
   if (const json* git = f.any("git")) t->git = *git;
   if (!f.ok()) return false;
@@ -209,7 +218,7 @@ bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& 
   };
   if (!t->exited) {
     if (t->pid <= 0) f.fail("pid", "is not a process");
-    refers("master", t->master, FdKind::pty_master);
+    refers("master", t->master, t->pipes ? FdKind::stdio_socket : FdKind::pty_master);
     refers("pidfd", t->pidfd, FdKind::pidfd);
     if (f.ok() && fds[t->pidfd].pid != t->pid) f.fail("pidfd", "refers to another process");
   } else if (t->master != -1 || t->pidfd != -1) {
@@ -281,7 +290,8 @@ std::optional<HandoffState> decode_state(std::string_view bytes, std::string* er
     if (kind == "pty") handed.kind = FdKind::pty_master;
     else if (kind == "pidfd") handed.kind = FdKind::pidfd;
     else if (kind == "listener") handed.kind = FdKind::listener;
-    else f.fail("kind", "is not pty, pidfd or listener");
+    else if (kind == "stdio") handed.kind = FdKind::stdio_socket;
+    else f.fail("kind", "is not pty, pidfd, listener or stdio");
     if (handed.fd <= 2) f.fail("fd", "is a standard stream");
     if (!numbers.insert(handed.fd).second) f.fail("fd", "is handed twice");
     if (!f.ok()) return std::nullopt;
@@ -364,7 +374,7 @@ size_t close_unclaimed_fds() {
     const int flags = ::fcntl(fd, F_GETFD);
     if (flags < 0 || (flags & FD_CLOEXEC) != 0) continue;
     bool handed = false;
-    for (FdKind kind : {FdKind::pty_master, FdKind::listener}) {
+    for (FdKind kind : {FdKind::pty_master, FdKind::listener, FdKind::stdio_socket}) {
       if (check_handed_fd({kind, fd, 0}).empty()) handed = true;
     }
     // A pidfd of any process: check_handed_fd() names the pid it found when it is not the one asked for.
@@ -403,6 +413,18 @@ std::string check_handed_fd(const HandedFd& handed) {
         }
       }
       return which + " is not a pidfd";
+    }
+    case FdKind::stdio_socket: {
+      int type = 0, listening = 1;
+      socklen_t size = sizeof type;
+      if (!S_ISSOCK(info.st_mode) || ::getsockopt(handed.fd, SOL_SOCKET, SO_TYPE, &type, &size) != 0 || type != SOCK_STREAM) {
+        return which + " is not a stream socket";
+      }
+      size = sizeof listening;
+      if (::getsockopt(handed.fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || listening != 0) {
+        return which + " is a listening socket";
+      }
+      return "";
     }
     case FdKind::listener: {
       int listening = 0;

@@ -26,7 +26,8 @@ namespace ptyhub::upgrade {
 inline constexpr uint32_t kStateVersion = 1;
 inline constexpr size_t kMaxStateBytes = size_t{4} << 30;  // what read_sealed() accepts at most
 
-enum class FdKind { pty_master, pidfd, listener };
+// stdio_socket: the parent's end of the socket pair of a terminal with stdio "pipes" (its "master").
+enum class FdKind { pty_master, pidfd, listener, stdio_socket };
 
 // An fd handed over: its number in both images, what it must be, and for a pidfd the pid it refers to.
 struct HandedFd {
@@ -48,7 +49,9 @@ struct TerminalState {
   std::map<std::string, std::string> shares;  // user -> "read" | "write"
   int64_t created_at_ms = 0;                  // Unix ms
   int64_t pid = 0;
-  int master = -1;  // index into HandoffState::fds (pty_master), -1 once exited
+  bool pipes = false;      // stdio "pipes": `master` is a stdio_socket
+  bool end_input = false;  // shell.input {eof} was asked for: the command's input ends after pending_input
+  int master = -1;  // index into HandoffState::fds (pty_master or stdio_socket), -1 once exited
   int pidfd = -1;   // index into HandoffState::fds (pidfd), -1 once exited
   bool exited = false;
   std::optional<int> exit_code;

@@ -32,6 +32,7 @@ TerminalState to_state(const hub::Terminal::Snapshot& s) {
   t.duration_ms = s.exited ? s.duration_ms : s.running_ms;
   t.end_reason = s.end_reason;
   t.idle_ms = s.idle_ms;
+  t.pipes = s.spec.pipes;
   t.detached_ms = s.detached_ms;
   t.ring_start = s.ring_start;
   t.ring = s.ring;
@@ -60,6 +61,7 @@ hub::Terminal::Snapshot to_snapshot(const TerminalState& t) {
   else s.running_ms = t.duration_ms;
   s.end_reason = t.end_reason;
   s.idle_ms = t.idle_ms;
+  s.spec.pipes = t.pipes;
   s.detached_ms = t.detached_ms;
   s.ring_start = t.ring_start;
   s.ring = t.ring;
@@ -88,13 +90,14 @@ HandoffState capture(hub::Hub& hub, std::string daemon_version, std::vector<Uniq
     pty::PtyProcess::Released released;
     if (!t.exited && terminal != nullptr && terminal->release_process(&released)) {
       t.master = static_cast<int>(state.fds.size());
-      state.fds.push_back({FdKind::pty_master, released.master.get(), 0});
+      state.fds.push_back({t.pipes ? FdKind::stdio_socket : FdKind::pty_master, released.master.get(), 0});
       t.pidfd = static_cast<int>(state.fds.size());
       state.fds.push_back({FdKind::pidfd, released.pidfd.get(), t.pid});
       handed->push_back(std::move(released.master));
       handed->push_back(std::move(released.pidfd));
       // Input not yet written goes out in the next image first: it rides along in the state.
       t.pending_input = std::move(released.pending_input);
+      t.end_input = released.end_input;
     } else if (!t.exited) {
       // Its process was reaped while the PTY drained: it goes over as exited, with the process's status
       // (what the PTY still held is lost with the master).
@@ -133,6 +136,7 @@ std::vector<std::string> restore(hub::Hub& hub, const HandoffState& state) {
     }
     if (restored != nullptr) {
       if (!t.pending_input.empty()) restored->write_input(t.pending_input, nullptr);
+      if (t.end_input) restored->close_input();
       continue;
     }
     problems.push_back("terminal " + t.id + ": " + why);

@@ -521,6 +521,35 @@ TEST_CASE("upgrade: 20 terminals, 5 printing, 3 clients and a git clone in progr
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 
+TEST_CASE("upgrade: a stdio pipes terminal goes over with its socket - input before and after, then eof, comes back whole") {
+  TempDir dir;
+  REQUIRE(!dir.path().empty());
+  DaemonProcess daemon(copy_launch(dir));
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto client = connect_alice(daemon);
+  REQUIRE(client);
+  const auto created = client->create({{"command", {"cat"}}, {"stdio", "pipes"}});
+  REQUIRE(created);
+  const std::string id = (*created)["data"]["terminal"].value("id", "");
+  REQUIRE(!id.empty());
+  REQUIRE(client->request("shell.input", {{"terminalId", id}, {"data", "before\n"}}));
+  REQUIRE(client->wait_output(id, "before\n"));
+  const uint64_t since = client->output(id).next;
+  const CommandResult upgraded = run_upgrade_command(dir);
+  REQUIRE_MESSAGE(upgraded.status == 0, upgraded.output);
+  std::unique_ptr<TestClient> again;
+  REQUIRE(eventually([&] { return (again = connect_alice(daemon)) != nullptr; }, 10s));
+  REQUIRE(again->request("subscribe", {{"channel", "shell:terminal:" + id}, {"since", since}}));
+  REQUIRE(again->request("shell.input", {{"terminalId", id}, {"data", "after\n"}, {"eof", true}}));
+  const auto exit = again->wait_exit(id, 10s);
+  REQUIRE(exit);
+  CHECK(exit->value("exitCode", -1) == 0);
+  CHECK(client->output(id).text + again->output(id).text == "before\nafter\n");
+  CHECK(listed(*again, id).value("stdio", "") == "pipes");
+  CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
+}
+
 TEST_CASE("upgrade: 10 upgrades in a row leak no fd, no process and no memory") {
   TempDir dir;
   REQUIRE(!dir.path().empty());
