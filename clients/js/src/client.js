@@ -44,7 +44,12 @@ export class PtyhubClient extends Emitter {
     return this.connection.token;
   }
 
-  // Opens the connection (done by the constructor unless `connect: false`).
+  // The token of the next connections, e.g. after a sign-out (connect() then tries again).
+  setToken(token) {
+    this.connection.setToken(token);
+  }
+
+  // Opens the connection (done by the constructor unless `connect: false`); after a sign-out, tries again.
   connect() {
     this.connection.start();
   }

@@ -46,11 +46,16 @@ export class Connection extends Emitter {
     this.authOk = null;
   }
 
-  // Opens the connection (and keeps it open until stop()).
+  // Opens the connection (and keeps it open until stop()); after a sign-out, tries again.
   start() {
-    if (!this.stopped) return;
+    if (!this.stopped && this.status !== 'signed-out') return;
     this.stopped = false;
     this.open();
+  }
+
+  // The token of the next connections (a live connection keeps its own: see refresh()).
+  setToken(token) {
+    this.token = token;
   }
 
   // Closes for good: no reconnection, pending requests rejected.

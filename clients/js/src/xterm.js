@@ -18,7 +18,7 @@ export function exitLabel(exit) {
 }
 
 // Binds `term` to `attachment`. options: {flowControl?: {high, low}, input?: bool | (data) → bool,
-// resize?: bool | (cols, rows) → bool, onSent?(what), onError?(err, what), gapNote?(gap) → text|null,
+// resize?: bool | (cols, rows) → bool, onSent?(what, detail), onError?(err, what, detail), gapNote?(gap) → text|null,
 // exitNote?(exit) → text|null}. Returns {stats, paused, dispose()}.
 export function bindXterm(term, attachment, options = {}) {
   const flow = options.flowControl || { high: 128 * 1024, low: 16 * 1024 };
@@ -44,7 +44,7 @@ export function bindXterm(term, attachment, options = {}) {
     });
   };
 
-  const send = (what, promise) => promise.then(() => onSent(what), (err) => onError(err, what));
+  const send = (what, detail, promise) => promise.then(() => onSent(what, detail), (err) => onError(err, what, detail));
   const offs = [
     attachment.on('output', write),
     attachment.on('gap', (gap) => {
@@ -62,12 +62,12 @@ export function bindXterm(term, attachment, options = {}) {
       return;
     }
     if (!attachment.client.live) return;
-    send('input', attachment.input(data));
+    send('input', data, attachment.input(data));
   });
   const onResize = term.onResize(({ cols, rows }) => {
     if (attachment.exit || !attachment.subscribed || !attachment.client.live) return;
     if (!allows(options.resize, cols, rows)) return;
-    send('resize', attachment.resize(cols, rows));
+    send('resize', { cols, rows }, attachment.resize(cols, rows));
   });
 
   return {

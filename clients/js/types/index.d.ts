@@ -131,6 +131,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   readonly expiresAt: number | null;
   readonly authOk: AuthOk | null;
   start(): void;
+  setToken(token: string): void;
   stop(): void;
   drop(): void;
   request(type: string, data?: object, options?: RequestOptions): Promise<any>;
@@ -304,6 +305,7 @@ export class PtyhubClient extends Emitter<ClientEvents> {
   readonly token: string;
   readonly attachments: Map<string, Attachment>;
   connect(): void;
+  setToken(token: string): void;
   close(): void;
   ready(): Promise<AuthOk>;
   request(type: string, data?: object, options?: RequestOptions): Promise<any>;

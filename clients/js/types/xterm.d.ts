@@ -16,9 +16,9 @@ export interface BindOptions {
   /** Whether size changes are sent (default true); a function decides per change. */
   resize?: boolean | ((cols: number, rows: number) => boolean);
   /** After an input or resize request succeeded. */
-  onSent?: (what: 'input' | 'resize') => void;
+  onSent?: (what: 'input' | 'resize', detail: string | { cols: number; rows: number }) => void;
   /** When an input or resize request failed (e.g. `forbidden` on a read-only share). */
-  onError?: (error: Error & { code?: string }, what: 'input' | 'resize') => void;
+  onError?: (error: Error & { code?: string }, what: 'input' | 'resize', detail: string | { cols: number; rows: number }) => void;
   /** The text written for a gap; null writes nothing. */
   gapNote?: (gap: GapItem) => string | null;
   /** The text written at the exit; null writes nothing. */
