@@ -1,7 +1,8 @@
 // Tests of @ptyhub/client (clients/js) against the real ptyhubd: resumption after a forced close and
 // after a live upgrade (exactly the bytes written, offsets contiguous), flow control from the
 // consumer's side (the daemon stops reading the PTY and queues nothing), token renewal before expiry
-// (the open connection survives `exp`, the reconnection presents the new token), and a git operation.
+// (the open connection survives `exp`, the reconnection presents the new token), a git operation, and
+// the xterm.js binding (with a stand-in Terminal): no answer to a replayed query is sent as input.
 //
 //   node tests/js/run.mjs PTYHUBD
 //
@@ -10,6 +11,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PtyhubClient } from '../../clients/js/src/index.js';
+import { bindXterm } from '../../clients/js/src/xterm.js';
+import { FakeTerminal } from './fake_xterm.mjs';
 import { check, finish, results, step } from '../web/checks.mjs';
 import { TrackedWebSocket, bareRepository, metric, settled, until, within, workspace } from './support.mjs';
 
@@ -130,8 +133,10 @@ async function main() {
       opened.push(c);
       await c.ready();
       const high = 128 * 1024;
-      const t = await c.createTerminal({ command: ['yes', 'ptyhub flow control'], highWaterMark: high, lowWaterMark: 32 * 1024 });
+      // Read before the terminal exists: its PTY may also be held back before the consumer stops (a writer
+      // near the ring's edge, §6), and then the consumer's pause is no new pause of the PTY.
       const pauses = await metric(daemon, 'ptyhub_pty_read_pauses_total');
+      const t = await c.createTerminal({ command: ['yes', 'ptyhub flow control'], highWaterMark: high, lowWaterMark: 32 * 1024 });
       let release;
       const gate = new Promise((r) => (release = r));
       let taken = 0;
@@ -153,7 +158,7 @@ async function main() {
       // The producer is held back: the daemon's count of bytes read and what the client received stop.
       const still = await settled('the PTY and the stream to stand still', async () => `${await outputBytes()} ${t.next}`, 500);
       const [read, received] = still.split(' ').map(Number);
-      check('the daemon stopped reading the PTY (a pause counted in /metrics)',
+      check('the daemon stopped reading the PTY (pauses counted in /metrics)',
         (await metric(daemon, 'ptyhub_pty_read_pauses_total')) > pauses);
       check('the producer stopped within the ring of what the client received',
         read - received <= kRing + 256 * 1024, `read ${read}, received ${received}`);
@@ -182,6 +187,35 @@ async function main() {
       check('the clone succeeded', done.status === 'succeeded' && done.exitCode === 0, JSON.stringify(done));
       await until('the clone\'s exit', () => op.attachment.exit);
       check('its output came through the attachment', output.includes('Cloning into'), output);
+      c.close();
+    });
+
+    await step('the xterm binding: replayed queries are not answered; keys and sizes are sent', async () => {
+      const c = client(daemon, alice);
+      opened.push(c);
+      await c.ready();
+      // The shell prints a cursor-position query, then echoes every line typed (the PTY echoes too).
+      const created = await c.createTerminal({ command: ['/bin/sh', '-c', "printf 'query\\033[6n\\n'; exec cat"] });
+      let seen = '';
+      created.on('output', (chunk) => (seen += chunk.data));
+      await until('the query', () => seen.includes('\x1b[6n'));
+      await created.detach();
+      const term = new FakeTerminal();
+      const t = c.attach(created.terminalId, { since: 0 });
+      const binding = bindXterm(term, t);
+      const resized = new Promise((r) => t.once('resized', r));
+      await until('the replayed query to be written', () => term.written.includes('\x1b[6n') && !binding.replaying);
+      check('the answer xterm gave while parsing the replay was dropped', binding.stats.droppedInput === 1,
+        JSON.stringify(binding.stats));
+      term.type('typed-live\r');
+      await until('the typed line to come back', () => /typed-live\r\n[^]*typed-live/.test(term.written));
+      check('keys typed after the replay reached the terminal', true);
+      check('the replayed query\'s answer never did (no echo of it)', !term.written.includes('1;1R'), JSON.stringify(term.written));
+      term.resize(100, 30);
+      const size = await within('shell.resized', resized, 10000);
+      check('a size change of the emulator resized the terminal', size.cols === 100 && size.rows === 30, JSON.stringify(size));
+      binding.dispose();
+      await t.kill('SIGKILL');
       c.close();
     });
 
