@@ -33,6 +33,7 @@ export function encodeBase64(bytes) {
 }
 
 export class Attachment extends Emitter {
+  // Not subscribed yet: PtyhubClient.attach/createTerminal subscribe or adopt it.
   // client: the PtyhubClient; options: {since?, encoding?, highWaterMark?, lowWaterMark?}
   constructor(client, terminalId, options = {}) {
     super();
@@ -100,6 +101,7 @@ export class Attachment extends Emitter {
     this.onSubscribed(terminal, { from: 0, to: 0 }, false);
   }
 
+  // A subscription is in place: its replay range, and a hold re-sent (a new subscription starts unpaused).
   onSubscribed(terminal, replay, resuming) {
     this.terminal = terminal;
     this.replayTo = replay.to;
@@ -115,7 +117,12 @@ export class Attachment extends Emitter {
   resubscribe() {
     if (this.closed || this.exit || !this.started) return Promise.resolve();
     this.subscribed = false;
-    return this.subscribe().catch((err) => this.emit('error', err));
+    return this.subscribe().catch((err) => this.reportError(err));
+  }
+
+  // Emits 'error', except for a request cut short by a lost connection (the next 'live' subscribes again).
+  reportError(err) {
+    if (err.code !== 'disconnected') this.emit('error', err);
   }
 
   // One message of this terminal's channel.
@@ -152,6 +159,7 @@ export class Attachment extends Emitter {
     this.emit('message', msg);
   }
 
+  // One `shell.output` (§6): checked against `next`, decoded, delivered.
   onOutput(d) {
     if (d.next <= this.next && this.stats.chunks > 0) {
       this.stats.overlaps++;
@@ -190,6 +198,7 @@ export class Attachment extends Emitter {
     this.dispatch(item, size);
   }
 
+  // Emits an item to the listeners and queues it for the iteration; the exit ends the iteration.
   dispatch(item, size) {
     if (item.type === 'exit') {
       const { type, terminalId, ...exit } = item;
@@ -298,8 +307,8 @@ export class Attachment extends Emitter {
 
   // `for await (const chunk of attachment)`: output and gap items in stream order, until the terminal
   // exits or the attachment is detached. A consumer that falls `highWaterMark` bytes behind pauses the
-  // terminal, and resumes it below `lowWaterMark`. Iterate, or add an 'output' listener, in the turn
-  // the attachment was handed over: later, what was delivered meanwhile is not replayed.
+  // terminal, and resumes it below `lowWaterMark`. The first consumer (this or an 'output' listener)
+  // gets the backlog; one that comes after another started gets the items from then on.
   [Symbol.asyncIterator]() {
     if (this.queue) throw new Error('ptyhub: an attachment is iterated once');
     this.queue = new ChunkQueue({

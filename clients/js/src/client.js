@@ -12,6 +12,7 @@ const kForwarded = ['status', 'auth', 'close', 'reconnecting', 'signedout', 'ref
 const kTerminalPrefix = 'shell:terminal:';
 
 export class PtyhubClient extends Emitter {
+  // Creates the client and, unless `connect: false`, connects.
   // options: {url, token, refreshToken?, WebSocket?, backoffMs?, refreshMarginMs?, connect? (default true)}
   constructor(options) {
     super();
@@ -31,6 +32,7 @@ export class PtyhubClient extends Emitter {
     return this.connection.status;
   }
 
+  // Whether requests can be sent now.
   get live() {
     return this.connection.status === 'live';
   }
@@ -40,6 +42,7 @@ export class PtyhubClient extends Emitter {
     return this.connection.authOk;
   }
 
+  // The token the next connection presents.
   get token() {
     return this.connection.token;
   }
@@ -97,15 +100,17 @@ export class PtyhubClient extends Emitter {
     this.connection.reconnectNow();
   }
 
+  // Every (re)connection: the watches, then the attachments, subscribe again.
   onLive(authOk) {
     for (const watch of this.watches) watch.subscribe().catch((err) => watch.emit('error', err));
     for (const attachment of this.attachments.values()) {
       if (attachment.started) attachment.resubscribe();
-      else attachment.subscribe().catch((err) => attachment.emit('error', err));
+      else attachment.subscribe().catch((err) => attachment.reportError(err));
     }
     this.emit('live', authOk);
   }
 
+  // Routes a message that is not a reply by its channel.
   onMessage(msg) {
     const channel = msg.channel || (msg.data && msg.data.channel);
     if (channel === kTerminalsChannel) {
@@ -143,10 +148,11 @@ export class PtyhubClient extends Emitter {
   // following it across reconnections. One attachment per terminal and client.
   attach(terminalId, options = {}) {
     const attachment = this.track(new Attachment(this, terminalId, options));
-    if (this.live) attachment.subscribe().catch((err) => attachment.emit('error', err));
+    if (this.live) attachment.subscribe().catch((err) => attachment.reportError(err));
     return attachment;
   }
 
+  // Registers an attachment (one per terminal).
   track(attachment) {
     if (this.attachments.has(attachment.terminalId)) {
       throw new Error(`ptyhub: terminal ${attachment.terminalId} is already attached`);

@@ -21,6 +21,7 @@ const kServiceRestartClose = 1012; // §3, §7: live upgrade, the daemon is back
 const kTickMs = 250;
 
 export class Connection extends Emitter {
+  // Checks the options; nothing is opened before start().
   // options: {url, token, refreshToken?, WebSocket?, backoffMs?, refreshMarginMs?}
   constructor(options) {
     super();
@@ -117,6 +118,7 @@ export class Connection extends Emitter {
     this.open();
   }
 
+  // Records and announces the status ('reconnecting' is repeated with the seconds left).
   setStatus(status, detail) {
     if (this.status === status && status !== 'reconnecting') return;
     this.status = status;
@@ -153,6 +155,7 @@ export class Connection extends Emitter {
     socket.onclose = (event) => this.onClose(socket, event, refusal, presented);
   }
 
+  // The first `auth` was accepted: live, and the backoff starts over.
   onLive(socket, authOk) {
     if (this.socket !== socket) return;
     this.attempt = 0;
@@ -168,6 +171,7 @@ export class Connection extends Emitter {
     this.scheduleRenewal();
   }
 
+  // A socket closed: pending requests fail, then a refusal signs out and anything else reconnects.
   onClose(socket, event, refusal, presented) {
     if (this.socket !== socket) return;
     this.socket = null;
@@ -196,11 +200,13 @@ export class Connection extends Emitter {
     this.signOut(reason);
   }
 
+  // No way back without a new token (setToken() + start()).
   signOut(reason) {
     this.setStatus('signed-out');
     this.emit('signedout', reason);
   }
 
+  // Rejects every request still waiting for its reply with `disconnected`.
   failPending(message) {
     const pending = [...this.pending.values()];
     this.pending.clear();
@@ -259,6 +265,7 @@ export class Connection extends Emitter {
     return exp !== null && exp - Date.now() <= Math.min(60000, this.refreshMarginMs ?? 1000);
   }
 
+  // Arms the timer that asks `refreshToken` for a fresh token before `expiresAt`.
   scheduleRenewal() {
     clearTimeout(this.refreshTimer);
     if (!this.refreshToken || !this.expiresAt) return;

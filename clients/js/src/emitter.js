@@ -3,6 +3,7 @@
 // listener that throws is reported on `console.error` without stopping the others.
 
 export class Emitter {
+  // No listeners yet.
   constructor() {
     /** @type {Map<string, Set<Function>>} */
     this.listeners = new Map();

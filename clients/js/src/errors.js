@@ -2,6 +2,7 @@
 // (docs/protocol.md §3), or `disconnected` when the connection closed before the reply came.
 
 export class RequestError extends Error {
+  // From the `data` of an `error` reply.
   // data: {code, message?, field?}
   constructor(data) {
     super(data.message || data.code);

@@ -6,6 +6,7 @@
 import { Emitter } from './emitter.js';
 
 export class GitOperation extends Emitter {
+  // Made by PtyhubClient.startGit as the reply is read.
   // started: the `git.operation.started` data; attachment: the Attachment of its terminal
   constructor(client, started, attachment) {
     super();

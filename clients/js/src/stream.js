@@ -4,6 +4,7 @@
 // consumer has taken enough to be under `low`, `onLow` (`shell.resume`).
 
 export class ChunkQueue {
+  // Empty and open.
   // options: {high, low, onHigh(), onLow(), onClose()}
   constructor({ high, low, onHigh, onLow, onClose }) {
     this.high = high;
@@ -44,6 +45,7 @@ export class ChunkQueue {
     if (this.waiter && this.items.length === 0) this.settleWaiter();
   }
 
+  // Ends the wait of a consumer: done, or the failure.
   settleWaiter() {
     const { resolve, reject } = this.waiter;
     this.waiter = null;
@@ -89,6 +91,7 @@ export class ChunkQueue {
     return Promise.resolve({ value: undefined, done: true });
   }
 
+  // The queue is its own iterator.
   [Symbol.asyncIterator]() {
     return this;
   }

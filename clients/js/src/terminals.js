@@ -7,6 +7,7 @@ import { Emitter } from './emitter.js';
 export const kTerminalsChannel = 'shell:terminals';
 
 export class TerminalWatch extends Emitter {
+  // Watches through `client`; PtyhubClient.watchTerminals() creates and subscribes it.
   constructor(client) {
     super();
     this.client = client;
