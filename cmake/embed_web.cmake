@@ -107,13 +107,17 @@ set(PTYHUB_WEB_SOURCES
   src/index.html
   src/style.css
   src/main.js
-  src/connection.js
   src/token.js
   src/terminal_view.js
   src/terminal_list.js
   src/git_monitor.js
   src/dom.js
 )
+
+# The page imports @ptyhub/client (clients/js, a `file:` dependency of web/package.json): its sources
+# are sources of the bundle too.
+file(GLOB PTYHUB_JS_CLIENT_SOURCES CONFIGURE_DEPENDS
+  "${CMAKE_CURRENT_LIST_DIR}/../clients/js/package.json" "${CMAKE_CURRENT_LIST_DIR}/../clients/js/src/*.js")
 
 function(ptyhub_embed_web target)
   set(web_dir "${PROJECT_SOURCE_DIR}/web")
@@ -133,6 +137,7 @@ function(ptyhub_embed_web target)
   foreach(file IN LISTS PTYHUB_WEB_SOURCES)
     list(APPEND sources "${web_dir}/${file}")
   endforeach()
+  list(APPEND sources ${PTYHUB_JS_CLIENT_SOURCES})
   # node_modules/.package-lock.json is npm's own record of the last install: missing or older than
   # package-lock.json means `npm ci` must run.
   set(installed "${web_dir}/node_modules/.package-lock.json")

@@ -1,6 +1,7 @@
-// The git monitor: a form that starts `git.operation.start`, progress bars per phase from
-// `git.operation.progress`, and the list of recent operations (status, duration, exit code); a click
-// on one shows its output. Operations started elsewhere appear through `shell:terminals`.
+// The git monitor: a form that starts `git.operation.start` through @ptyhub/client (a GitOperation, whose
+// output is resumed after a reconnection like any terminal's), progress bars per phase from
+// `git.operation.progress`, and the list of recent operations (status, duration, exit code); a click on
+// one shows its output. Operations started elsewhere appear through `shell:terminals`.
 import { el, formatDuration, replaceChildren } from './dom.js';
 
 const kMaxOperations = 20;
@@ -19,7 +20,7 @@ export function plainText(raw) {
 }
 
 export class GitMonitor {
-  // app: {conn}; root: the section holding the form and lists
+  // app: {client}; the section's form, error line, list, empty note and detail
   constructor(app, { form, error, list, empty, detail }) {
     this.app = app;
     this.form = form;
@@ -52,9 +53,9 @@ export class GitMonitor {
     this.error.textContent = '';
     f.start.disabled = true;
     try {
-      const reply = await this.app.conn.request('git.operation.start', data);
-      const op = this.add(reply.data);
-      op.subscribed = true;
+      const operation = await this.app.client.startGit(data);
+      const op = this.add(operation.started);
+      this.follow(op, operation);
       this.selected = op.operationId;
       this.render();
     } catch (err) {
@@ -74,8 +75,8 @@ export class GitMonitor {
         durationMs: null,
         phases: new Map(),
         output: '',
-        next: 0,
         subscribed: false,
+        attachment: null,
       };
       this.ops.set(op.operationId, op);
       this.byTerminal.set(op.terminalId, op.operationId);
@@ -93,8 +94,25 @@ export class GitMonitor {
     }
   }
 
-  ownsTerminal(terminalId) {
-    return this.byTerminal.has(terminalId);
+  // Follows an operation we started: its progress, output and completion.
+  follow(op, operation) {
+    op.subscribed = true;
+    op.attachment = operation.attachment;
+    operation.on('progress', (p) => {
+      op.phases.set(p.phase, { current: p.current, total: p.total, percent: p.percent });
+      this.render();
+    });
+    operation.on('output', (chunk) => {
+      op.output = (op.output + chunk.data).slice(-kMaxOutput);
+      if (this.selected === op.operationId) this.renderDetail();
+    });
+    operation.on('completed', (d) => this.complete(d));
+  }
+
+  // The attachment and the output so far of an operation we follow whose terminal is `terminalId`.
+  followed(terminalId) {
+    const op = this.ops.get(this.byTerminal.get(terminalId));
+    return op && op.attachment && !op.attachment.closed ? { attachment: op.attachment, output: op.output } : null;
   }
 
   // A message of `shell:terminals`.
@@ -107,40 +125,12 @@ export class GitMonitor {
     }
   }
 
-  // A message of an operation's terminal channel.
-  handleChannel(terminalId, msg) {
-    const op = this.ops.get(this.byTerminal.get(terminalId));
-    if (!op) return;
-    const d = msg.data || {};
-    if (msg.type === 'git.operation.progress') {
-      op.phases.set(d.phase, { current: d.current, total: d.total, percent: d.percent });
-      this.render();
-    } else if (msg.type === 'shell.output') {
-      if (d.next <= op.next) return;
-      op.next = d.next;
-      op.output = (op.output + d.data).slice(-kMaxOutput);
-      if (this.selected === op.operationId) this.renderDetail();
-    } else if (msg.type === 'git.operation.completed') {
-      this.complete(d);
-    }
-  }
-
   complete(d) {
     const op = this.ops.get(d.operationId) || this.add(d);
     op.status = d.status;
     op.exitCode = d.exitCode;
     op.durationMs = d.durationMs;
     this.render();
-  }
-
-  // After a reconnection: follows the running operations again from where their output stopped.
-  resubscribe() {
-    for (const op of this.ops.values()) {
-      if (!op.subscribed || op.status !== 'running') continue;
-      this.app.conn
-        .request('subscribe', { channel: `shell:terminal:${op.terminalId}`, since: op.next })
-        .catch(() => {});
-    }
   }
 
   tick() {

@@ -1,10 +1,12 @@
 // The ptyhub page: sign-in, the connection status, the terminal list, tabs of open terminals and the
-// git monitor, wired to one Connection. `window.ptyhub` exposes read-only views of the state and a
-// way to drop the connection, for the browser tests.
+// git monitor, wired to one PtyhubClient (@ptyhub/client, clients/js), which owns the connection: it
+// authenticates, reconnects (at once after a live upgrade's 1012, with backoff otherwise) and resumes
+// every open terminal and git operation from where its output stopped. `window.ptyhub` exposes
+// read-only views of the state and a way to drop the connection, for the browser tests.
 import '@xterm/xterm/css/xterm.css';
 import './style.css';
-import { Connection } from './connection.js';
-import { clearToken, readClaims, storeToken, takeToken } from './token.js';
+import { PtyhubClient, readClaims } from '@ptyhub/client';
+import { clearToken, storeToken, takeToken } from './token.js';
 import { TerminalView, flowControl, xtermTheme } from './terminal_view.js';
 import { TerminalList } from './terminal_list.js';
 import { GitMonitor } from './git_monitor.js';
@@ -26,7 +28,8 @@ const statusHistory = []; // every status the connection went through, for the t
 
 class App {
   constructor() {
-    this.conn = null;
+    this.client = null;
+    this.watch = null;
     this.user = null;
     this.scopes = [];
     this.expiresAt = null;
@@ -52,7 +55,7 @@ class App {
     $('signin-cancel').addEventListener('click', () => $('signin').close());
     $('token-button').addEventListener('click', () => this.showSignIn(''));
     $('signout-button').addEventListener('click', () => this.signOut());
-    $('retry-button').addEventListener('click', () => this.conn && this.conn.reconnectNow());
+    $('retry-button').addEventListener('click', () => this.client && this.client.reconnectNow());
     $('tabs').addEventListener('keydown', (event) => this.onTabKey(event));
     document.addEventListener('keydown', (event) => {
       if (!this.onKey(event)) event.preventDefault();
@@ -81,12 +84,11 @@ class App {
 
   async signIn(token) {
     if (!token) return;
-    if (this.conn && this.conn.status === 'live') {
-      // A fresh token for the live connection: re-authenticate it (same user, later expiry).
+    if (this.client && this.client.live) {
+      // A fresh token for the live connection: re-authenticate it (same user, later expiry; §2).
       try {
-        const ok = await this.conn.refresh(token);
+        await this.client.refresh(token);
         storeToken(token);
-        this.onAuth(ok);
         $('signin').close();
       } catch (err) {
         $('signin-error').textContent = `${err.code}: ${err.message}`;
@@ -95,12 +97,21 @@ class App {
     }
     storeToken(token);
     $('signin').close();
+    if (this.client) {
+      // Not live (signed out, or waiting to reconnect): the next connection presents the new token, and
+      // the open terminals resume on it.
+      this.client.setToken(token);
+      this.client.connect();
+      this.client.reconnectNow();
+      return;
+    }
     this.connect(token);
   }
 
   signOut() {
-    if (this.conn) this.conn.stop();
-    this.conn = null;
+    if (this.client) this.client.close();
+    this.client = null;
+    this.watch = null;
     clearToken();
     for (const id of [...this.views.keys()]) this.closeView(id);
     this.list.reset([]);
@@ -110,17 +121,22 @@ class App {
   }
 
   connect(token) {
-    if (this.conn) this.conn.stop();
-    this.conn = new Connection(socketUrl(location), token, {
-      onStatus: (status, detail) => this.renderStatus(status, detail),
-      onLive: (ok) => this.onLive(ok),
-      onMessage: (msg) => this.onMessage(msg),
-      onSignedOut: (reason) => {
-        clearToken();
-        this.showSignIn(`Signed out: ${reason}`);
-      },
+    if (this.client) this.client.close();
+    const client = new PtyhubClient({ url: socketUrl(location), token, connect: false });
+    this.client = client;
+    client.on('status', (status, detail) => this.renderStatus(status, detail));
+    client.on('live', (ok) => this.onAuth(ok));
+    client.on('auth', (ok) => this.onAuth(ok));
+    client.on('message', (msg) => this.onMessage(msg));
+    client.on('signedout', (reason) => {
+      clearToken();
+      this.showSignIn(`Signed out: ${reason}`);
     });
-    this.conn.start();
+    // The live list, subscribed again by the client after every reconnection.
+    this.watch = client.watchTerminals();
+    this.watch.on('snapshot', (terminals) => this.list.reset(terminals));
+    this.watch.on('message', (msg) => this.onListMessage(msg));
+    client.connect();
   }
 
   onAuth(ok) {
@@ -128,31 +144,10 @@ class App {
     this.scopes = ok.scopes || [];
     this.expiresAt = ok.expiresAt ? Date.parse(ok.expiresAt) : null;
     if (!this.expiresAt) {
-      const claims = readClaims(this.conn.token);
+      const claims = readClaims(this.client.token);
       if (claims && claims.exp) this.expiresAt = claims.exp * 1000;
     }
     this.renderUser();
-  }
-
-  // Every (re)connection: the terminal list, then each open terminal from where it stopped.
-  async onLive(ok) {
-    this.onAuth(ok);
-    try {
-      const reply = await this.conn.request('subscribe', { channel: 'shell:terminals' });
-      this.list.reset(reply.data.terminals);
-    } catch {
-      return;
-    }
-    for (const view of this.views.values()) {
-      view.subscribe().catch((err) => {
-        if (err.code === 'not_found') {
-          view.term.write('\r\n\x1b[2m[this terminal is gone]\x1b[0m\r\n');
-          view.subscribed = false;
-          this.renderTabs();
-        }
-      });
-    }
-    this.git.resubscribe();
   }
 
   hasScope(scope) {
@@ -178,22 +173,16 @@ class App {
 
   // ---- messages ----
 
+  // A message of `shell:terminals` (the client keeps the list itself; the page renders it).
+  onListMessage(msg) {
+    this.list.handle(msg);
+    this.git.handleLifecycle(msg);
+    if (msg.type === 'shell.exit' || msg.type === 'shell.removed' || msg.type === 'shell.created') this.renderTabs();
+  }
+
+  // Any message: an error that answers no request is shown (the channels are the client's business).
   onMessage(msg) {
-    const channel = msg.channel || (msg.data && msg.data.channel);
-    if (channel === 'shell:terminals') {
-      this.list.handle(msg);
-      this.git.handleLifecycle(msg);
-      if (msg.type === 'shell.exit' || msg.type === 'shell.removed' || msg.type === 'shell.created') this.renderTabs();
-      return;
-    }
-    if (typeof channel === 'string' && channel.startsWith('shell:terminal:')) {
-      const id = channel.slice('shell:terminal:'.length);
-      const view = this.views.get(id);
-      if (view) view.handle(msg);
-      if (this.git.ownsTerminal(id)) this.git.handleChannel(id, msg);
-      return;
-    }
-    if (msg.type === 'error' && msg.data) this.renderStatus(this.conn.status, null, msg.data.message);
+    if (msg.type === 'error' && msg.id === undefined && msg.data) this.renderStatus(this.client.status, null, msg.data.message);
   }
 
   // ---- terminals ----
@@ -212,14 +201,13 @@ class App {
     const data = this.estimateSize();
     if (name) data.name = name;
     try {
-      const reply = await this.conn.request('shell.create', data);
-      // Synchronously after the reply: the terminal's first output is the next message.
-      const view = this.openView(reply.data.terminal);
+      const attachment = await this.client.createTerminal(data);
+      const view = this.openView(attachment.terminal, attachment);
       view.adoptCreated();
       $('create-form').elements.name.value = '';
       this.activate(view.id);
     } catch (err) {
-      this.renderStatus(this.conn.status, null, `cannot create a terminal: ${err.message}`);
+      this.renderStatus(this.client.status, null, `cannot create a terminal: ${err.message}`);
     }
   }
 
@@ -230,16 +218,20 @@ class App {
     }
     const terminal = this.list.get(id);
     if (!terminal) return;
-    const view = this.openView(terminal);
+    // A git operation we follow already has the terminal's attachment: the view shares it.
+    const followed = this.git.followed(id);
+    const attachment = followed ? followed.attachment : this.client.attach(id);
+    const view = this.openView(terminal, attachment, followed ? followed.output : '');
     this.activate(id);
-    view.subscribe().catch((err) => {
-      this.renderStatus(this.conn.status, null, `cannot attach: ${err.message}`);
+    if (followed) return;
+    attachment.ready.catch((err) => {
+      this.renderStatus(this.client.status, null, `cannot attach: ${err.message}`);
       this.closeView(id);
     });
   }
 
-  openView(terminal) {
-    const view = new TerminalView(this, terminal);
+  openView(terminal, attachment, prefill = '') {
+    const view = new TerminalView(this, terminal, attachment, prefill);
     this.views.set(view.id, view);
     $('panes').append(view.pane);
     this.renderTabs();
@@ -251,7 +243,8 @@ class App {
     const view = this.views.get(id);
     if (!view) return;
     this.closeView(id);
-    if (this.conn && this.conn.status === 'live') this.conn.request('unsubscribe', { channel: view.channel }).catch(() => {});
+    // The terminal keeps running; a git operation we follow keeps its attachment.
+    if (!this.git.followed(id)) view.attachment.detach();
   }
 
   closeView(id) {
@@ -269,8 +262,8 @@ class App {
   }
 
   kill(id) {
-    this.conn.request('shell.kill', { terminalId: id }).catch((err) => {
-      this.renderStatus(this.conn.status, null, `cannot kill: ${err.message}`);
+    this.client.kill(id).catch((err) => {
+      this.renderStatus(this.client.status, null, `cannot kill: ${err.message}`);
     });
   }
 
@@ -392,7 +385,7 @@ const app = new App();
 
 // Hooks for the browser tests (and for curious humans in the console).
 window.ptyhub = {
-  status: () => (app.conn ? app.conn.status : 'idle'),
+  status: () => (app.client ? app.client.status : 'idle'),
   statusHistory: () => [...statusHistory],
   user: () => app.user,
   activeId: () => app.activeId,
@@ -412,7 +405,7 @@ window.ptyhub = {
     };
   },
   gitOperations: () => [...app.git.ops.values()].map((op) => ({ ...op, phases: Object.fromEntries(op.phases) })),
-  debugDropConnection: () => app.conn && app.conn.drop(),
+  debugDropConnection: () => app.client && app.client.drop(),
   setFlowControl: (high, low) => Object.assign(flowControl, { high, low }),
 };
 

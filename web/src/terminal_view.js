@@ -1,16 +1,17 @@
-// One open terminal: an xterm.js emulator fed by the output stream of `shell:terminal:<id>`.
+// One open terminal: an xterm.js emulator bound to an Attachment of @ptyhub/client, which follows
+// `shell:terminal:<id>` across reconnections (docs/protocol.md §4, §7: it subscribes again with `since`
+// = the next offset, every byte once; `shell.gap` is written as a note).
 //
-// - Offsets: `next` is the offset of the next byte expected. A resubscription after a reconnect asks
-//   for `since: next`, so nothing is lost or written twice; chunks that do not start at `next` are
-//   counted as holes or overlaps (an overlap is skipped).
-// - Replay: chunks with offset < replay.to are history; while xterm parses them, whatever it emits
-//   (answers to terminal queries, and keys typed meanwhile) is dropped, not sent as input.
-// - Flow control: characters handed to xterm and not yet parsed are counted; above flowControl.high the
-//   terminal is paused (`shell.pause`), below flowControl.low resumed.
-// - Access: input and resizing need write access; a `forbidden` answer makes the view read-only.
+// - The binding (`@ptyhub/client/xterm`) writes output, drops what xterm emits while it parses replayed
+//   output (answers to terminal queries, and keys typed meanwhile), and pauses the terminal
+//   (`shell.pause`, §6) while more than flowControl.high characters wait to be parsed, resuming it below
+//   flowControl.low.
+// - Access: input and resizing need write access; a `forbidden` answer makes the view read-only, and a
+//   read-only view follows the size others set (`shell.resized`).
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { WebLinksAddon } from '@xterm/addon-web-links';
+import { bindXterm } from '@ptyhub/client/xterm';
 import { el, exitText, terminalLabel } from './dom.js';
 
 // Characters handed to xterm and not yet parsed: pause above `high`, resume below `low`.
@@ -30,21 +31,17 @@ export function xtermTheme() {
 }
 
 export class TerminalView {
-  // app: {conn, mayWrite(), onChange(view), isShortcut(event) → bool}
-  constructor(app, terminal) {
+  // app: {client, mayWrite(), onChange(view), isShortcut(event) → bool, renderTabs()}; attachment: the
+  // terminal's Attachment; prefill: output already received for it (a git operation's)
+  constructor(app, terminal, attachment, prefill = '') {
     this.app = app;
     this.info = terminal;
     this.id = terminal.id;
     this.channel = terminal.channel;
-    this.next = 0;
-    this.replayTo = 0;
-    this.subscribed = false;
-    this.replayInFlight = 0;
-    this.pendingChars = 0;
-    this.paused = false;
+    this.attachment = attachment;
+    this.subscribed = attachment.subscribed;
     this.writable = app.mayWrite() ? null : false; // null: not known yet
-    this.exit = null; // set by shell.exit, which follows the replay of an exited terminal
-    this.stats = { chunks: 0, replayed: 0, holes: 0, overlaps: 0, gaps: 0, droppedInput: 0, pauses: 0, resumes: 0 };
+    this.exit = attachment.exit; // set by shell.exit, which follows the replay of an exited terminal
 
     this.pane = el('div', { class: 'pane', role: 'tabpanel', id: `pane-${this.id}`, hidden: true });
     this.term = new Terminal({
@@ -58,9 +55,23 @@ export class TerminalView {
     this.term.loadAddon(this.fitAddon);
     this.term.loadAddon(new WebLinksAddon());
     this.term.attachCustomKeyEventHandler((event) => this.onKey(event));
-    this.term.onData((data) => this.onInput(data));
-    this.term.onResize(({ cols, rows }) => this.sendResize(cols, rows));
     this.term.open(this.pane);
+    if (prefill) this.term.write(prefill);
+    this.binding = bindXterm(this.term, attachment, {
+      flowControl,
+      input: () => !this.readOnly,
+      resize: (cols, rows) => this.shouldResize(cols, rows),
+      onSent: (what, detail) => this.onSent(what, detail),
+      onError: (err) => this.onRefused(err),
+      exitNote: (exit) => `\r\n\x1b[2m[${exitText({ ...this.info, state: 'exited', ...exit })}]\x1b[0m\r\n`,
+    });
+    this.offs = [
+      attachment.on('subscribed', ({ terminal }) => this.onSubscribed(terminal)),
+      attachment.on('resized', ({ cols, rows }) => this.onResized(cols, rows)),
+      attachment.on('exit', (exit) => this.onExit(exit)),
+      attachment.on('unsubscribed', () => this.onUnsubscribed()),
+      attachment.on('close', (err) => this.onClosed(err)),
+    ];
   }
 
   get label() {
@@ -71,22 +82,29 @@ export class TerminalView {
     return this.writable === false;
   }
 
-  // Subscribes (again): from the start of the ring the first time, from `next` after that.
-  async subscribe() {
-    const data = { channel: this.channel };
-    if (this.subscribed || this.next > 0) data.since = this.next;
-    this.paused = false;
-    const reply = await this.app.conn.request('subscribe', data);
-    this.subscribed = true;
-    const { terminal, replay } = reply.data;
+  // The offset of the next byte expected (for the tests).
+  get next() {
+    return this.attachment.next;
+  }
+
+  get paused() {
+    return this.binding.paused;
+  }
+
+  // The attachment's counters and the keys dropped by the binding (for the tests).
+  get stats() {
+    return { ...this.attachment.stats, droppedInput: this.binding.stats.droppedInput };
+  }
+
+  // Every (re)subscription: the terminal as it is now, and our size announced again.
+  onSubscribed(terminal) {
     this.info = terminal;
-    this.replayTo = replay.to;
-    if (this.next === 0 && replay.from > 0) this.next = replay.from;
+    this.subscribed = true;
     this.afterAttach();
     this.app.onChange(this);
   }
 
-  // Adopts the subscription that shell.create made (the stream starts at 0, nothing to replay).
+  // A view opened on an attachment that is already subscribed (a terminal just created).
   adoptCreated() {
     this.subscribed = true;
     this.afterAttach();
@@ -109,18 +127,25 @@ export class TerminalView {
     if (announce && before === `${this.term.cols}x${this.term.rows}`) this.sendResize(this.term.cols, this.term.rows);
   }
 
+  // Whether a size is worth sending: writable (or not known yet), subscribed, live, and new.
+  shouldResize(cols, rows) {
+    if (this.readOnly || this.exit || !this.subscribed || !this.app.client.live) return false;
+    return !(this.info.cols === cols && this.info.rows === rows && this.writable === true);
+  }
+
   sendResize(cols, rows) {
-    if (this.readOnly || this.exit || !this.subscribed || this.app.conn.status !== 'live') return;
-    if (this.info.cols === cols && this.info.rows === rows && this.writable === true) return;
-    this.app.conn
-      .request('shell.resize', { terminalId: this.id, cols, rows })
-      .then(() => {
-        this.info = { ...this.info, cols, rows };
-        this.setWritable(true);
-      })
-      .catch((err) => {
-        if (err.code === 'forbidden') this.setWritable(false);
-      });
+    if (!this.shouldResize(cols, rows)) return;
+    this.attachment.resize(cols, rows).then(() => this.onSent('resize', { cols, rows }), (err) => this.onRefused(err));
+  }
+
+  // A request of ours was accepted: we may write.
+  onSent(what, detail) {
+    if (what === 'resize') this.info = { ...this.info, cols: detail.cols, rows: detail.rows };
+    this.setWritable(true);
+  }
+
+  onRefused(err) {
+    if (err.code === 'forbidden') this.setWritable(false);
   }
 
   setWritable(writable) {
@@ -130,18 +155,30 @@ export class TerminalView {
     this.app.onChange(this);
   }
 
-  onInput(data) {
-    if (this.replayInFlight > 0 || this.readOnly || this.exit) {
-      this.stats.droppedInput++;
-      return;
+  onResized(cols, rows) {
+    this.info = { ...this.info, cols, rows };
+    if (this.readOnly) this.term.resize(cols, rows);
+    this.app.onChange(this);
+  }
+
+  onExit(exit) {
+    this.exit = exit;
+    this.info = { ...this.info, state: 'exited', exitCode: exit.exitCode, signal: exit.signal };
+    this.app.onChange(this);
+  }
+
+  onUnsubscribed() {
+    this.subscribed = false;
+    this.app.onChange(this);
+  }
+
+  // The attachment ended: detached by us, or the terminal is gone after a reconnection (not_found).
+  onClosed(err) {
+    this.subscribed = false;
+    if (err && err.code === 'not_found') {
+      this.term.write('\r\n\x1b[2m[this terminal is gone]\x1b[0m\r\n');
+      this.app.renderTabs();
     }
-    if (this.app.conn.status !== 'live') return;
-    this.app.conn.request('shell.input', { terminalId: this.id, data }).then(
-      () => this.setWritable(true),
-      (err) => {
-        if (err.code === 'forbidden') this.setWritable(false);
-      },
-    );
   }
 
   onKey(event) {
@@ -155,73 +192,6 @@ export class TerminalView {
     if (event.ctrlKey && event.shiftKey && (event.key === 'V' || event.key === 'v')) return false;
     // The page's shortcuts bubble up to the document's listener.
     return !this.app.isShortcut(event);
-  }
-
-  // A message of this terminal's channel.
-  handle(msg) {
-    const d = msg.data || {};
-    switch (msg.type) {
-      case 'shell.output':
-        this.onOutput(d);
-        break;
-      case 'shell.gap':
-        this.stats.gaps++;
-        this.term.write(`\r\n\x1b[2m[${d.to - d.from} bytes of output were lost]\x1b[0m\r\n`);
-        this.next = d.to;
-        break;
-      case 'shell.resized':
-        this.info = { ...this.info, cols: d.cols, rows: d.rows };
-        if (this.readOnly) this.term.resize(d.cols, d.rows);
-        this.app.onChange(this);
-        break;
-      case 'shell.exit':
-        if (!this.exit) {
-          this.exit = d;
-          this.info = { ...this.info, state: 'exited', exitCode: d.exitCode, signal: d.signal };
-          this.term.write(`\r\n\x1b[2m[${exitText(this.info)}]\x1b[0m\r\n`);
-        }
-        this.app.onChange(this);
-        break;
-      case 'unsubscribed':
-        this.subscribed = false;
-        this.app.onChange(this);
-        break;
-      default:
-        break;
-    }
-  }
-
-  onOutput(d) {
-    if (d.next <= this.next && this.stats.chunks > 0) {
-      this.stats.overlaps++;
-      return;
-    }
-    if (d.offset > this.next && this.stats.chunks > 0) this.stats.holes++;
-    if (d.offset < this.next) this.stats.overlaps++;
-    this.stats.chunks++;
-    this.next = d.next;
-    const text = d.encoding === 'base64' ? Uint8Array.from(atob(d.data), (c) => c.charCodeAt(0)) : d.data;
-    const replayed = d.offset < this.replayTo;
-    const size = text.length;
-    if (replayed) {
-      this.replayInFlight++;
-      this.stats.replayed++;
-    }
-    this.pendingChars += size;
-    if (!this.paused && this.pendingChars > flowControl.high) this.setPaused(true);
-    this.term.write(text, () => {
-      if (replayed) this.replayInFlight--;
-      this.pendingChars -= size;
-      if (this.paused && this.pendingChars < flowControl.low) this.setPaused(false);
-    });
-  }
-
-  setPaused(paused) {
-    this.paused = paused;
-    if (paused) this.stats.pauses++;
-    else this.stats.resumes++;
-    if (this.app.conn.status !== 'live') return;
-    this.app.conn.request(paused ? 'shell.pause' : 'shell.resume', { terminalId: this.id }).catch(() => {});
   }
 
   show(visible) {
@@ -251,7 +221,10 @@ export class TerminalView {
     return lines.join('\n');
   }
 
+  // Unwires the view (the attachment is detached by the caller, or kept by its git operation).
   dispose() {
+    for (const off of this.offs) off();
+    this.binding.dispose();
     this.term.dispose();
     this.pane.remove();
   }

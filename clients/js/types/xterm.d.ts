@@ -1,0 +1,36 @@
+// Types of @ptyhub/client/xterm (src/xterm.js). The Terminal is any object with xterm.js's
+// `write`, `onData` and `onResize` (`@xterm/xterm` ≥ 5).
+import type { Attachment, ExitInfo, GapItem } from './index.js';
+
+export interface XtermLike {
+  write(data: string | Uint8Array, callback?: () => void): void;
+  onData(listener: (data: string) => void): { dispose(): void };
+  onResize(listener: (size: { cols: number; rows: number }) => void): { dispose(): void };
+}
+
+export interface BindOptions {
+  /** Characters written and not yet parsed: pause above `high`, resume below `low` (read at each chunk). */
+  flowControl?: { high: number; low: number };
+  /** Whether keys are sent (default true); a function decides per key. */
+  input?: boolean | ((data: string) => boolean);
+  /** Whether size changes are sent (default true); a function decides per change. */
+  resize?: boolean | ((cols: number, rows: number) => boolean);
+  /** After an input or resize request succeeded. */
+  onSent?: (what: 'input' | 'resize', detail: string | { cols: number; rows: number }) => void;
+  /** When an input or resize request failed (e.g. `forbidden` on a read-only share). */
+  onError?: (error: Error & { code?: string }, what: 'input' | 'resize', detail: string | { cols: number; rows: number }) => void;
+  /** The text written for a gap; null writes nothing. */
+  gapNote?: (gap: GapItem) => string | null;
+  /** The text written at the exit; null writes nothing. */
+  exitNote?: (exit: ExitInfo) => string | null;
+}
+
+export interface Binding {
+  readonly stats: { droppedInput: number; pendingChars: number };
+  readonly paused: boolean;
+  readonly replaying: boolean;
+  dispose(): void;
+}
+
+export function bindXterm(term: XtermLike, attachment: Attachment, options?: BindOptions): Binding;
+export function exitLabel(exit: ExitInfo): string;
