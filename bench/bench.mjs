@@ -54,6 +54,9 @@ const CHURN_SECONDS = 5;
 const CLOSE_SIZES = option('close-sizes', '50,500,2000').split(',').filter(Boolean).map(Number);
 // shutdown: N terminals (one in SHUTDOWN_STUBBORN_EVERY ignores SIGHUP and SIGTERM), then SIGTERM to the daemon.
 const SHUTDOWN_SIZES = option('shutdown-sizes', '1000').split(',').filter(Boolean).map(Number);
+// Live upgrade: terminals per run, and how many of them hold a full ring (1 MiB, the default ring_buffer_bytes).
+const UPGRADE_SIZES = option('upgrade-sizes', '10,200,1000').split(',').filter(Boolean).map(Number);
+const UPGRADE_FULL_RINGS = Number(option('upgrade-full-rings', '200'));
 const SHUTDOWN_STUBBORN_EVERY = 10;
 const CLOSE_TIMEOUT_MS = 180000;
 // Limits raised so that 500 terminals of one user and a churn of thousands fit; everything else default.
@@ -950,6 +953,78 @@ async function scenarioShutdown(ctx) {
   return { sizes };
 }
 
+// Live upgrade (docs/upgrade.md) with N terminals, the first UPGRADE_FULL_RINGS of them holding a full
+// 1 MiB ring, one of them ticking (a line every 10 ms) with a client subscribed. SIGUSR2, then: the
+// daemon's own figure from the signal until the new image reads its PTYs again (its log line), and the
+// client's time from the signal until it has reconnected, resumed with `since` and received new output
+// after the upgrade, with no gap and nothing repeated; the state's size; every terminal still listed.
+async function scenarioUpgrade(ctx) {
+  const sizes = {};
+  for (const count of UPGRADE_SIZES) {
+    sizes[count] = await withDaemon(ctx, async (daemon) => {
+      const full = Math.min(count - 1, UPGRADE_FULL_RINGS);
+      const ids = [];
+      const conns = await connectMany(daemon, Math.min(count, OPEN_IN_FLIGHT), OPEN_IN_FLIGHT);
+      for (let i = 0; i < count; i += conns.length) {
+        await Promise.all(conns.slice(0, Math.min(conns.length, count - i)).map(async (c, j) => {
+          const k = i + j;
+          const command = k === 0 ? ['/bin/sh', '-c', 'i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.01; done']
+            : k <= full ? ['/bin/sh', '-c', 'head -c 1200000 /dev/zero | tr "\\0" x | fold -w 100; exec sleep 100000']
+              : ['/bin/sh', '-c', 'exec sleep 100000'];
+          const reply = await c.request('shell.create', { command, subscribe: false });
+          ids[k] = reply.data.terminal.id;
+        }));
+      }
+      await Promise.all(conns.map((c) => c.close()));
+      // Every full ring has its 1.2 MB written (the rings keep the last 1 MiB).
+      const filled = nowMs() + 60000;
+      for (;;) {
+        const m = await daemon.metrics();
+        if (m.ptyhub_ring_bytes >= full * 1024 * 1024 || nowMs() > filled) break;
+        await sleep(100);
+      }
+      const ringBytes = (await daemon.metrics()).ptyhub_ring_bytes;
+      const watcher = new Conn(daemon);
+      await watcher.open();
+      await watcher.request('subscribe', { channel: `shell:terminal:${ids[0]}`, since: 0 });
+      await watcher.waitOffset(200, 10000);
+      let closeCode = null;
+      watcher.ws.on('close', (code) => { closeCode = code; });
+      const rssBefore = daemon.rssKiB();
+      const start = nowMs();
+      daemon.proc.kill('SIGUSR2');
+      await withTimeout(new Promise((r) => (watcher.closed ? r() : watcher.ws.once('close', r))), 10000, '1012');
+      const since = watcher.stream.next;
+      // Reconnect at once (1012), as the clients do; the listener stays open across the exec.
+      const again = new Conn(daemon);
+      for (;;) {
+        try { await again.open(); break; } catch (e) { if (nowMs() - start > 30000) throw e; again.ws.terminate(); await sleep(5); }
+      }
+      await again.request('subscribe', { channel: `shell:terminal:${ids[0]}`, since });
+      await again.waitOffset(since + 1, 10000);
+      const resumedMs = nowMs() - start;
+      const line = await (async () => {
+        const until = nowMs() + 10000;
+        for (;;) {
+          const l = daemon.tail.find((t) => /upgrade: resumed/.test(t));
+          if (l || nowMs() > until) return l || '';
+          await sleep(10);
+        }
+      })();
+      const m = /resumed (\d+) of (\d+) terminals.* reading PTYs (\d+) ms after the signal/.exec(line);
+      const list = await again.request('shell.list', {});
+      const running = list.data.terminals.filter((t) => t.state === 'running').length;
+      const result = { count, fullRings: full, ringMiB: ringBytes / 1048576, closeCode,
+        readingPtysMs: m ? Number(m[3]) : NaN, resumed: m ? Number(m[1]) : NaN, resumedMs,
+        first: again.stream.first, since, contiguous: again.stream.contiguous && !again.stream.gap && again.stream.first === since,
+        running, rssBeforeKiB: rssBefore, rssAfterKiB: daemon.rssKiB() };
+      await again.close();
+      return result;
+    });
+  }
+  return { sizes };
+}
+
 async function scenarioSlow(ctx) {
   return withDaemon(ctx, async (d) => {
     const alone = await streamRun(d, ctx, {});
@@ -1082,6 +1157,24 @@ function tableRows(results, info) {
         `runs: ${listed(count, (r) => r.loopBlockMs, f1)} ms`);
       const left = Math.max(...runs(count, (r) => r.left));
       row(`SIGTERM with ${count}: processes left`, `${left}`, '0', left === 0, `runs: ${listed(count, (r) => r.left, String)}`);
+    }
+  }
+  if (results.upgrade) {
+    const runs = (count, get) => results.upgrade.map((r) => get(r.sizes[count]));
+    const listed = (count, get, fmt) => runs(count, get).map(fmt).join(', ');
+    for (const count of Object.keys(results.upgrade[0].sizes).map(Number)) {
+      const first = results.upgrade[0].sizes[count];
+      const what = `live upgrade, ${count} terminals (${first.fullRings} with full 1 MiB rings)`;
+      const reading = median(runs(count, (r) => r.readingPtysMs));
+      const target = first.fullRings >= 200 ? '≤ 300 ms' : '';
+      row(`${what}: signal → new image reads PTYs`, `${f1(reading)} ms`, target, target ? reading <= 300 : undefined,
+        `runs: ${listed(count, (r) => r.readingPtysMs, f1)} ms; rings ${f1(first.ringMiB)} MiB`);
+      const resumed = median(runs(count, (r) => r.resumedMs));
+      row(`${what}: signal → a client has resumed and got new output`, `${f1(resumed)} ms`, first.fullRings >= 200 ? '≤ 1000 ms' : '',
+        first.fullRings >= 200 ? resumed <= 1000 : undefined, `runs: ${listed(count, (r) => r.resumedMs, f1)} ms`);
+      const exact = runs(count, (r) => r.contiguous && r.closeCode === 1012 && r.running === r.count && r.resumed === r.count).every(Boolean);
+      row(`${what}: 1012, resumed at its offset with no gap, every terminal running`, exact ? 'yes, all runs' : 'no', 'all', exact,
+        `close codes ${listed(count, (r) => r.closeCode, String)}; running ${listed(count, (r) => r.running, String)}; RSS ${listed(count, (r) => r.rssBeforeKiB / 1024, f1)} → ${listed(count, (r) => r.rssAfterKiB / 1024, f1)} MiB`);
     }
   }
   if (results.close) {
@@ -1217,6 +1310,7 @@ async function main() {
     ['throughput', scenarioThroughput], ['echo', scenarioEcho], ['echoMany', scenarioEchoMany],
     ['fanout', scenarioFanout], ['streams', scenarioStreams], ['idle', scenarioIdle], ['churn', scenarioChurn],
     ['slow', scenarioSlow], ['close', scenarioClose], ['shutdown', scenarioShutdown], ['cluster', scenarioCluster],
+    ['upgrade', scenarioUpgrade],
   ];
   // Each run of a scenario is made against every binary in turn: baseline, main, baseline, main, ...
   const sides = BASELINE ? [['before', BASELINE], ['after', MAIN]] : [['main', MAIN]];

@@ -17,9 +17,9 @@
 #
 #   bench/run.sh --baseline main --only fanout     # 3 + 3 fan-out runs, about 3-4 minutes plus builds
 #
-# Scenarios (--only): throughput echo echoMany fanout streams idle churn slow close shutdown cluster. Other options:
+# Scenarios (--only): throughput echo echoMany fanout streams idle churn slow close shutdown cluster upgrade. Other options:
 # --runs N, --nice N, --quiet-wait SECONDS, --retries N, --daemon-env K=V, --close-sizes 50,500,2000,
-# --shutdown-sizes 1000.
+# --shutdown-sizes 1000, --upgrade-sizes 10,200,1000, --upgrade-full-rings 200.
 # Traffic goes to 127.0.0.1 only; every step has a timeout. The bench reports figures; it never fails on them.
 set -euo pipefail
 

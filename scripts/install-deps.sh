@@ -11,6 +11,7 @@ packages=(
   libsystemd-dev systemd
   chromium nginx-light python3-websockets
   redis-server libhiredis-dev
+  libvterm-dev vim-tiny less procps
 )
 # The web client is bundled with npm; Debian's nodejs/npm only when no node is installed already.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -14,6 +14,7 @@
 #   protocol  src/protocol/                       ptyhub_protocol
 #   git       src/git/                            ptyhub_git
 #   config    src/config.hpp, src/config.cpp      ptyhub_config
+#   screen    src/screen/                         ptyhub_screen
 #   hub       src/hub/                            ptyhub_hub
 #   session   src/session/                        ptyhub_session
 #   server    src/server/                         ptyhub_edge
@@ -26,7 +27,7 @@
 #
 # Which components each may include: itself and what its target links to (src/CMakeLists.txt), so
 #   server -> session -> hub -> pty / auth / protocol / git / config -> core
-# where pty, auth, protocol, git and config are one layer and do not include one another. systemd sits
+# where pty, auth, protocol, git, config and screen are one layer and do not include one another. systemd sits
 # beside that stack on config and core; cluster sits beside session on the hub; upgrade on the hub; the daemon sits on top of everything. Tests may include any
 # component (each test sees the headers of the libraries it links, which the compiler enforces).
 # A new directory of sources needs a line here and an ptyhub_include_root() in its CMakeLists.txt.
@@ -39,7 +40,8 @@ set(allowed_auth auth core)
 set(allowed_protocol protocol core)
 set(allowed_git git core)
 set(allowed_config config core)
-set(allowed_hub hub pty auth protocol git config core)
+set(allowed_screen screen core)
+set(allowed_hub hub pty auth protocol git config screen core)
 set(allowed_session session ${allowed_hub})
 set(allowed_server server ${allowed_session})
 set(allowed_systemd systemd config core)
@@ -69,6 +71,8 @@ function(component_of path out)
     set(result git)
   elseif(path MATCHES "^src/config\\.(hpp|cpp)$")
     set(result config)
+  elseif(path MATCHES "^src/screen/")
+    set(result screen)
   elseif(path MATCHES "^src/hub/")
     set(result hub)
   elseif(path MATCHES "^src/session/")
