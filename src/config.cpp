@@ -141,6 +141,11 @@ const Setting kSettings[] = {
      kTerminalCreation},
     {"ring_buffer_bytes", Kind::size, &Config::ring_buffer_bytes, {double(4 * kKiB)}, "BYTES", "1MiB",
      "retained output per terminal", kRestart, {}},
+    {"snapshots", Kind::flag, &Config::snapshots, {}, "BOOL", "on",
+     "keep a screen model per terminal for subscribe {snapshot: true} (docs/snapshots.md); off: snapshots are refused",
+     kRestart, {}},
+    {"snapshot_scrollback", Kind::count, &Config::snapshot_scrollback, {0, false, 100000}, "LINES", "1000",
+     "history lines a snapshot carries at most", kRestart, {}},
     {"client_queue_limit", Kind::size, &Config::client_queue_limit, {double(64 * kKiB)}, "BYTES", "4MiB",
      "outbound bytes queued per connection before it counts as full", kRestart, {}},
     {"exited_retention", Kind::duration, &Config::exited_retention, {}, "SECONDS", "300",
@@ -452,11 +457,11 @@ std::string apply_text(Config& config, const Setting& s, const std::string& text
       if (normalise_base_path(text, &field<std::string>(config, s))) return "";
       return name + ": " + quoted(text) + " is not a path such as /term (letters, digits, - . _ ~ between slashes)";
     case Kind::flag:
-      if (text == "true" || text == "false") {
-        field<bool>(config, s) = text == "true";
+      if (text == "true" || text == "false" || text == "on" || text == "off") {
+        field<bool>(config, s) = text == "true" || text == "on";
         return "";
       }
-      return name + ": must be true or false";
+      return name + ": must be true or false (on or off)";
   }
   return "";
 }

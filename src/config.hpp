@@ -41,6 +41,8 @@ struct Config {
   std::string base_path;                   // "" (the root) or "/a/b": no trailing slash
   std::vector<std::string> trusted_proxy;  // addresses, ADDRESS/PREFIX, "unix"; checked when loaded
   bool limit_loopback = false;
+  bool snapshots = true;
+  uint64_t snapshot_scrollback = 1000;
   std::string redis_url;   // empty: single node (no cluster code runs)
   std::string node_id;     // default: the host name
   std::string advertise;

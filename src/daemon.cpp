@@ -36,6 +36,8 @@ hub::HubLimits hub_limits(const Config& config) {
   limits.home = config.home;
   limits.exited_retention_ms = to_millis(config.exited_retention);
   limits.terminal.ring_bytes = config.ring_buffer_bytes;
+  limits.terminal.snapshots = config.snapshots;
+  limits.terminal.snapshot_scrollback = config.snapshot_scrollback;
   limits.terminal.detached_timeout_ms = to_millis(config.detached_timeout);
   limits.terminal.idle_timeout_ms = to_millis(config.idle_timeout);
   limits.terminal.max_lifetime_ms = to_millis(config.max_lifetime);

@@ -111,6 +111,8 @@ class Fanout {
   bool any_may_hold() const;
   // The retained bytes, [start(), end()) (a live upgrade carries them).
   std::string retained() const;
+  // Up to `max` retained bytes from `from` (start() <= from <= end()) into `out` (replacing it).
+  void read(uint64_t from, size_t max, std::string* out) const { ring_.read(from, max, out); }
 
   // --- the source -----------------------------------------------------------------------------------
   // Whether the source may be read now. Rules (docs/protocol.md §6): with no subscriber it is read into

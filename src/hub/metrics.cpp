@@ -57,6 +57,9 @@ std::string render_prometheus(const Metrics& m) {
   }
   add(out, "ptyhub_git_duration_seconds_total", "counter", "Time spent in completed git operations.",
       m.git_duration_ms_total / 1000);
+  add(out, "ptyhub_screen_models", "gauge", "Terminals with a screen model (snapshots).", m.screen_models);
+  add(out, "ptyhub_screen_model_bytes", "gauge", "Memory held by screen models (estimate).", m.screen_model_bytes);
+  add(out, "ptyhub_snapshots_total", "counter", "shell.snapshot sent.", m.snapshots_total);
   add(out, "ptyhub_upgrade_handoff_milliseconds", "gauge",
       "The live upgrade that started this image: from the signal until its PTYs were read again (0: none).",
       m.upgrade_handoff_ms);

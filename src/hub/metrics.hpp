@@ -30,6 +30,9 @@ struct Metrics {
   uint64_t git_started_total = 0;
   std::map<std::string, uint64_t> git_completed;  // "operation,status" -> count
   uint64_t git_duration_ms_total = 0;
+  uint64_t screen_models = 0;        // terminals with a screen model (snapshots)
+  uint64_t screen_model_bytes = 0;   // memory their models hold (estimate)
+  uint64_t snapshots_total = 0;      // shell.snapshot sent
   uint64_t upgrade_handoff_ms = 0;      // the live upgrade that started this image: signal to PTYs read again
   uint64_t upgrades_aborted_total = 0;  // live upgrades this image refused or could not carry out
 

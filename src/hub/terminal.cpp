@@ -44,6 +44,10 @@ Terminal::Terminal(TerminalSpec spec, TerminalLimits limits, Metrics& metrics, E
 }
 
 Terminal::~Terminal() {
+  if (model_) {
+    --metrics_.screen_models;
+    metrics_.screen_model_bytes -= model_bytes_;
+  }
   for (Sink* sink : fanout_.sinks()) static_cast<Subscriber*>(sink)->linked_.erase(this);
   for (Subscriber* waiter : input_waiters_) waiter->linked_.erase(this);
   if (pid_ == 0) return;  // never started, or a mirror
@@ -419,6 +423,10 @@ void Terminal::resize(uint16_t cols, uint16_t rows) {
   process_->resize(cols, rows);
   spec_.cols = cols;
   spec_.rows = rows;
+  if (model_) {  // the output so far was drawn at the old size
+    model_pump(true);
+    model_->resize(cols, rows);
+  }
   fanout_.broadcast(
       protocol::event_frame("shell.resized", channel(), {{"terminalId", spec_.id}, {"cols", cols}, {"rows", rows}}));
   changes_.notify(TerminalChange::resized);
@@ -503,7 +511,88 @@ void Terminal::on_output(std::string_view bytes) {
     fanout_.append(fanout_.end(), std::string_view(joined).substr(0, complete));
     carry_.assign(joined, complete, std::string::npos);
   }
+  model_wake();
   update_reading();
+}
+
+// --- the screen model (snapshots) -----------------------------------------------------------------------
+
+void Terminal::model_wake() {
+  if (!limits_.snapshots || loop_ == nullptr) return;
+  if (!model_) {
+    model_ = std::make_unique<screen::ScreenModel>(spec_.cols, spec_.rows, limits_.snapshot_scrollback);
+    ++metrics_.screen_models;
+    model_offset_ = fanout_.start();
+    model_tokens_ms_ = steady_millis();
+    if (model_offset_ > 0) {  // restored after a live upgrade, or the ring had wrapped already
+      model_exact_ = false;
+      model_reason_ = "history_before_ring";
+    }
+  }
+  if (!model_timer_.initialised() && !model_timer_.adopt_init(uv_timer_init(loop_, model_timer_.get()), this)) return;
+  if (model_offset_ < fanout_.end() && !uv_is_active(model_timer_.as_handle())) {
+    uv_timer_start(
+        model_timer_.get(),
+        [](uv_timer_t* handle) {
+          if (auto* self = static_cast<Terminal*>(handle->data)) self->model_pump(false);
+        },
+        kModelTickMs, 0);
+  }
+}
+
+void Terminal::model_skip_to(uint64_t offset, const char* reason) {
+  if (offset <= model_offset_) return;
+  model_offset_ = offset;
+  if (model_exact_) {
+    model_exact_ = false;
+    model_reason_ = reason;
+  }
+}
+
+void Terminal::model_pump(bool all) {
+  if (!model_) return;
+  const uint64_t end = fanout_.end();
+  if (model_offset_ < fanout_.start()) model_skip_to(fanout_.start(), "output_skipped");
+  if (end - model_offset_ > kModelLag) model_skip_to(end - kModelLag, "output_skipped");
+  const uint64_t now = steady_millis();
+  model_tokens_ = std::min<double>(kModelBurst, model_tokens_ + static_cast<double>(now - model_tokens_ms_) * kModelRate / 1000.0);
+  model_tokens_ms_ = now;
+  size_t allowance = static_cast<size_t>(end - model_offset_);
+  if (!all) allowance = std::min({allowance, kModelChunk, static_cast<size_t>(std::max(0.0, model_tokens_))});
+  if (allowance > 0) {
+    std::string bytes;
+    fanout_.read(model_offset_, allowance, &bytes);
+    model_->feed(bytes);
+    model_offset_ += bytes.size();
+    model_tokens_ -= static_cast<double>(bytes.size());
+    model_account();
+  }
+  if (!all && model_offset_ < end) model_wake();
+}
+
+void Terminal::model_account() {
+  const size_t now = model_->memory_bytes();
+  metrics_.screen_model_bytes += now;
+  metrics_.screen_model_bytes -= model_bytes_;
+  model_bytes_ = now;
+}
+
+std::optional<Terminal::ScreenSnapshot> Terminal::screen_snapshot() {
+  if (!limits_.snapshots) return std::nullopt;
+  if (!model_) {
+    model_wake();
+    if (!model_) return std::nullopt;
+  }
+  model_pump(true);  // at most kModelLag bytes behind: caught up now
+  ScreenSnapshot out;
+  out.offset = model_offset_;
+  out.cols = model_->cols();
+  out.rows = model_->rows();
+  out.data = model_->snapshot();
+  out.exact = model_exact_;
+  out.reason = model_reason_;
+  ++metrics_.snapshots_total;
+  return out;
 }
 
 protocol::SharedFrame Terminal::exit_frame(uint64_t duration_ms) const {
@@ -523,6 +612,7 @@ void Terminal::on_exit(pty::ExitStatus status) {
     std::string rest = std::move(carry_);
     carry_.clear();
     fanout_.append(fanout_.end(), rest);
+    model_wake();
   }
   exited_ = true;
   exit_status_ = status;
@@ -564,6 +654,7 @@ void Terminal::append_mirrored(uint64_t offset, std::string_view bytes) {
       fanout_.append(mirror_offset_ - rest.size(), rest);
     }
     fanout_.append(offset, {});
+    if (model_) model_skip_to(offset, "output_skipped");  // a hole: the model cannot know what was in it
   }
   mirror_offset_ = offset + bytes.size();
   last_activity_steady_ms_ = steady_millis();
@@ -574,6 +665,7 @@ void Terminal::append_mirrored(uint64_t offset, std::string_view bytes) {
   const size_t complete = protocol::utf8_complete_prefix(joined);
   fanout_.append(start, std::string_view(joined).substr(0, complete));
   carry_.assign(joined, complete, std::string::npos);
+  model_wake();
   update_reading();
 }
 
@@ -609,6 +701,10 @@ void Terminal::mirror_resized(uint16_t cols, uint16_t rows) {
   if (exited_ || remote_ == nullptr) return;
   spec_.cols = cols;
   spec_.rows = rows;
+  if (model_) {
+    model_pump(true);
+    model_->resize(cols, rows);
+  }
   publish_event(
       protocol::event_frame("shell.resized", channel(), {{"terminalId", spec_.id}, {"cols", cols}, {"rows", rows}}));
 }

@@ -27,6 +27,7 @@
 #include "src/hub/metrics.hpp"
 #include "src/hub/observers.hpp"
 #include "src/hub/fanout.hpp"
+#include "src/screen/screen_model.hpp"
 #include "src/hub/subscriber.hpp"
 
 namespace ptyhub::hub {
@@ -49,6 +50,8 @@ struct TerminalSpec {
 
 struct TerminalLimits {
   size_t ring_bytes = 1024 * 1024;
+  bool snapshots = true;               // keep a screen model for subscribe {snapshot: true}
+  size_t snapshot_scrollback = 1000;   // history lines a snapshot carries at most
   uint64_t detached_timeout_ms = 0;  // 0 = off
   uint64_t kill_grace_ms = 5000;
   uint64_t idle_timeout_ms = 0;      // no input and no output for this long: SIGHUP; 0 = off
@@ -224,6 +227,27 @@ class Terminal {
   // stdio "pipes": the command reads end of file after the input written so far. False when this
   // terminal cannot (a PTY, a mirror, exited).
   bool close_input();
+
+  // --- snapshots (docs/protocol.md §6, docs/snapshots.md) ---
+  // The screen as bytes at the current end of the output: written to a fresh terminal of cols x rows it
+  // shows what a subscriber from the start sees; live output continues at `offset`. nullopt when
+  // snapshots are off.
+  struct ScreenSnapshot {
+    uint64_t offset = 0;
+    uint16_t cols = 0;
+    uint16_t rows = 0;
+    std::string data;
+    bool exact = true;
+    std::string reason;  // when not exact: "history_before_ring" or "output_skipped"
+  };
+  std::optional<ScreenSnapshot> screen_snapshot();
+  // The model follows the output at a bounded rate (kModelRate, kModelBurst) so that a stream nobody
+  // joins costs next to nothing; behind by more than kModelLag it skips ahead and is no longer exact.
+  static constexpr size_t kModelBurst = 256 * 1024;
+  static constexpr size_t kModelRate = 64 * 1024;  // bytes per second
+  static constexpr size_t kModelLag = 256 * 1024;
+  static constexpr size_t kModelChunk = 32 * 1024;  // fed per turn
+  static constexpr uint64_t kModelTickMs = 20;
   // close_input() was called: no more input is taken.
   bool input_ended() const { return process_ != nullptr && process_->input_end_requested(); }
   void forget_writer(Subscriber* writer);
@@ -271,6 +295,19 @@ class Terminal {
   UvHandle<uv_timer_t> policy_timer_;  // idle_timeout / max_lifetime; initialised only when one is set
   uint64_t last_activity_steady_ms_ = 0;  // the last input written or output read
   uint64_t detached_since_steady_ms_ = 0; // when its last subscriber left (detached_timeout); 0: attached
+  // The screen model (snapshots): fed from the ring up to model_offset_.
+  void model_wake();
+  void model_pump(bool all);
+  void model_skip_to(uint64_t offset, const char* reason);
+  void model_account();
+  std::unique_ptr<screen::ScreenModel> model_;
+  uint64_t model_offset_ = 0;
+  bool model_exact_ = true;
+  std::string model_reason_;
+  double model_tokens_ = kModelBurst;
+  uint64_t model_tokens_ms_ = 0;
+  size_t model_bytes_ = 0;  // what model_ holds, as counted in the metrics
+  UvHandle<uv_timer_t> model_timer_;
   std::string end_reason_;
   std::map<std::string, auth::Access, std::less<>> shares_;
   std::vector<Subscriber*> input_waiters_;

@@ -11,5 +11,7 @@ namespace ptyhub::protocol {
 
 // nullopt when `text` is not canonical base64.
 std::optional<std::string> base64_decode(std::string_view text);
+// Standard base64 with padding (a shell.snapshot's data with encoding "base64").
+std::string base64_encode(std::string_view bytes);
 
 }  // namespace ptyhub::protocol

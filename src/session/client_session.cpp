@@ -8,6 +8,7 @@
 #include "core/time_format.hpp"
 #include "src/protocol/base64.hpp"
 #include "src/protocol/fields.hpp"
+#include "src/protocol/output_frame.hpp"
 
 namespace ptyhub::session {
 namespace {
@@ -266,9 +267,13 @@ void ClientSession::handle_subscribe(const Request& request) {
   auto channel = reader.string("channel", true, true);
   auto since = reader.integer("since", false, 0, kMaxOffset);
   auto encoding = reader.one_of("encoding", false, {"utf8", "base64"});
+  auto snapshot = reader.boolean("snapshot", false);
+  const bool want_snapshot = snapshot.value_or(false);
+  if (want_snapshot && since) reader.fail("snapshot", "snapshot and since exclude each other (since resumes a stream)");
   if (rejected(request, reader)) return;
   if (!require_scope(request, auth::Scope::terminal_read)) return;
   if (*channel == kLifecycleChannel) {
+    if (want_snapshot) return reply_error(request, code::kBadMessage, "snapshot is for terminal channels", "data.snapshot");
     json terminals = json::array();
     for (hub::Terminal* t : context_.hub.list_readable(principal_)) terminals.push_back(t->to_json());
     context_.hub.subscribe_lifecycle(this);
@@ -291,10 +296,36 @@ void ClientSession::handle_subscribe(const Request& request) {
     return;
   }
   const auto chosen = encoding && *encoding == "base64" ? hub::Encoding::base64 : hub::Encoding::utf8;
-  const std::optional<uint64_t> start = since ? std::optional<uint64_t>(*since) : std::nullopt;
+  std::optional<uint64_t> start = since ? std::optional<uint64_t>(*since) : std::nullopt;
+  // docs/protocol.md §6, Snapshots: the screen at the end of the output, then live output from there.
+  std::optional<hub::Terminal::ScreenSnapshot> screen;
+  if (want_snapshot) {
+    screen = terminal->screen_snapshot();
+    if (!screen) {
+      return reply_error(request, code::kUnavailable, "snapshots are off on this daemon (snapshots = off)", "data.snapshot");
+    }
+    start = screen->offset;
+  }
   const hub::ReplayRange replay = terminal->subscribe(this, chosen, start);
   reply(request, "subscribed",
         {{"channel", *channel}, {"terminal", terminal->to_json()}, {"replay", {{"from", replay.from}, {"to", replay.to}}}});
+  if (screen) {
+    json data = {{"terminalId", terminal->id()}, {"offset", screen->offset}, {"cols", screen->cols},
+                 {"rows", screen->rows},         {"exact", screen->exact}};
+    if (!screen->exact) data["reason"] = screen->reason;
+    if (chosen == hub::Encoding::base64) {
+      data["encoding"] = "base64";
+      data["data"] = protocol::base64_encode(screen->data);
+    } else {
+      // Cells are code points, so this is UTF-8; a title or an unfinished sequence of invalid bytes
+      // becomes U+FFFD, as in shell.output.
+      std::string literal;
+      protocol::append_json_string(literal, screen->data);
+      json text = json::parse(literal, nullptr, false);
+      data["data"] = text.is_string() ? std::move(text) : json("");
+    }
+    outbox_.send(protocol::event_frame("shell.snapshot", *channel, std::move(data)));
+  }
   terminal->catch_up(this);  // shell.gap if since left the ring, then the replay, then live output
 }
 

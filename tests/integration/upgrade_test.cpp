@@ -361,10 +361,12 @@ TEST_CASE("upgrade: a terminal whose process exits while the images change hands
   REQUIRE(!id.empty());
   REQUIRE(client->wait_output(id, "waiting"));
   const uint64_t since = client->output(id).next;
-  // Between the old image's capture and the new image's start: the gate opens, the shell exits 7.
+  // Between the old image's capture and the new image's start: the gate opens, the shell exits 7. (The
+  // image in between is Python, which leaves the exited child alone; a shell script may reap it.)
   install_file(dir / "ptyhubd",
-               "#!/bin/sh\nif [ \"$1\" != --handoff-probe ]; then echo go > '" + fifo + "'; fi\nexec '" +
-                   std::string(PTYHUBD_PATH) + "' \"$@\"\n",
+               "#!/usr/bin/python3\nimport os, sys\nif sys.argv[1:2] != ['--handoff-probe']:\n"
+               "    with open('" + fifo + "', 'w') as gate:\n        gate.write('go\\n')\n"
+               "os.execv('" + std::string(PTYHUBD_PATH) + "', ['" + std::string(PTYHUBD_PATH) + "'] + sys.argv[1:])\n",
                std::filesystem::perms::owner_all);
   const CommandResult upgraded = run_upgrade_command(dir);
   CHECK_MESSAGE(upgraded.status == 0, upgraded.output);

@@ -450,7 +450,7 @@ TEST_CASE("base_path, trusted_proxy and limit_loopback: normalised, checked, TOM
   }
   CHECK_FALSE(load({}).config.limit_loopback);
   CHECK(load({"--limit-loopback", "true"}).config.limit_loopback);
-  CHECK(error_of({"--limit-loopback", "yes"}) == "limit_loopback: must be true or false");
+  CHECK(error_of({"--limit-loopback", "yes"}) == "limit_loopback: must be true or false (on or off)");
   TempDir dir;
   const ConfigResult file = load_config({"--config", dir.write("p.toml", "limit_loopback = true\ntrusted_proxy = [\"127.0.0.1\"]\n")},
                                         dir.missing("absent.toml"));
@@ -527,7 +527,7 @@ TEST_CASE("reload_settings takes the reloadable settings and names the others") 
 
 TEST_CASE("every setting of the table has a reload rule, and a scope when SIGHUP applies it") {
   const std::vector<SettingInfo> table = settings_table();
-  CHECK(table.size() == 44);
+  CHECK(table.size() == 46);
   for (const SettingInfo& s : table) {
     CHECK_MESSAGE(s.reload != Reload::unspecified, s.name);
     CHECK_MESSAGE((s.reload == Reload::applied) == !s.reload_scope.empty(), s.name);
@@ -541,6 +541,8 @@ const std::map<std::string, std::vector<std::string>> kChangedValue = {
     {"log_level", {"--log-level", "debug"}},
     {"log_format", {"--log-format", "json"}},
     {"pid_file", {"--pid-file", "/run/ptyhub/other.pid"}},
+    {"snapshots", {"--snapshots", "off"}},
+    {"snapshot_scrollback", {"--snapshot-scrollback", "10"}},
     {"shell", {"--shell", "/nonexistent/shell"}},
     {"home", {"--home", "/nonexistent/home"}},
     {"jwt_secret_file", {"--jwt-secret-file", "/etc/secret"}},
