@@ -21,7 +21,8 @@ using nlohmann::json;
 
 constexpr char kMagic[16] = {'P', 'T', 'Y', 'H', 'U', 'B', '-', 'H', 'A', 'N', 'D', 'O', 'F', 'F', '\n', '\0'};
 constexpr size_t kDigestBytes = 32;
-constexpr size_t kHeaderBytes = sizeof kMagic + 4 + 8 + kDigestBytes;
+// magic, version (u32), metadata length (u64), blob length (u64), SHA-256 of the metadata.
+constexpr size_t kHeaderBytes = sizeof kMagic + 4 + 8 + 8 + kDigestBytes;
 
 std::string sha256(std::string_view bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -125,7 +126,7 @@ class Fields {
   std::string* error_;
 };
 
-json encode_terminal(const TerminalState& t) {
+json encode_terminal(const TerminalState& t, uint64_t ring_at) {
   json shares = json::object();
   for (const auto& [user, mode] : t.shares) shares[user] = mode;
   return {{"id", t.id},
@@ -148,7 +149,8 @@ json encode_terminal(const TerminalState& t) {
           {"duration", t.duration_ms},
           {"endReason", t.end_reason},
           {"ringStart", t.ring_start},
-          {"ring", binary(t.ring)},
+          {"ringAt", ring_at},
+          {"ringLength", t.ring.size()},
           {"carry", binary(t.carry)},
           {"input", binary(t.pending_input)},
           {"stdio", t.pipes ? "pipes" : "pty"},
@@ -158,8 +160,8 @@ json encode_terminal(const TerminalState& t) {
           {"git", t.git}};
 }
 
-bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& fds, TerminalState* t,
-                     std::string* error) {
+bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& fds, std::string_view blob,
+                     TerminalState* t, std::string* error) {
   Fields f(in, "terminals." + std::to_string(index), error);
   t->id = f.text("id");
   t->kind = f.text("kind");
@@ -194,7 +196,10 @@ bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& 
   t->duration_ms = f.unsigned_number("duration", UINT64_MAX);
   t->end_reason = f.text("endReason");
   t->ring_start = f.unsigned_number("ringStart", UINT64_MAX / 2);
-  t->ring = f.bytes("ring");
+  const uint64_t ring_at = f.unsigned_number("ringAt", UINT64_MAX / 2);
+  const uint64_t ring_length = f.unsigned_number("ringLength", UINT64_MAX / 2);
+  if (f.ok() && (ring_at > blob.size() || ring_length > blob.size() - ring_at)) f.fail("ringLength", "runs past the rings");
+  if (f.ok()) t->ring.assign(blob.substr(ring_at, ring_length));
   t->carry = f.bytes("carry");
   t->pending_input = f.bytes("input");
   t->idle_ms = f.optional_unsigned("idle", UINT64_MAX / 2, 0);
@@ -233,15 +238,23 @@ std::string encode_state(const HandoffState& state) {
   json fds = json::array();
   for (const HandedFd& handed : state.fds) fds.push_back({{"kind", kind_name(handed.kind)}, {"fd", handed.fd}, {"pid", handed.pid}});
   json terminals = json::array();
-  for (const TerminalState& t : state.terminals) terminals.push_back(encode_terminal(t));
+  uint64_t blob_length = 0;
+  for (const TerminalState& t : state.terminals) {
+    terminals.push_back(encode_terminal(t, blob_length));
+    blob_length += t.ring.size();
+  }
   const json body = {{"daemon", state.daemon_version}, {"signalled", state.signalled_ns}, {"fds", fds}, {"terminals", terminals}};
   const std::vector<std::uint8_t> cbor = json::to_cbor(body);
-  const std::string_view body_bytes(reinterpret_cast<const char*>(cbor.data()), cbor.size());
-  std::string out(kMagic, sizeof kMagic);
+  const std::string_view meta(reinterpret_cast<const char*>(cbor.data()), cbor.size());
+  std::string out;
+  out.reserve(kHeaderBytes + meta.size() + blob_length);
+  out.append(kMagic, sizeof kMagic);
   put_le(out, kStateVersion, 4);
-  put_le(out, body_bytes.size(), 8);
-  out += sha256(body_bytes);
-  out += body_bytes;
+  put_le(out, meta.size(), 8);
+  put_le(out, blob_length, 8);
+  out += sha256(meta);
+  out += meta;
+  for (const TerminalState& t : state.terminals) out += t.ring;  // the rings, raw, in order
   return out;
 }
 
@@ -256,15 +269,18 @@ std::optional<HandoffState> decode_state(std::string_view bytes, std::string* er
     *error = "state version " + std::to_string(version) + ", this image reads version " + std::to_string(kStateVersion);
     return std::nullopt;
   }
-  const uint64_t length = get_le(bytes, sizeof kMagic + 4, 8);
-  if (length != bytes.size() - kHeaderBytes) {
-    *error = "the body is " + std::to_string(bytes.size() - kHeaderBytes) + " bytes, the header says " +
-             std::to_string(length);
+  const uint64_t meta_length = get_le(bytes, sizeof kMagic + 4, 8);
+  const uint64_t blob_length = get_le(bytes, sizeof kMagic + 12, 8);
+  const uint64_t rest = bytes.size() - kHeaderBytes;
+  if (meta_length > rest || blob_length != rest - meta_length) {
+    *error = "the state is " + std::to_string(rest) + " bytes after its header, the header says " +
+             std::to_string(meta_length) + " + " + std::to_string(blob_length);
     return std::nullopt;
   }
-  const std::string_view body = bytes.substr(kHeaderBytes);
-  if (sha256(body) != bytes.substr(sizeof kMagic + 12, kDigestBytes)) {
-    *error = "the body does not match its SHA-256";
+  const std::string_view body = bytes.substr(kHeaderBytes, meta_length);
+  const std::string_view blob = bytes.substr(kHeaderBytes + meta_length);
+  if (sha256(body) != bytes.substr(sizeof kMagic + 20, kDigestBytes)) {
+    *error = "the metadata does not match its SHA-256";
     return std::nullopt;
   }
   const json parsed = json::from_cbor(body.begin(), body.end(), true, false);
@@ -300,7 +316,7 @@ std::optional<HandoffState> decode_state(std::string_view bytes, std::string* er
   std::set<std::string> ids;
   for (size_t i = 0; i < terminals->size(); ++i) {
     TerminalState t;
-    if (!decode_terminal((*terminals)[i], i, state.fds, &t, error)) return std::nullopt;
+    if (!decode_terminal((*terminals)[i], i, state.fds, blob, &t, error)) return std::nullopt;
     if (!ids.insert(t.id).second) {
       *error = "terminals." + std::to_string(i) + ".id is not unique";
       return std::nullopt;

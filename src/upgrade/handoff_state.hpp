@@ -3,9 +3,12 @@
 // image, read and checked by the new one, which never runs with half a state: decode_state() accepts a
 // state whole or refuses it with a reason.
 //
-// Format (version 1): the magic "PTYHUB-HANDOFF\n\0" (16 bytes), the version (u32, little endian), the
-// body's length (u64 LE), the SHA-256 of the body (32 bytes), then the body: CBOR (RFC 8949) of one map,
-// rings as byte strings. Loop-independent; no libuv, no sockets beyond checking what an fd is.
+// Format (version 2): the magic "PTYHUB-HANDOFF\n\0" (16 bytes), the version (u32, little endian), the
+// metadata's length and the rings' length (u64 LE each), the SHA-256 of the metadata (32 bytes), the
+// metadata — CBOR (RFC 8949) of one map, each terminal naming where its ring is — then the rings, raw and
+// in order. The rings are not hashed (hundreds of MB would cost most of the handoff's time): the memfd is
+// sealed against any change and every ring's place is checked against the lengths. Loop-independent; no
+// libuv, no sockets beyond checking what an fd is.
 #pragma once
 
 #include <sys/types.h>
@@ -23,7 +26,7 @@
 
 namespace ptyhub::upgrade {
 
-inline constexpr uint32_t kStateVersion = 1;
+inline constexpr uint32_t kStateVersion = 2;
 inline constexpr size_t kMaxStateBytes = size_t{4} << 30;  // what read_sealed() accepts at most
 
 // stdio_socket: the parent's end of the socket pair of a terminal with stdio "pipes" (its "master").

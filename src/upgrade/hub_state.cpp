@@ -12,7 +12,7 @@ namespace {
 
 std::string access_text(auth::Access access) { return access == auth::Access::write ? "write" : "read"; }
 
-TerminalState to_state(const hub::Terminal::Snapshot& s) {
+TerminalState to_state(hub::Terminal::Snapshot&& s) {
   TerminalState t;
   t.id = s.spec.id;
   t.kind = s.spec.kind;
@@ -35,12 +35,12 @@ TerminalState to_state(const hub::Terminal::Snapshot& s) {
   t.pipes = s.spec.pipes;
   t.detached_ms = s.detached_ms;
   t.ring_start = s.ring_start;
-  t.ring = s.ring;
+  t.ring = std::move(s.ring);
   t.carry = s.carry;
   return t;
 }
 
-hub::Terminal::Snapshot to_snapshot(const TerminalState& t) {
+hub::Terminal::Snapshot to_snapshot(TerminalState& t) {
   hub::Terminal::Snapshot s;
   s.spec.id = t.id;
   s.spec.kind = t.kind;
@@ -64,7 +64,7 @@ hub::Terminal::Snapshot to_snapshot(const TerminalState& t) {
   s.spec.pipes = t.pipes;
   s.detached_ms = t.detached_ms;
   s.ring_start = t.ring_start;
-  s.ring = t.ring;
+  s.ring = std::move(t.ring);  // the state's copy is not needed after this
   s.carry = t.carry;
   return s;
 }
@@ -84,9 +84,10 @@ void end_child(pid_t pid) {
 HandoffState capture(hub::Hub& hub, std::string daemon_version, std::vector<UniqueFd>* handed) {
   HandoffState state;
   state.daemon_version = std::move(daemon_version);
-  for (const hub::Terminal::Snapshot& snapshot : hub.snapshot()) {
-    TerminalState t = to_state(snapshot);
-    hub::Terminal* terminal = hub.find_any(snapshot.spec.id);
+  for (hub::Terminal::Snapshot& snapshot : hub.snapshot()) {
+    const std::string id = snapshot.spec.id;
+    TerminalState t = to_state(std::move(snapshot));
+    hub::Terminal* terminal = hub.find_any(id);
     pty::PtyProcess::Released released;
     if (!t.exited && terminal != nullptr && terminal->release_process(&released)) {
       t.master = static_cast<int>(state.fds.size());
@@ -112,9 +113,9 @@ HandoffState capture(hub::Hub& hub, std::string daemon_version, std::vector<Uniq
   return state;
 }
 
-std::vector<std::string> restore(hub::Hub& hub, const HandoffState& state) {
+std::vector<std::string> restore(hub::Hub& hub, HandoffState& state) {
   std::vector<std::string> problems;
-  for (const TerminalState& t : state.terminals) {
+  for (TerminalState& t : state.terminals) {
     hub::Terminal::Snapshot snapshot = to_snapshot(t);
     UniqueFd master, pidfd;
     std::string why;

@@ -19,6 +19,7 @@ HandoffState capture(hub::Hub& hub, std::string daemon_version, std::vector<Uniq
 
 // Restores the terminals of `state` into `hub`, taking ownership of their fds. Returns one line per
 // terminal that could not run again (it is then listed exited, reason "upgrade_failed").
-std::vector<std::string> restore(hub::Hub& hub, const HandoffState& state);
+// The rings move out of `state` into the terminals.
+std::vector<std::string> restore(hub::Hub& hub, HandoffState& state);
 
 }  // namespace ptyhub::upgrade

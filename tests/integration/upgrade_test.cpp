@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "src/upgrade/handoff_state.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_client.hpp"
@@ -233,7 +234,7 @@ TEST_CASE("upgrade: ptyhubd upgrade - a binary that is not executable, not a pro
       {"#!/bin/sh\nexit 0\n", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, "cannot execute"},
       {"not a program\n", rwx, "does not start"},
       {"#!/bin/sh\necho 'on strike'\nexit 3\n", rwx, "exited with status 3 (it said: on strike)"},
-      {"#!/bin/sh\necho 'ptyhub-handoff-versions: 99'\n", rwx, "does not read state version 1"},
+      {"#!/bin/sh\necho 'ptyhub-handoff-versions: 99'\n", rwx, "does not read state version " + std::to_string(upgrade::kStateVersion)},
   };
   int n = 0;
   for (const Case& c : cases) {
@@ -275,7 +276,7 @@ TEST_CASE("upgrade: a binary that answers the probe but cannot be executed - the
   // It says yes, then leaves a file at its own path that execve refuses.
   install_file(dir / "ptyhubd",
                "#!/bin/sh\nprintf 'not a program\\n' > \"$0.x\" && chmod 755 \"$0.x\" && mv \"$0.x\" \"$0\"\n"
-               "echo 'ptyhub-handoff-versions: 1'\n",
+               "echo 'ptyhub-handoff-versions: " + std::to_string(upgrade::kStateVersion) + "'\n",
                std::filesystem::perms::owner_all);
   const CommandResult upgraded = run_upgrade_command(dir);
   CHECK(upgraded.status == 1);

@@ -147,7 +147,7 @@ TEST_CASE("handoff: through the encoded state - terminals come back whole, one w
     encoded = upgrade::encode_state(state);
   }
   std::string error;
-  const auto state = upgrade::decode_state(encoded, &error);
+  auto state = upgrade::decode_state(encoded, &error);
   REQUIRE_MESSAGE(state, error);
   // The fds pass to the restorer by number (as across execve): release ours without closing them, but
   // close the broken terminal's master so that it is not what the state claims.

@@ -101,21 +101,30 @@ TEST_CASE("handoff state: another version, a cut, a changed byte or trailing byt
   const std::string encoded = encode_state(sample());
   std::string error;
   std::string other_version = encoded;
-  other_version[16] = 2;
+  other_version[16] = 3;
   CHECK_FALSE(decode_state(other_version, &error));
-  CHECK(error.find("version 2") != std::string::npos);
+  CHECK(error.find("version 3") != std::string::npos);
   CHECK_FALSE(decode_state(encoded.substr(0, encoded.size() - 1), &error));
   CHECK(error.find("header says") != std::string::npos);
   CHECK_FALSE(decode_state(encoded + "x", &error));
   CHECK_FALSE(decode_state("", &error));
   CHECK(error.find("magic") != std::string::npos);
-  // Any single changed byte of the body fails its digest.
-  for (size_t at = 60; at < encoded.size(); at += 97) {
+  // Any single changed byte of the header or the metadata fails (its digest, its lengths).
+  constexpr size_t kHeader = 16 + 4 + 8 + 8 + 32;
+  size_t meta_length = 0;
+  for (int i = 0; i < 8; ++i) meta_length |= size_t{static_cast<unsigned char>(encoded[20 + i])} << (8 * i);
+  for (size_t at = 16; at < kHeader + meta_length; at += 7) {
     std::string changed = encoded;
     changed[at] = static_cast<char>(changed[at] ^ 0x20);
     CAPTURE(at);
     CHECK_FALSE(decode_state(changed, &error));
   }
+  // The rings are not hashed (the memfd is sealed; docs/upgrade.md): a changed ring byte is that byte.
+  std::string changed = encoded;
+  changed[kHeader + meta_length] = static_cast<char>(changed[kHeader + meta_length] ^ 0x01);
+  const auto decoded = decode_state(changed, &error);
+  REQUIRE_MESSAGE(decoded, error);
+  CHECK(decoded->terminals[0].ring[0] == static_cast<char>(sample().terminals[0].ring[0] ^ 0x01));
 }
 
 TEST_CASE("handoff state: references that do not add up are refused") {
@@ -153,14 +162,16 @@ TEST_CASE("handoff state: references that do not add up are refused") {
   refused(state, "shares.dave");
 }
 
-TEST_CASE("handoff state: random bytes after a valid header never decode and never crash") {
+TEST_CASE("handoff state: random bytes in the header and metadata never decode and never crash") {
   std::mt19937 random(7);
   const std::string encoded = encode_state(sample());
+  size_t meta_end = 16 + 4 + 8 + 8 + 32;
+  for (int i = 0; i < 8; ++i) meta_end += size_t{static_cast<unsigned char>(encoded[20 + i])} << (8 * i);
   std::string error;
   for (int round = 0; round < 2000; ++round) {
     std::string mutated = encoded;
     const int changes = 1 + static_cast<int>(random() % 8);
-    for (int i = 0; i < changes; ++i) mutated[random() % mutated.size()] = static_cast<char>(random());
+    for (int i = 0; i < changes; ++i) mutated[random() % meta_end] = static_cast<char>(random());
     const auto decoded = decode_state(mutated, &error);
     if (decoded) CHECK(mutated == encoded);  // only an unchanged state decodes
   }
