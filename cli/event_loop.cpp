@@ -18,6 +18,7 @@ EventLoop::~EventLoop() {
 
 int run_command(EventLoop& loop, Client& client, const std::function<void()>& close_own_handles) {
   if (!client.finished()) uv_run(loop.get(), UV_RUN_DEFAULT);
+  else uv_run(loop.get(), UV_RUN_NOWAIT);  // lws finishes setting up on the loop's first turn, even for a teardown
   if (!client.finished()) client.finish(exit_status::kConnectionLost, "nothing left to wait for before the command ended");
   if (close_own_handles) close_own_handles();
   client.shutdown();

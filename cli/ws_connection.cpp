@@ -5,6 +5,8 @@
 #include <uv.h>
 #include <libwebsockets.h>
 
+#include <unistd.h>
+
 #include <cstring>
 
 namespace ptyhub::cli {
@@ -108,6 +110,9 @@ bool WsConnection::connect(std::string* why) {
   if (started == nullptr || !sync_failure_.empty()) {
     wsi_ = nullptr;
     if (why != nullptr) *why = sync_failure_.empty() ? "cannot start a connection" : sync_failure_;
+    if (why != nullptr && endpoint.kind == Endpoint::Kind::unix_socket && ::access(endpoint.socket_path.c_str(), F_OK) != 0) {
+      *why = "no socket at " + endpoint.socket_path;
+    }
     return false;
   }
   return true;
