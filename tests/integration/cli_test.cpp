@@ -68,7 +68,7 @@ std::vector<int> one_to(int count) {
 
 }  // namespace
 
-TEST_CASE("cli: attach types and echoes, follows a resize, detaches, attaches again and restores the terminal") {
+TEST_CASE("cli: attach types and echoes and follows a resize and detaches and attaches again and restores the terminal") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   const std::string id = create_terminal(daemon, "alice");
@@ -228,7 +228,7 @@ TEST_CASE("cli: git clone --follow shows the phases to 100% and ends with git's 
   CHECK(listed.out.find("git   exited 0") != std::string::npos);
 }
 
-TEST_CASE("cli: a bad URL, an unreachable daemon, an expired token, a forbidden act and an unknown terminal") {
+TEST_CASE("cli: a bad URL and an unreachable daemon and an expired token and a forbidden act and an unknown terminal") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   const std::string url = "ws://127.0.0.1:" + std::to_string(daemon.port()) + "/ws";
@@ -292,7 +292,7 @@ TEST_CASE("cli: a bad URL, an unreachable daemon, an expired token, a forbidden 
   CHECK(read_text(killed) == read_text(before));
 }
 
-TEST_CASE("cli: ls, kill, share and watch") {
+TEST_CASE("cli: ls and kill and share and watch") {
   DaemonProcess daemon;
   REQUIRE(daemon.started());
   const std::string url = "ws://127.0.0.1:" + std::to_string(daemon.port()) + "/ws";

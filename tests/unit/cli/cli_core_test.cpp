@@ -12,7 +12,7 @@
 
 using namespace ptyhub::cli;
 
-TEST_CASE("cli endpoint: ws, wss, unix, IPv6 and the errors") {
+TEST_CASE("cli endpoint: ws and wss and unix and IPv6 and the errors") {
   std::string why;
   auto ws = parse_endpoint("ws://127.0.0.1:7700/ws", &why);
   REQUIRE(ws);
@@ -49,7 +49,7 @@ TEST_CASE("cli endpoint: ws, wss, unix, IPv6 and the errors") {
   }
 }
 
-TEST_CASE("cli options: commands, operands, options with values, git options and the usage errors") {
+TEST_CASE("cli options: commands and operands and options with values and git options and the usage errors") {
   std::string why;
   auto attach = parse_options({"attach", "abc", "--url", "ws://h:1/ws", "--detach-keys=ctrl-p,ctrl-q"}, &why);
   REQUIRE(attach);
@@ -109,7 +109,7 @@ TEST_CASE("cli detach keys: parsing and matching") {
   CHECK(none.feed("\x1c" "d").forward == "\x1c" "d");
 }
 
-TEST_CASE("cli output cursor: duplicates dropped, overlaps cut, holes counted") {
+TEST_CASE("cli output cursor: duplicates dropped and overlaps cut and holes counted") {
   OutputCursor cursor;
   CHECK(cursor.accept(0, 5, "hello") == "hello");
   CHECK(cursor.next() == 5);
@@ -125,7 +125,7 @@ TEST_CASE("cli output cursor: duplicates dropped, overlaps cut, holes counted") 
   CHECK(cursor.lost() == 10);
 }
 
-TEST_CASE("cli progress view: bars on a terminal, lines otherwise") {
+TEST_CASE("cli progress view: bars on a terminal and lines otherwise") {
   GitProgress half{"Receiving objects", 5, 10, 50};
   CHECK(progress_bar(half, 10) == "Receiving objects    [#####-----]  50% (5/10)");
   GitProgress counting{"Counting objects", 42, std::nullopt, std::nullopt};
