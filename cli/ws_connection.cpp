@@ -143,6 +143,9 @@ void WsConnection::shutdown() {
 }
 
 int WsConnection::on_callback(struct lws* wsi, int reason, void* in, size_t len) {
+  // Over a unix socket the connection is made, and its request head written, inside
+  // lws_client_connect_via_info() before it hands the wsi back: adopt the client wsi it is making.
+  if (wsi_ == nullptr && connecting_ && reason == LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER) wsi_ = wsi;
   if (wsi_ == nullptr || wsi != wsi_) return 0;  // lws's own wsis (vhost, protocol init) or an old attempt
   switch (reason) {
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:

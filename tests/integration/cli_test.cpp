@@ -36,10 +36,16 @@ std::string outer_shell(const std::string& url, const std::string& token) {
          " PTYHUB_TOKEN=" + shell_quote(token) + " PS1='outer$ ' ENV= /bin/sh";
 }
 
-// Creates a running /bin/sh terminal for `user` with the prompt "inner$ "; returns its id.
-std::string create_terminal(const DaemonProcess& daemon, const std::string& user) {
+// Creates a running /bin/sh terminal for `user` with the prompt "inner$ "; returns its id. `tls`: the
+// daemon's listener speaks TLS.
+std::string create_terminal(const DaemonProcess& daemon, const std::string& user, bool tls = false) {
   TestClient client;
-  REQUIRE(client.connect_as(daemon, user));
+  WsOptions options = daemon.ws_options();
+  options.tls = tls;
+  REQUIRE(client.connect(options));
+  auto authenticated = client.request("auth", {{"token", daemon.token(user)}});
+  REQUIRE(authenticated);
+  REQUIRE((*authenticated)["type"] == "auth.ok");
   auto reply = client.request("shell.create", {{"command", {"/bin/sh"}}, {"env", {{"PS1", "inner$ "}}}, {"subscribe", false}});
   REQUIRE(reply);
   REQUIRE((*reply)["type"] == "shell.created");
@@ -332,4 +338,62 @@ TEST_CASE("cli: ls and kill and share and watch") {
   CliResult exited = run_cli({"ls", "--state", "exited"}, alice);
   CHECK(eventually([&] { return run_cli({"ls", "--state", "exited"}, alice).out.find(other) != std::string::npos; }, 10s));
   (void)exited;
+}
+
+TEST_CASE("cli: wss with --ca and a unix socket") {
+  TempDir dir("ptyhub-cli-tls");
+  REQUIRE(!dir.path().empty());
+  const fs::path crt = dir / "server.crt";
+  const fs::path key = dir / "server.key";
+  CliResult made = run_sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1"
+                          " -addext subjectAltName=IP:127.0.0.1 -keyout " + shell_quote(key.string()) + " -out " +
+                              shell_quote(crt.string()), {});
+  REQUIRE(made.status == 0);
+  const fs::path socket = dir / "ptyhub.sock";
+  DaemonProcess daemon({"--tls-cert", crt.string(), "--tls-key", key.string(), "--listen", "unix:" + socket.string()});
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  const std::string id = create_terminal(daemon, "alice", true);  // the test's client accepts any certificate
+  const std::map<std::string, std::string> env = {{"PTYHUB_TOKEN", daemon.token("alice")}};
+  const std::string wss = "wss://127.0.0.1:" + std::to_string(daemon.port()) + "/ws";
+
+  CliResult verified = run_cli({"--url", wss, "--ca", crt.string(), "ls"}, env);
+  INFO(verified.err);
+  CHECK(verified.status == 0);
+  CHECK(verified.out.find(id) != std::string::npos);
+  CliResult untrusted = run_cli({"--url", wss, "ls"}, env);  // the system's CAs do not know this certificate
+  CHECK(untrusted.status == 65);
+  CHECK(run_cli({"--url", wss, "--ca", (dir / "missing.crt").string(), "ls"}, env).status == 64);
+
+  CliResult over_unix = run_cli({"--url", "unix:" + socket.string(), "ls"}, env);
+  INFO(over_unix.err);
+  CHECK(over_unix.status == 0);
+  CHECK(over_unix.out.find(id) != std::string::npos);
+}
+
+TEST_CASE("cli: watch sends nothing that is typed and detaches") {
+  DaemonProcess daemon;
+  REQUIRE(daemon.started());
+  const std::string id = create_terminal(daemon, "alice");
+  const std::string url = "ws://127.0.0.1:" + std::to_string(daemon.port()) + "/ws";
+  Tmux tmux(outer_shell(url, daemon.token("alice")), 100, 30);
+  REQUIRE(tmux.started());
+  REQUIRE(tmux.wait_for("outer$ "));
+  tmux.line("ptyhub watch " + id + "; echo \"watch=$?\"");
+  REQUIRE(tmux.wait_for("inner$ "));
+  tmux.line("echo typed-$((1+1))");  // typed into the watcher: must not reach the terminal
+
+  TestClient writer;
+  REQUIRE(writer.connect_as(daemon, "alice"));
+  CHECK(writer.request("shell.input", {{"terminalId", id}, {"data", "echo written-$((2+3))\n"}}));
+  CHECK(tmux.wait_for("written-5"));
+  CHECK(tmux.capture().find("typed-2") == std::string::npos);
+  tmux.keys({"C-\\"});
+  tmux.keys({"d"});
+  CHECK(tmux.wait_for("watch=0"));
+  // The terminal never saw the typed line: its own output has written-5 and no typed-2.
+  auto subscribed = writer.request("subscribe", {{"channel", "shell:terminal:" + id}});
+  REQUIRE(subscribed);
+  CHECK(writer.wait_output(id, "written-5"));
+  CHECK(writer.output(id).text.find("typed") == std::string::npos);
 }
