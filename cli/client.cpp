@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/exit_status.hpp"
+#include "cli/json_fields.hpp"
 
 namespace ptyhub::cli {
 
@@ -61,9 +62,9 @@ void Client::finish(int status, std::string_view message) {
 }
 
 void Client::finish_with_error(const json& reply, std::string_view what) {
-  const json& data = reply.contains("data") && reply["data"].is_object() ? reply["data"] : json::object();
-  const std::string code = data.value("code", "error");
-  const std::string message = data.value("message", code);
+  const json& data = field(reply, "data");
+  const std::string code = text(data, "code", "error");
+  const std::string message = text(data, "message", code);
   finish(exit_status_for_error(code), std::string(what) + ": " + message);
 }
 
@@ -72,11 +73,11 @@ void Client::shutdown() {
   if (ws_) ws_->shutdown();
 }
 
-void Client::on_message(std::string_view text) {
+void Client::on_message(std::string_view payload) {
   if (finished_) return;
-  json message = json::parse(text, nullptr, false);
+  json message = json::parse(payload, nullptr, false);
   if (message.is_discarded() || !message.is_object()) return;
-  const std::string type = message.value("type", "");
+  const std::string type = text(message, "type");
   const bool has_id = message.contains("id") && message["id"].is_number_integer();
   if (!has_id && type == "auth.ok") {
     ready_ = true;
@@ -88,9 +89,9 @@ void Client::on_message(std::string_view text) {
     return;
   }
   if (!has_id && type == "error") {
-    const json& data = message.contains("data") && message["data"].is_object() ? message["data"] : json::object();
-    if (data.value("code", "") == "unauthenticated") {
-      finish(exit_status::kUnauthenticated, "the daemon rejected the token: " + data.value("message", std::string("unauthenticated")));
+    const json& data = field(message, "data");
+    if (text(data, "code") == "unauthenticated") {
+      finish(exit_status::kUnauthenticated, "the daemon rejected the token: " + text(data, "message", "unauthenticated"));
       return;
     }
   }

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/exit_status.hpp"
+#include "cli/json_fields.hpp"
 #include "cli/progress_view.hpp"
 #include "cli/terminal_session.hpp"
 
@@ -50,13 +51,13 @@ class GitFollower {
 
   // git.operation.started, or an error.
   void on_started(const json& reply) {
-    if (reply.value("type", "") == "error") {
+    if (text(reply, "type") == "error") {
       client_.finish_with_error(reply, "cannot start git " + spec_.operation);
       return;
     }
-    const json& data = reply["data"];
-    operation_id_ = data.value("operationId", "");
-    terminal_id_ = data.value("terminalId", "");
+    const json& data = field(reply, "data");
+    operation_id_ = text(data, "operationId");
+    terminal_id_ = text(data, "terminalId");
     if (!spec_.follow) {
       std::printf("operation %s terminal %s\n", operation_id_.c_str(), terminal_id_.c_str());
       std::fflush(stdout);
@@ -72,8 +73,8 @@ class GitFollower {
     json data = {{"channel", "shell:terminal:" + terminal_id_}};
     if (next_ > 0) data["since"] = next_;
     client_.request("subscribe", std::move(data), [this](const json& reply) {
-      if (reply.value("type", "") != "error") return;
-      if (reply["data"].value("code", "") == "not_found") {
+      if (text(reply, "type") != "error") return;
+      if (text(field(reply, "data"), "code") == "not_found") {
         client_.finish(exit_status::kNotFound, "no terminal " + terminal_id_ + " (or you may not read it)");
       } else {
         client_.finish_with_error(reply, "cannot follow terminal " + terminal_id_);
@@ -83,9 +84,9 @@ class GitFollower {
 
   void on_event(const json& message) {
     if (terminal_id_.empty() || !message.contains("data") || !message["data"].is_object()) return;
-    const std::string type = message.value("type", "");
+    const std::string type = text(message, "type");
     const json& data = message["data"];
-    const bool ours = message.value("channel", "") == "shell:terminal:" + terminal_id_;
+    const bool ours = text(message, "channel") == "shell:terminal:" + terminal_id_;
     if (!ours) return;
     if (type == "shell.output") on_output(data);
     else if (type == "git.operation.progress") on_progress(data);
@@ -94,23 +95,23 @@ class GitFollower {
   }
 
   void on_output(const json& data) {
-    const uint64_t next = data.value("next", uint64_t{0});
+    const uint64_t next = count(data, "next");
     if (next <= next_) return;  // seen before a resume
     next_ = next;
-    const std::string text = data.value("data", "");
+    const std::string chunk = text(data, "data");
     if (print_output_) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fwrite(chunk.data(), 1, chunk.size(), stdout);
       std::fflush(stdout);
       return;
     }
-    output_ += text;
+    output_ += chunk;
     if (output_.size() > 2 * kKeptOutput) output_.erase(0, output_.size() - kKeptOutput);
   }
 
   void on_progress(const json& data) {
     GitProgress progress;
-    progress.phase = data.value("phase", "");
-    progress.current = data.value("current", uint64_t{0});
+    progress.phase = text(data, "phase");
+    progress.current = count(data, "current");
     if (data.contains("total") && data["total"].is_number_unsigned()) progress.total = data["total"].get<uint64_t>();
     if (data.contains("percent") && data["percent"].is_number()) progress.percent = data["percent"].get<int>();
     show(view_.update(progress));
@@ -125,7 +126,7 @@ class GitFollower {
   void on_completed(const json& data) {
     const int status = data.contains("exitCode") && data["exitCode"].is_number_integer() ? data["exitCode"].get<int>()
                                                                                          : exit_status_.value_or(1);
-    end(status, data.value("status", ""));
+    end(status, text(data, "status"));
   }
 
   // Ends the run: the open bar line finished, and on failure what git said.

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/exit_status.hpp"
+#include "cli/json_fields.hpp"
 
 namespace ptyhub::cli {
 
@@ -44,7 +45,7 @@ std::string command_line(const json& terminal) {
 
 // "running", "exited 0", "exited SIGHUP".
 std::string state_text(const json& terminal) {
-  std::string state = terminal.value("state", "?");
+  std::string state = text(terminal, "state", "?");
   if (state != "exited") return state;
   if (terminal.contains("exitCode") && terminal["exitCode"].is_number_integer()) return state + " " + std::to_string(terminal["exitCode"].get<int>());
   if (terminal.contains("signal") && terminal["signal"].is_string()) return state + " " + terminal["signal"].get<std::string>();
@@ -57,13 +58,13 @@ std::string terminal_table(const json& terminals, bool git_only) {
   std::string out = cell("ID", 23) + cell("KIND", 6) + cell("STATE", 15) + cell("OWNER", 12) + cell("SIZE", 9) +
                     cell("CREATED", 25) + "COMMAND\n";
   for (const json& terminal : terminals) {
-    if (git_only && terminal.value("kind", "") != "git") continue;
-    const std::string size = std::to_string(terminal.value("cols", 0)) + "x" + std::to_string(terminal.value("rows", 0));
-    std::string name = terminal.value("name", "");
+    if (git_only && text(terminal, "kind") != "git") continue;
+    const std::string size = std::to_string(integer(terminal, "cols")) + "x" + std::to_string(integer(terminal, "rows"));
+    std::string name = text(terminal, "name");
     std::string command = command_line(terminal);
     if (!name.empty()) command = "[" + name + "] " + command;
-    out += cell(terminal.value("id", ""), 23) + cell(terminal.value("kind", ""), 6) + cell(state_text(terminal), 15) +
-           cell(terminal.value("owner", ""), 12) + cell(size, 9) + cell(terminal.value("createdAt", ""), 25) + command + "\n";
+    out += cell(text(terminal, "id"), 23) + cell(text(terminal, "kind"), 6) + cell(state_text(terminal), 15) +
+           cell(text(terminal, "owner"), 12) + cell(size, 9) + cell(text(terminal, "createdAt"), 25) + command + "\n";
   }
   return out;
 }
@@ -72,18 +73,19 @@ int run_ls(EventLoop& loop, ClientSettings settings, const ListSpec& spec) {
   json data = json::object();
   if (spec.state) data["state"] = *spec.state;
   return one_request(loop, std::move(settings), "shell.list", data, [spec](Client& client, const json& reply) {
-    if (reply.value("type", "") == "error") {
+    if (text(reply, "type") == "error") {
       client.finish_with_error(reply, "cannot list the terminals");
       return;
     }
-    json terminals = reply["data"].value("terminals", json::array());
+    json terminals = field(field(reply, "data"), "terminals");
+    if (!terminals.is_array()) terminals = json::array();
     std::stable_sort(terminals.begin(), terminals.end(), [](const json& a, const json& b) {
-      return a.value("createdAt", "") < b.value("createdAt", "");
+      return text(a, "createdAt") < text(b, "createdAt");
     });
     if (spec.json) {
       json shown = json::array();
       for (json& terminal : terminals) {
-        if (!spec.git_only || terminal.value("kind", "") == "git") shown.push_back(std::move(terminal));
+        if (!spec.git_only || text(terminal, "kind") == "git") shown.push_back(std::move(terminal));
       }
       std::printf("%s\n", shown.dump(2).c_str());
     } else {
@@ -97,7 +99,7 @@ int run_ls(EventLoop& loop, ClientSettings settings, const ListSpec& spec) {
 int run_kill(EventLoop& loop, ClientSettings settings, const std::string& terminal, const std::string& signal) {
   return one_request(loop, std::move(settings), "shell.kill", {{"terminalId", terminal}, {"signal", signal}},
                      [terminal](Client& client, const json& reply) {
-                       if (reply.value("type", "") == "error") client.finish_with_error(reply, "cannot kill terminal " + terminal);
+                       if (text(reply, "type") == "error") client.finish_with_error(reply, "cannot kill terminal " + terminal);
                        else client.finish(exit_status::kOk);
                      });
 }
@@ -106,7 +108,7 @@ int run_share(EventLoop& loop, ClientSettings settings, const std::string& termi
               const std::string& mode) {
   return one_request(loop, std::move(settings), "shell.share", {{"terminalId", terminal}, {"user", user}, {"mode", mode}},
                      [terminal, user, mode](Client& client, const json& reply) {
-                       if (reply.value("type", "") == "error") {
+                       if (text(reply, "type") == "error") {
                          client.finish_with_error(reply, "cannot share terminal " + terminal);
                          return;
                        }

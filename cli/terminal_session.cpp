@@ -11,6 +11,7 @@
 
 #include "cli/base64_encode.hpp"
 #include "cli/exit_status.hpp"
+#include "cli/json_fields.hpp"
 #include "src/protocol/base64.hpp"
 
 namespace ptyhub::cli {
@@ -154,19 +155,19 @@ void TerminalSession::create_terminal() {
 }
 
 void TerminalSession::on_created(const json& reply) {
-  if (reply.value("type", "") == "error") {
-    const json& error = reply.contains("data") ? reply["data"] : json::object();
+  if (text(reply, "type") == "error") {
+    const json& error = field(reply, "data");
     if (spec_.mode == SessionMode::run_pipes &&
-        (error.value("field", "") == "data.stdio" || error.value("message", "").find("stdio") != std::string::npos)) {
+        (text(error, "field") == "data.stdio" || text(error, "message").find("stdio") != std::string::npos)) {
       refuse_pipes();
       return;
     }
     client_.finish_with_error(reply, "cannot create the terminal");
     return;
   }
-  const json& terminal = reply["data"]["terminal"];
-  terminal_id_ = terminal.value("id", "");
-  if (spec_.mode == SessionMode::run_pipes && terminal.value("stdio", "") != "pipes") {
+  const json& terminal = field(field(reply, "data"), "terminal");
+  terminal_id_ = text(terminal, "id");
+  if (spec_.mode == SessionMode::run_pipes && text(terminal, "stdio") != "pipes") {
     // A daemon that does not know `stdio` ignores it (unknown fields are ignored) and made a PTY: end that
     // terminal rather than mangle the bytes.
     client_.request("shell.kill", {{"terminalId", terminal_id_}, {"signal", "SIGKILL"}},
@@ -184,16 +185,18 @@ void TerminalSession::refuse_pipes() {
 
 void TerminalSession::pick_newest_terminal() {
   client_.request("shell.list", {{"state", "running"}}, [this](const json& reply) {
-    if (reply.value("type", "") == "error") {
+    if (text(reply, "type") == "error") {
       client_.finish_with_error(reply, "cannot list the terminals");
       return;
     }
     std::string newest_time;
-    for (const json& terminal : reply["data"]["terminals"]) {
-      if (terminal.value("kind", "") != "shell") continue;
-      const std::string created = terminal.value("createdAt", "");
+    const json& terminals = field(field(reply, "data"), "terminals");
+    if (!terminals.is_array()) return client_.finish(exit_status::kRefused, "the daemon's terminal list is not a list");
+    for (const json& terminal : terminals) {
+      if (text(terminal, "kind") != "shell") continue;
+      const std::string created = text(terminal, "createdAt");
       if (terminal_id_.empty() || created > newest_time) {
-        terminal_id_ = terminal.value("id", "");
+        terminal_id_ = text(terminal, "id");
         newest_time = created;
       }
     }
@@ -212,8 +215,8 @@ void TerminalSession::subscribe() {
 }
 
 void TerminalSession::on_subscribed(const json& reply) {
-  if (reply.value("type", "") == "error") {
-    const std::string code = reply["data"].value("code", "");
+  if (text(reply, "type") == "error") {
+    const std::string code = text(field(reply, "data"), "code");
     if (code == "not_found") {
       client_.finish(exit_status::kNotFound, "no terminal " + terminal_id_ + " (or you may not read it)");
       return;
@@ -227,26 +230,26 @@ void TerminalSession::on_subscribed(const json& reply) {
 }
 
 void TerminalSession::on_event(const json& message) {
-  const std::string type = message.value("type", "");
+  const std::string type = text(message, "type");
   if (!message.contains("data") || !message["data"].is_object()) return;
   const json& data = message["data"];
-  if (data.value("terminalId", "") != terminal_id_ && type != "unsubscribed") return;
+  if (text(data, "terminalId") != terminal_id_ && type != "unsubscribed") return;
   if (type == "shell.output") {
     on_output(data);
   } else if (type == "shell.gap") {
-    cursor_.gap(data.value("from", uint64_t{0}), data.value("to", uint64_t{0}));
+    cursor_.gap(count(data, "from"), count(data, "to"));
   } else if (type == "shell.exit") {
     on_exit(data);
-  } else if (type == "unsubscribed" && data.value("channel", "") == "shell:terminal:" + terminal_id_) {
+  } else if (type == "unsubscribed" && text(data, "channel") == "shell:terminal:" + terminal_id_) {
     client_.finish(exit_status::kForbidden, "your access to terminal " + terminal_id_ + " was revoked");
   }
 }
 
 void TerminalSession::on_output(const json& data) {
-  if (data.value("encoding", "") != "base64") return;  // the creator's utf8 subscription before ours replaced it
-  std::optional<std::string> bytes = protocol::base64_decode(data.value("data", ""));
+  if (text(data, "encoding") != "base64") return;  // the creator's utf8 subscription before ours replaced it
+  std::optional<std::string> bytes = protocol::base64_decode(text(data, "data"));
   if (!bytes) return;
-  const std::string_view fresh = cursor_.accept(data.value("offset", uint64_t{0}), data.value("next", uint64_t{0}), *bytes);
+  const std::string_view fresh = cursor_.accept(count(data, "offset"), count(data, "next"), *bytes);
   if (!fresh.empty() && !write_all(STDOUT_FILENO, fresh)) {
     client_.finish(exit_status::kRefused, std::string("cannot write to stdout: ") + std::strerror(errno));
   }
