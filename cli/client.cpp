@@ -11,8 +11,8 @@ namespace ptyhub::cli {
 namespace {
 
 constexpr int kCloseServiceRestart = 1012;  // the daemon's live upgrade: come back at once
+constexpr int kCloseProtocolError = 1002;
 constexpr int kCloseAuthFailed = 4401;
-constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{2000};
 
 }  // namespace
@@ -145,12 +145,16 @@ void Client::on_dropped(int code, std::string_view reason) {
                                              (reason.empty() ? std::string() : ": " + std::string(reason)));
     return;
   }
-  if (code == kCloseServiceRestart) {
+  // libwebsockets 4.1.6 holds 1012 for an invalid close code (it predates RFC 6455's registry additions) and
+  // reports it as 1002, keeping the reason: the daemon's "service restart" is the live upgrade all the same.
+  const bool upgrade = code == kCloseServiceRestart || (code == kCloseProtocolError && reason == "service restart");
+  if (upgrade) {
     backoff_ = std::chrono::milliseconds(0);  // the daemon is back within a moment: no backoff
     attempt();
     return;
   }
-  backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
+  const std::chrono::milliseconds longest = std::max(kMaxBackoff, settings_.resume_delay);
+  backoff_ = backoff_.count() == 0 ? settings_.resume_delay : std::min(backoff_ * 2, longest);
   schedule_resume(backoff_);
 }
 

@@ -7,7 +7,8 @@
 // the loop (run_to_completion in main.cpp).
 //
 // Resuming: when resume is on, a connection that drops after authentication is made again — at once after
-// close 1012 (the daemon's live upgrade, docs/protocol.md §7), else after 100 ms doubling to 2 s — until
+// close 1012 (the daemon's live upgrade, docs/protocol.md §7), else after `resume_delay` (100 ms)
+// doubling to 2 s — until
 // `resume_timeout` passes; every new authentication calls on_ready(true), where the command subscribes
 // again from where it stopped. Requests in flight when the connection dropped get no reply.
 #pragma once
@@ -33,6 +34,7 @@ struct ClientSettings {
   WsSettings ws;
   std::string url;  // as the user wrote it, for messages
   std::chrono::milliseconds resume_timeout{30000};
+  std::chrono::milliseconds resume_delay{100};  // before the first new attempt; doubles up to 2 s (or this)
 };
 
 class Client : public WsEvents {

@@ -76,6 +76,7 @@ bool client_settings(const Options& options, ClientSettings* settings, std::stri
     }
     settings->ws.ca_file = *options.ca_file;
   }
+  if (options.resume_delay) settings->resume_delay = std::chrono::milliseconds(static_cast<int64_t>(*options.resume_delay * 1000));
   if (options.resume_timeout) settings->resume_timeout = std::chrono::milliseconds(static_cast<int64_t>(*options.resume_timeout * 1000));
   return true;
 }

@@ -64,16 +64,16 @@ std::optional<Options> parse_options(const std::vector<std::string>& args, std::
     if (arg.size() > 1 && arg[0] == '-') {
       const size_t equals = arg.find('=');
       const std::string name = arg.substr(0, equals);
-      if (name == "--resume-timeout") {
+      if (name == "--resume-timeout" || name == "--resume-delay") {
         std::string value;
         if (equals != std::string::npos) value = arg.substr(equals + 1);
         else if (i + 1 < args.size()) value = args[++i];
         double seconds = 0;
         if (!parse_seconds(value, &seconds)) {
-          *why = "--resume-timeout needs a number of seconds";
+          *why = name + " needs a number of seconds";
           return std::nullopt;
         }
-        options.resume_timeout = seconds;
+        (name == "--resume-timeout" ? options.resume_timeout : options.resume_delay) = seconds;
         continue;
       }
       if (std::optional<std::string>* slot = value_slot(options, name)) {
@@ -124,6 +124,8 @@ std::string help_text(std::string_view command) {
       "  --token-file FILE    read the token (a JWT) from FILE (else env PTYHUB_TOKEN)\n"
       "  --ca FILE            wss://: verify the daemon's certificate with this CA (PEM)\n"
       "  --resume-timeout S   keep trying to resume a dropped session for S seconds (default 30)\n"
+      "  --resume-delay S     wait S seconds before the first new attempt, doubling up to 2 (default 0.1;\n"
+      "                       after close 1012, a live upgrade, there is no wait)\n"
       "  -h, --help           this help\n"
       "\nExit status: 64 usage, 65 cannot connect, 66 unauthenticated, 67 forbidden, 68 not found,\n"
       "69 refused by the daemon, 70 connection lost; attach/new/run/git --follow end with the terminal's\n"

@@ -27,6 +27,7 @@ struct Options {
   std::optional<std::string> cwd;       // new/run --cwd
   std::optional<std::string> state;     // ls --state
   std::optional<double> resume_timeout; // --resume-timeout SECONDS
+  std::optional<double> resume_delay;   // --resume-delay SECONDS
 };
 
 // Parses argv (without argv[0]). nullopt with `*why` set on a usage error.
