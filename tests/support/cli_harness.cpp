@@ -256,6 +256,7 @@ void TcpProxy::run() {
       close_all();
       continue;
     }
+    const size_t polled = pairs.size();  // fds covers these; a pair accepted now is polled next turn
     if (fds[0].revents & POLLIN) {
       const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (client >= 0) {
@@ -282,6 +283,10 @@ void TcpProxy::run() {
     for (size_t i = 0; i < pairs.size(); ++i) {
       const Pair pair = pairs[i];
       bool alive = true;
+      if (i >= polled) {
+        kept.push_back(pair);
+        continue;
+      }
       for (int side = 0; side < 2 && alive; ++side) {
         const pollfd& entry = fds[2 + 2 * i + static_cast<size_t>(side)];
         if (entry.revents == 0) continue;
