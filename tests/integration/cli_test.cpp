@@ -289,6 +289,7 @@ TEST_CASE("cli: a bad URL and an unreachable daemon and an expired token and a f
   tmux.line("stty -g > " + before.string() + "; ptyhub attach NoSuchTerminal00000000; echo \"attach=$?\"; stty -g > " + after.string());
   CHECK(tmux.wait_for("attach=68"));
   CHECK(tmux.wait_for("no terminal NoSuchTerminal00000000"));
+  CHECK(tmux.child_of_pane("ptyhub") == 0);  // nothing left running
   REQUIRE(eventually([&] { return fs::exists(after) && !read_text(after).empty(); }, 10s));
   CHECK(read_text(after) == read_text(before));
 
@@ -402,4 +403,14 @@ TEST_CASE("cli: watch sends nothing that is typed and detaches") {
   REQUIRE(subscribed);
   CHECK(writer.wait_output(id, "written-5"));
   CHECK(writer.output(id).text.find("typed") == std::string::npos);
+
+  // attach without TERMINAL: the newest running shell.
+  const std::string newest = create_terminal(daemon, "alice");
+  CHECK(newest != id);
+  tmux.line("ptyhub attach; echo \"attach=$?\"");
+  REQUIRE(tmux.wait_for_count("inner$ ", 2));
+  tmux.line("echo $PTYHUB_TERMINAL_ID");
+  CHECK(tmux.wait_for("\n" + newest));
+  tmux.line("exit 6");
+  CHECK(tmux.wait_for("attach=6"));
 }
