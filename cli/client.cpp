@@ -68,6 +68,15 @@ void Client::finish_with_error(const json& reply, std::string_view what) {
   finish(exit_status_for_error(code), std::string(what) + ": " + message);
 }
 
+bool Client::begin_close() {
+  if (!ws_ || !ws_->open()) return false;
+  closing_ = true;
+  ws_->close();
+  uv_timer_start(
+      retry_timer_.get(), [](uv_timer_t* timer) { uv_stop(timer->loop); }, 500, 0);
+  return true;
+}
+
 void Client::shutdown() {
   if (retry_timer_.initialised()) retry_timer_.close();
   if (ws_) ws_->shutdown();
@@ -110,6 +119,7 @@ void Client::on_message(std::string_view payload) {
 void Client::on_closed(bool was_open, int code, std::string_view reason) {
   ready_ = false;
   pending_.clear();
+  if (closing_) uv_stop(loop_);
   if (finished_) return;
   if (!ever_ready_ && !resuming_) {
     if (code == kCloseAuthFailed) {

@@ -72,7 +72,10 @@ class Client : public WsEvents {
   void finish_with_error(const json& reply, std::string_view what);
   bool finished() const { return finished_; }
   int status() const { return status_; }
-  // Closes the connection politely and tears the context down; call after the loop stopped.
+  // After finish(): starts the closing handshake when a connection is open and arms a 500 ms deadline;
+  // the loop stops when the connection ended or the deadline passed. False when there is nothing to close.
+  bool begin_close();
+  // Tears the context down; call after the loop stopped.
   void shutdown();
 
   // WsEvents.
@@ -99,6 +102,7 @@ class Client : public WsEvents {
   uint64_t resume_deadline_ms_ = 0;
   std::chrono::milliseconds backoff_{0};
   bool finished_ = false;
+  bool closing_ = false;  // begin_close() waits for the close handshake
   int status_ = 0;
 };
 

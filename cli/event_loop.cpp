@@ -21,6 +21,7 @@ int run_command(EventLoop& loop, Client& client, const std::function<void()>& cl
   else uv_run(loop.get(), UV_RUN_NOWAIT);  // lws finishes setting up on the loop's first turn, even for a teardown
   if (!client.finished()) client.finish(exit_status::kConnectionLost, "nothing left to wait for before the command ended");
   if (close_own_handles) close_own_handles();
+  if (client.begin_close()) uv_run(loop.get(), UV_RUN_DEFAULT);  // the close frame out, the peer's answer in
   client.shutdown();
   uv_run(loop.get(), UV_RUN_DEFAULT);
   return client.status();

@@ -2,7 +2,8 @@
 // on it from start to a clean end. Loop thread only.
 //
 // Ending cleanly (LWS-NOTES §4): the loop runs until the command finishes (uv_stop); then the command
-// closes its own handles, the Client tears the lws context down, and the loop runs again until every
+// closes its own handles, the Client closes its connection with a close frame (waiting at most 500 ms for
+// the answer) and tears the lws context down, and the loop runs again until every
 // handle is closed. The EventLoop's destructor — after the command and its Client are gone, which makes
 // lws's second context destroy — runs the loop once more and closes it.
 #pragma once

@@ -210,8 +210,15 @@ void WsConnection::on_peer_close(const void* in, size_t len) {
 int WsConnection::on_writeable() {
   if (outbound_.empty()) {
     if (!closing_) return 0;
-    static const char kReason[] = "client done";
-    lws_close_reason(wsi_, LWS_CLOSE_STATUS_NORMAL, reinterpret_cast<unsigned char*>(const_cast<char*>(kReason)), sizeof kReason - 1);
+    // lws 4.1.6 on libuv drops the close frame of a connection closed from a callback (LWS-NOTES §5): the
+    // frame is written here (write type 4 is lws's internal LWS_WRITE_CLOSE), then the connection ends.
+    static constexpr char kReason[] = "client done";
+    unsigned char frame[LWS_PRE + 2 + sizeof kReason];
+    unsigned char* payload = frame + LWS_PRE;
+    payload[0] = static_cast<unsigned char>(LWS_CLOSE_STATUS_NORMAL >> 8);
+    payload[1] = static_cast<unsigned char>(LWS_CLOSE_STATUS_NORMAL & 0xff);
+    std::memcpy(payload + 2, kReason, sizeof kReason - 1);
+    lws_write(wsi_, payload, 2 + sizeof kReason - 1, static_cast<enum lws_write_protocol>(4));
     return -1;
   }
   std::string& buffer = outbound_.front();

@@ -57,6 +57,8 @@ class WsConnection {
   bool connect(std::string* why);
   // True while a connection is being made or is open.
   bool active() const { return wsi_ != nullptr; }
+  // True while the connection is established.
+  bool open() const { return wsi_ != nullptr && open_; }
   // Queues one text message (dropped when no connection is open).
   void send(std::string text);
   // Bytes queued and not yet handed to the socket.
