@@ -89,6 +89,7 @@ void Client::on_message(std::string_view payload) {
   const std::string type = text(message, "type");
   const bool has_id = message.contains("id") && message["id"].is_number_integer();
   if (!has_id && type == "auth.ok") {
+    pending_.clear();  // requests made while the connection was down never went out
     ready_ = true;
     const bool resumed = ever_ready_;
     ever_ready_ = true;

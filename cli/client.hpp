@@ -84,8 +84,11 @@ class Client : public WsEvents {
   void on_closed(bool was_open, int code, std::string_view reason) override;
 
  private:
+  // A connection that had been authenticated ended: resume (at once after 1012) or end the run.
   void on_dropped(int code, std::string_view reason);
+  // The next attempt after `delay`.
   void schedule_resume(std::chrono::milliseconds delay);
+  // One connection attempt of a resume.
   void attempt();
 
   uv_loop_t* loop_;

@@ -64,23 +64,41 @@ class TerminalSession {
     size_t bytes = 0;
   };
 
+  // True when stdin is a terminal used as one (raw mode, resize, detach keys).
   bool interactive() const;
+  // Authenticated (again): resend unacknowledged input, then create, pick or subscribe.
   void on_ready(bool resumed);
+  // A message that answers no request: output, gaps, the exit, a revoked share.
   void on_event(const json& message);
+  // shell.create for `new` and `run` (stdio pipes for `run` without a terminal on stdin).
   void create_terminal();
+  // shell.created, or the refusal.
   void on_created(const json& reply);
+  // attach without TERMINAL: the newest running shell from shell.list.
   void pick_newest_terminal();
+  // subscribe from the cursor, base64.
   void subscribe();
+  // subscribed, or the refusal: start reading stdin.
   void on_subscribed(const json& reply);
+  // shell.output: the new bytes to stdout.
   void on_output(const json& data);
+  // shell.exit: the run ends with the terminal's status.
   void on_exit(const json& data);
+  // shell.resize with this terminal's size.
   void send_resize();
+  // shell.input, kept until acknowledged.
   void send_input(json data, size_t bytes);
+  // An input's ack: forget it, maybe read stdin again.
   void on_input_acked(uint64_t sequence);
+  // Starts or stops reading stdin as the connection, the subscription and the backlog allow.
   void update_stdin();
+  // One read of stdin: detach keys, then input.
   void read_stdin();
+  // The end of stdin: stop reading; with pipes, {eof: true}.
   void on_stdin_eof();
+  // Ends the run: this daemon has no stdio pipes.
   void refuse_pipes();
+  // Leaves raw mode (idempotent).
   void restore_terminal();
 
   uv_loop_t* loop_;

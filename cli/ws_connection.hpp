@@ -73,10 +73,15 @@ class WsConnection {
 
  private:
   WsConnection(WsSettings settings, WsEvents* events) : settings_(std::move(settings)), events_(events) {}
+  // Adds Authorization: Bearer <token> to the upgrade request.
   int on_append_headers(void* in, size_t len);
+  // Joins fragments into whole text messages.
   void on_receive(const void* in, size_t len);
+  // Keeps the peer's close code and reason.
   void on_peer_close(const void* in, size_t len);
+  // Writes one queued message, or the close frame.
   int on_writeable();
+  // The attempt failed or the connection ended: reported once.
   void on_ended(bool connect_error, const void* in, size_t len);
 
   WsSettings settings_;
