@@ -293,6 +293,19 @@ TEST_CASE("cli: a bad URL and an unreachable daemon and an expired token and a f
   REQUIRE(eventually([&] { return fs::exists(after) && !read_text(after).empty(); }, 10s));
   CHECK(read_text(after) == read_text(before));
 
+  // The same for an expired token and an unreachable daemon, each after raw mode was entered.
+  const std::string expired_token = daemon.token("alice", ptyhub::test::kUserScopes, -3600);
+  tmux.line("PTYHUB_TOKEN=" + expired_token + " ptyhub attach " + id + "; echo \"expired=$?\"; stty -g > " + after.string() + ".expired");
+  CHECK(tmux.wait_for("expired=66"));
+  tmux.line("ptyhub --url ws://127.0.0.1:1/ws attach " + id + "; echo \"unreachable=$?\"; stty -g > " + after.string() + ".unreachable");
+  CHECK(tmux.wait_for("unreachable=65"));
+  CHECK(tmux.child_of_pane("ptyhub") == 0);
+  for (const char* suffix : {".expired", ".unreachable"}) {
+    const std::string file = after.string() + suffix;
+    REQUIRE(eventually([&] { return fs::exists(file) && !read_text(file).empty(); }, 10s));
+    CHECK(read_text(file) == read_text(before));
+  }
+
   // Killed by a signal while attached: the handler restores the terminal before the default action.
   const fs::path killed = tmux.dir() / "killed";
   tmux.line("ptyhub attach " + id + "; echo \"killed=$?\"; stty -g > " + killed.string());
