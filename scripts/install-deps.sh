@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev
   nlohmann-json3-dev libtomlplusplus-dev libssl-dev doctest-dev
-  git curl procps openssl
+  git curl procps openssl tmux
   libsystemd-dev systemd
   chromium nginx-light python3-websockets
   redis-server libhiredis-dev

@@ -24,12 +24,15 @@
 #   daemon    every other file directly in src/   ptyhubd (main.cpp, daemon, key_loader, orphan_reaper)
 #   tests     tests/                              the test executables
 #   bench     bench/                              pty_local
+#   cli       cli/                                ptyhub_cli_core, ptyhub (the command-line client)
 #
 # Which components each may include: itself and what its target links to (src/CMakeLists.txt), so
 #   server -> session -> hub -> pty / auth / protocol / git / config -> core
 # where pty, auth, protocol, git, config and screen are one layer and do not include one another. systemd sits
 # beside that stack on config and core; cluster sits beside session on the hub; upgrade on the hub; the daemon sits on top of everything. Tests may include any
-# component (each test sees the headers of the libraries it links, which the compiler enforces).
+# component (each test sees the headers of the libraries it links, which the compiler enforces). The
+# command-line client (cli) is a program of its own beside the daemon: it may include only itself,
+# protocol and core — nothing of the server edge, sessions or hub.
 # A new directory of sources needs a line here and an ptyhub_include_root() in its CMakeLists.txt.
 
 cmake_minimum_required(VERSION 3.25)
@@ -48,8 +51,9 @@ set(allowed_systemd systemd config core)
 set(allowed_cluster cluster ${allowed_hub})
 set(allowed_upgrade upgrade ${allowed_hub})
 set(allowed_daemon daemon server systemd cluster upgrade ${allowed_session})
-set(allowed_tests tests daemon server systemd cluster upgrade ${allowed_session})
+set(allowed_tests tests daemon server systemd cluster upgrade cli ${allowed_session})
 set(allowed_bench bench core)
+set(allowed_cli cli protocol core)
 
 if(NOT ROOT)
   message(FATAL_ERROR "usage: cmake -DROOT=<repository root> -P layering.cmake")
@@ -91,6 +95,8 @@ function(component_of path out)
     set(result tests)
   elseif(path MATCHES "^bench/")
     set(result bench)
+  elseif(path MATCHES "^cli/")
+    set(result cli)
   endif()
   set(${out} "${result}" PARENT_SCOPE)
 endfunction()
