@@ -1025,6 +1025,74 @@ async function scenarioUpgrade(ctx) {
   return { sizes };
 }
 
+// Snapshots (docs/snapshots.md): the stream with the screen model on and off (pairs, run back to back,
+// fresh daemons), snapshot time and size at 80x24 and 200x50 with a full scrollback, and the model's
+// memory per idle shell.
+async function scenarioSnapshots(ctx) {
+  const off = { ...ctx.bin, args: [...ctx.bin.args, '--snapshots', 'off'] };
+  const stream = async (bin) => withDaemon({ ...ctx, bin }, async (d) => {
+    const r = await streamRun(d, ctx, { encoding: 'utf8' });
+    if (!r.complete) throw new Error(`stream incomplete: ${r.problems.join('; ')}`);
+    const m = await d.metrics();
+    return { MBps: r.deliveredBytes / r.seconds / 1e6, cpuPerGB: r.daemonCpu / (r.deliveredBytes / 1e9), modelBytes: m.ptyhub_screen_model_bytes };
+  });
+  const modelOn = await stream(ctx.bin);
+  const modelOff = await stream(off);
+  const sizes = {};
+  await withDaemon(ctx, async (d) => {
+    const c = new Conn(d);
+    await c.open();
+    for (const [cols, rows] of [[80, 24], [200, 50]]) {
+      // 1,500 coloured lines: the 1,000-line history is full.
+      const command = ['/bin/sh', '-c', `i=0; while [ $i -lt 1500 ]; do i=$((i+1)); printf '\\033[3%dmline %d \\033[1mof coloured output\\033[0m with some words after it\\n' $((i % 7)) $i; done; echo done; exec sleep 100000`];
+      const created = await c.request('shell.create', { command, cols, rows, subscribe: false });
+      const id = created.data.terminal.id;
+      const until = nowMs() + 20000;
+      for (;;) {  // the model has followed all of it (its bytes stop growing once the output is done)
+        const m1 = await d.metrics();
+        await sleep(300);
+        const m2 = await d.metrics();
+        if ((m1.ptyhub_screen_model_bytes === m2.ptyhub_screen_model_bytes && m2.ptyhub_screen_model_bytes > 0) || nowMs() > until) break;
+      }
+      const times = [];
+      let bytes = 0;
+      let exact = null;
+      for (let k = 0; k < 20; k++) {
+        const j = new Conn(d);
+        await j.open();
+        const got = new Promise((resolve) => {
+          const previous = j.ws.listeners('message');
+          j.ws.on('message', (buf) => {
+            if (buf.indexOf('"shell.snapshot"') >= 0) resolve(JSON.parse(buf.toString()));
+          });
+          return previous;
+        });
+        const t = nowMs();
+        j.send('subscribe', { channel: `shell:terminal:${id}`, snapshot: true });
+        const msg = await withTimeout(got, 10000, 'shell.snapshot');
+        times.push(nowMs() - t);
+        bytes = Buffer.byteLength(msg.data.data);
+        exact = msg.data.exact;
+        await j.close();
+      }
+      times.sort((a, b) => a - b);
+      sizes[`${cols}x${rows}`] = { medianMs: median(times), p90Ms: percentile(times, 0.9), bytes, exact };
+    }
+    await c.close();
+  });
+  const idle = await withDaemon(ctx, async (d) => {
+    const count = 100;
+    const conns = await connectMany(d, 10, 10);
+    for (let i = 0; i < count; i++) await conns[i % 10].request('shell.create', { command: ['/bin/sh'], subscribe: false });
+    const until = nowMs() + 10000;
+    let m = await d.metrics();
+    while (m.ptyhub_screen_models < count && nowMs() < until) { await sleep(100); m = await d.metrics(); }
+    await Promise.all(conns.map((c) => c.close()));
+    return { models: m.ptyhub_screen_models, perTerminalKiB: m.ptyhub_screen_model_bytes / Math.max(1, m.ptyhub_screen_models) / 1024 };
+  });
+  return { modelOn, modelOff, throughputRatio: modelOn.MBps / modelOff.MBps, cpuRatio: modelOn.cpuPerGB / modelOff.cpuPerGB, sizes, idle };
+}
+
 async function scenarioSlow(ctx) {
   return withDaemon(ctx, async (d) => {
     const alone = await streamRun(d, ctx, {});
@@ -1158,6 +1226,22 @@ function tableRows(results, info) {
       const left = Math.max(...runs(count, (r) => r.left));
       row(`SIGTERM with ${count}: processes left`, `${left}`, '0', left === 0, `runs: ${listed(count, (r) => r.left, String)}`);
     }
+  }
+  if (results.snapshots) {
+    const r = results.snapshots;
+    const thr = m('snapshots', (x) => x.throughputRatio);
+    const cpu = m('snapshots', (x) => x.cpuRatio);
+    row('snapshots: stream throughput, model on / off', `${f2(thr)}×`, '≥ 0.95×', thr >= 0.95,
+      `runs: ${r.map((x) => `${f1(x.modelOn.MBps)} / ${f1(x.modelOff.MBps)} MB/s`).join(', ')}`);
+    row('snapshots: daemon CPU per GB, model on / off', `${f2(cpu)}×`, '≤ 1.05×', cpu <= 1.05,
+      `runs: ${r.map((x) => `${f2(x.modelOn.cpuPerGB)} / ${f2(x.modelOff.cpuPerGB)} s/GB`).join(', ')}`);
+    for (const size of Object.keys(r[0].sizes)) {
+      row(`snapshot at ${size} with a full 1,000-line history: time (request → shell.snapshot) and size`,
+        `${f2(m('snapshots', (x) => x.sizes[size].medianMs))} ms, ${f1(m('snapshots', (x) => x.sizes[size].bytes) / 1024)} KiB`, '', undefined,
+        `p90 ${f2(m('snapshots', (x) => x.sizes[size].p90Ms))} ms; exact ${r.map((x) => x.sizes[size].exact).join(', ')}`);
+    }
+    row('snapshots: model memory per idle shell', `${f1(m('snapshots', (x) => x.idle.perTerminalKiB))} KiB`, '', undefined,
+      `${r[0].idle.models} shells at 80×24`);
   }
   if (results.upgrade) {
     const runs = (count, get) => results.upgrade.map((r) => get(r.sizes[count]));
@@ -1310,7 +1394,7 @@ async function main() {
     ['throughput', scenarioThroughput], ['echo', scenarioEcho], ['echoMany', scenarioEchoMany],
     ['fanout', scenarioFanout], ['streams', scenarioStreams], ['idle', scenarioIdle], ['churn', scenarioChurn],
     ['slow', scenarioSlow], ['close', scenarioClose], ['shutdown', scenarioShutdown], ['cluster', scenarioCluster],
-    ['upgrade', scenarioUpgrade],
+    ['upgrade', scenarioUpgrade], ['snapshots', scenarioSnapshots],
   ];
   // Each run of a scenario is made against every binary in turn: baseline, main, baseline, main, ...
   const sides = BASELINE ? [['before', BASELINE], ['after', MAIN]] : [['main', MAIN]];

@@ -516,6 +516,8 @@ void Daemon::exec_upgrade() {
   if (!upgrading_ || phase_ != Phase::serving) return;
   uv_timer_stop(upgrade_timer_.get());
   std::vector<UniqueFd> handed;
+  const auto since_signal = [this] { return std::to_string((uv_hrtime() - upgrade_signalled_ns_) / 1000000) + " ms"; };
+  log::debug("upgrade: clients closed " + since_signal() + " after the signal");
   upgrade::HandoffState state = upgrade::capture(*hub_, PTYHUB_VERSION, &handed);
   state.signalled_ns = upgrade_signalled_ns_;
   for (upgrade::TerminalState& t : state.terminals) {
@@ -524,7 +526,9 @@ void Daemon::exec_upgrade() {
   const std::vector<int> listeners = server_->listener_fds();
   for (int fd : listeners) state.fds.push_back({upgrade::FdKind::listener, fd, 0});
   std::string error;
-  UniqueFd memfd = upgrade::write_sealed(upgrade::encode_state(state), &error);
+  log::debug("upgrade: captured " + std::to_string(state.terminals.size()) + " terminals, " + since_signal());
+  UniqueFd memfd = upgrade::write_state(state, &error);
+  log::debug("upgrade: state written, " + since_signal());
   const auto set_cloexec = [](int fd, bool on) {
     const int flags = ::fcntl(fd, F_GETFD);
     if (flags >= 0) ::fcntl(fd, F_SETFD, on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC));
@@ -585,10 +589,13 @@ void Daemon::take_handoff(const char* fd_text, std::vector<UniqueFd>* listeners)
   }
   UniqueFd memfd(static_cast<int>(number));
   std::string error;
-  std::optional<std::string> bytes = upgrade::read_sealed(memfd.get(), upgrade::kMaxStateBytes, &error);
+  const uint64_t started = uv_hrtime();
+  std::optional<upgrade::HandoffState> state = upgrade::read_state(memfd.get(), upgrade::kMaxStateBytes, &error);
   memfd.reset();
-  std::optional<upgrade::HandoffState> state;
-  if (bytes) state = upgrade::decode_state(*bytes, &error);
+  if (state && state->signalled_ns > 0 && state->signalled_ns < started) {
+    log::debug("upgrade: new image started " + std::to_string((started - state->signalled_ns) / 1000000) +
+               " ms after the signal; state read and decoded in " + std::to_string((uv_hrtime() - started) / 1000000) + " ms");
+  }
   if (!state) {
     // Never half a state: what was handed over is closed (a PTY's hangup reaches its shell), and the
     // orphan reaper ends the processes as it ends those of any terminal that is gone.

@@ -40,6 +40,17 @@ void Fanout::account_ring(size_t allocated_before) {
 
 // --- input ---------------------------------------------------------------------------------------
 
+void Fanout::adopt(uint64_t end, std::string&& bytes) {
+  if (ring_.end() != 0 || !subscriptions_.empty() || finished_) {  // not fresh: the ordinary way
+    const uint64_t start = end - bytes.size();
+    append(start, bytes);
+    return;
+  }
+  const size_t allocated = ring_.allocated();
+  ring_.adopt(end, std::move(bytes));
+  account_ring(allocated);
+}
+
 void Fanout::append(uint64_t offset, std::string_view bytes) {
   if (finished_) return;
   if (offset < ring_.end()) {  // re-delivered bytes: keep only what is new

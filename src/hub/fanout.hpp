@@ -88,6 +88,11 @@ class Fanout {
   // Bytes [offset, offset + size) of the stream, ending on a UTF-8 character boundary. Above end(),
   // [end(), offset) becomes a hole (subscribers get shell.gap for it); what is below end() is dropped.
   void append(uint64_t offset, std::string_view bytes);
+  // A fresh stream (nothing appended, no subscriber) takes `bytes`, which end at `end`, as its retained
+  // output without copying them (a live upgrade's restore).
+  void adopt(uint64_t end, std::string&& bytes);
+  // The retained bytes into `out` (end() - start() bytes), without an intermediate copy.
+  void copy_retained(char* out) const { ring_.copy_to(out); }
   // The stream ended: every subscriber gets `exit`, then `trailer` when set, after its last byte.
   void finish(protocol::SharedFrame exit, std::vector<protocol::SharedFrame> trailers = {});
   // An event for every subscriber at once, wherever its cursor is (shell.resized, git progress).

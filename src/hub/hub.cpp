@@ -143,15 +143,15 @@ Terminal* Hub::find_readable(const auth::Principal& principal, std::string_view 
   return it->second.get();
 }
 
-std::vector<Terminal::Snapshot> Hub::snapshot() const {
+std::vector<Terminal::Snapshot> Hub::snapshot(bool with_rings) const {
   std::vector<Terminal::Snapshot> out;
   for (const auto& [id, terminal] : terminals_) {
-    if (!terminal->mirror()) out.push_back(terminal->snapshot());
+    if (!terminal->mirror()) out.push_back(terminal->snapshot(with_rings));
   }
   return out;
 }
 
-Terminal* Hub::restore(const Terminal::Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, std::string* error) {
+Terminal* Hub::restore(Terminal::Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, std::string* error) {
   if (snapshot.spec.id.empty() || terminals_.count(snapshot.spec.id) != 0) {
     *error = "terminal id " + snapshot.spec.id + " is empty or taken";
     return nullptr;

@@ -118,11 +118,11 @@ class Hub {
 
   // --- live upgrade (docs/upgrade.md) ---
   // Every local terminal as the next image needs it.
-  std::vector<Terminal::Snapshot> snapshot() const;
+  std::vector<Terminal::Snapshot> snapshot(bool with_rings = true) const;
   // A terminal of an earlier image, running again on its adopted process (or listed as exited), with its
   // id, owner, shares, offsets and ring. nullptr with `error` when its id is taken or the process cannot
   // be adopted (the fds are then closed and the child is not this hub's).
-  Terminal* restore(const Terminal::Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, std::string* error);
+  Terminal* restore(Terminal::Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, std::string* error);  // its ring moves in
 
   // --- cluster mode (docs/cluster.md) ---
   // The node this daemon is (set before terminals are created): each terminal it creates carries it.

@@ -12,7 +12,7 @@ void OutputRing::grow_for(size_t extra) {
   while (target < size_ + extra) target *= 2;
   target = std::min(target, capacity_);
   // Unroll the held bytes to the front of the new buffer.
-  std::vector<char> grown(target);
+  std::string grown(target, '\0');
   read_into(grown.data());
   buffer_.swap(grown);
   head_ = size_ % buffer_.size();
@@ -36,6 +36,14 @@ void OutputRing::append(std::string_view bytes) {
   std::memcpy(buffer_.data(), bytes.data() + first, bytes.size() - first);
   head_ = (head_ + bytes.size()) % cap;
   size_ = std::min(size_ + bytes.size(), cap);
+}
+
+void OutputRing::adopt(uint64_t end, std::string&& bytes) {
+  if (bytes.size() > capacity_) bytes.erase(0, bytes.size() - capacity_);
+  end_ = end;
+  size_ = bytes.size();
+  buffer_ = std::move(bytes);
+  head_ = buffer_.empty() ? 0 : size_ % buffer_.size();
 }
 
 void OutputRing::skip(uint64_t count) {

@@ -25,6 +25,12 @@ class OutputRing {
   // Copies up to `max` bytes from offset `from` (start() <= from <= end()) into `out` (replacing it).
   void read(uint64_t from, size_t max, std::string* out) const;
   size_t allocated() const { return buffer_.size(); }
+  // The held bytes, oldest first, into `out` (size() bytes).
+  void copy_to(char* out) const { read_into(out); }
+  size_t size() const { return size_; }
+  // An empty ring takes `bytes` (which end at offset `end`) as its contents without copying them (a
+  // live upgrade's restore); only the last capacity() bytes are kept.
+  void adopt(uint64_t end, std::string&& bytes);
   size_t capacity() const { return capacity_; }
 
  private:
@@ -32,7 +38,7 @@ class OutputRing {
   void read_into(char* out) const;  // the held bytes, oldest first
 
   size_t capacity_;
-  std::vector<char> buffer_;  // circular once full; data ends at head_
+  std::string buffer_;  // circular once full; data ends at head_
   size_t head_ = 0;           // index where the next byte goes
   size_t size_ = 0;           // bytes held
   uint64_t end_ = 0;          // offset of the next byte

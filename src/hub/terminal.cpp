@@ -113,7 +113,7 @@ bool Terminal::start(uv_loop_t* loop, std::vector<std::string> env, uint64_t dra
   return true;
 }
 
-Terminal::Snapshot Terminal::snapshot() const {
+Terminal::Snapshot Terminal::snapshot(bool with_ring) const {
   Snapshot out;
   out.spec = spec_;
   out.shares = shares_;
@@ -128,7 +128,8 @@ Terminal::Snapshot Terminal::snapshot() const {
   out.detached_ms = exited_ || detached_since_steady_ms_ == 0 ? 0 : now - std::min(now, detached_since_steady_ms_);
   out.end_reason = end_reason_;
   out.ring_start = fanout_.start();
-  out.ring = fanout_.retained();
+  if (with_ring) out.ring = fanout_.retained();
+  out.ring_length = static_cast<size_t>(fanout_.end() - fanout_.start());
   out.carry = carry_;
   return out;
 }
@@ -151,14 +152,20 @@ bool Terminal::take_back_process(pty::PtyProcess::Released released, std::string
   return true;
 }
 
-bool Terminal::restore(uv_loop_t* loop, const Snapshot& snapshot, UniqueFd master, UniqueFd pidfd,
+bool Terminal::restore(uv_loop_t* loop, Snapshot& snapshot, UniqueFd master, UniqueFd pidfd,
                        uint64_t drain_grace_ms, std::string* error) {
   shares_ = snapshot.shares;
   created_at_ms_ = snapshot.created_at_ms;
   end_reason_ = snapshot.end_reason;
-  if (!snapshot.ring.empty() || snapshot.ring_start > 0) fanout_.append(snapshot.ring_start, snapshot.ring);
-  output_bytes_ = snapshot.ring_start + snapshot.ring.size() + snapshot.carry.size();
+  const uint64_t ring_end = snapshot.ring_start + snapshot.ring.size();
+  // The ring moves in (no copy) once nothing can fail any more: a refused snapshot keeps its output.
+  const auto take_ring = [&] {
+    if (ring_end > 0) fanout_.adopt(ring_end, std::move(snapshot.ring));
+    snapshot.ring.clear();
+  };
+  output_bytes_ = ring_end + snapshot.carry.size();
   if (snapshot.exited) {
+    take_ring();
     // Its end again, after the same bytes, for whoever subscribes from now on.
     if (!snapshot.carry.empty()) fanout_.append(fanout_.end(), snapshot.carry);
     exited_ = true;
@@ -175,6 +182,7 @@ bool Terminal::restore(uv_loop_t* loop, const Snapshot& snapshot, UniqueFd maste
   process_ = pty::PtyProcess::adopt(loop, snapshot.pid, std::move(master), std::move(pidfd), drain_grace_ms,
                                     process_callbacks(), error);
   if (!process_) return false;
+  take_ring();  // before the loop runs again: the PTY's next bytes follow it
   // The policy timers go on counting from where they were (idle_timeout, max_lifetime, detached_timeout).
   const uint64_t now = steady_millis();
   started_steady_ms_ = now - std::min(now, snapshot.running_ms);

@@ -124,10 +124,13 @@ class Terminal {
     uint64_t detached_ms = 0; // since its last subscriber left; 0 while it has one (running terminals)
     std::string end_reason;
     uint64_t ring_start = 0;
-    std::string ring;   // retained output [ring_start, ring_start + size)
+    std::string ring;   // retained output [ring_start, ring_start + size) (empty: snapshot(false))
+    size_t ring_length = 0;  // its size, also when it was not copied
     std::string carry;  // a character split across reads, after the ring
   };
-  Snapshot snapshot() const;
+  Snapshot snapshot(bool with_ring = true) const;
+  // The retained output (ring_length bytes of a snapshot) copied straight into `out`.
+  void copy_ring(char* out) const { fanout_.copy_retained(out); }
   // Gives up the running process without ending it (the handoff); false when there is none.
   bool release_process(pty::PtyProcess::Released* out);
   // A running terminal whose process was reaped while its output still drains: the process's status.
@@ -138,7 +141,7 @@ class Terminal {
   bool take_back_process(pty::PtyProcess::Released released, std::string* error);
   // Makes this (new) terminal the one of `snapshot`: output continues at its offsets; a running one
   // adopts its process from `master` and `pidfd`. False with `error` when the process cannot be adopted.
-  bool restore(uv_loop_t* loop, const Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, uint64_t drain_grace_ms,
+  bool restore(uv_loop_t* loop, Snapshot& snapshot, UniqueFd master, UniqueFd pidfd, uint64_t drain_grace_ms,
                std::string* error);
 
   // --- mirrors (cluster mode) ---

@@ -150,7 +150,7 @@ json encode_terminal(const TerminalState& t, uint64_t ring_at) {
           {"endReason", t.end_reason},
           {"ringStart", t.ring_start},
           {"ringAt", ring_at},
-          {"ringLength", t.ring.size()},
+          {"ringLength", t.ring_size()},
           {"carry", binary(t.carry)},
           {"input", binary(t.pending_input)},
           {"stdio", t.pipes ? "pipes" : "pty"},
@@ -234,28 +234,104 @@ bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& 
 
 }  // namespace
 
-std::string encode_state(const HandoffState& state) {
+namespace {
+
+// The header and the metadata of `state`; the rings (`*blob_length` bytes) follow them.
+std::string encode_head(const HandoffState& state, uint64_t* blob_length_out) {
   json fds = json::array();
   for (const HandedFd& handed : state.fds) fds.push_back({{"kind", kind_name(handed.kind)}, {"fd", handed.fd}, {"pid", handed.pid}});
   json terminals = json::array();
   uint64_t blob_length = 0;
   for (const TerminalState& t : state.terminals) {
     terminals.push_back(encode_terminal(t, blob_length));
-    blob_length += t.ring.size();
+    blob_length += t.ring_size();
   }
   const json body = {{"daemon", state.daemon_version}, {"signalled", state.signalled_ns}, {"fds", fds}, {"terminals", terminals}};
   const std::vector<std::uint8_t> cbor = json::to_cbor(body);
   const std::string_view meta(reinterpret_cast<const char*>(cbor.data()), cbor.size());
   std::string out;
-  out.reserve(kHeaderBytes + meta.size() + blob_length);
+  out.reserve(kHeaderBytes + meta.size());
   out.append(kMagic, sizeof kMagic);
   put_le(out, kStateVersion, 4);
   put_le(out, meta.size(), 8);
   put_le(out, blob_length, 8);
   out += sha256(meta);
   out += meta;
-  for (const TerminalState& t : state.terminals) out += t.ring;  // the rings, raw, in order
+  *blob_length_out = blob_length;
   return out;
+}
+
+constexpr int kSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
+
+}  // namespace
+
+std::string encode_state(const HandoffState& state) {
+  uint64_t blob_length = 0;
+  std::string out = encode_head(state, &blob_length);
+  for (const TerminalState& t : state.terminals) {  // the rings, raw, in order
+    const size_t at = out.size();
+    out.resize(at + t.ring_size());
+    if (t.ring_source) t.ring_source(out.data() + at);
+    else if (!t.ring.empty()) std::memcpy(out.data() + at, t.ring.data(), t.ring.size());
+  }
+  return out;
+}
+
+UniqueFd write_state(const HandoffState& state, std::string* error) {
+  uint64_t blob_length = 0;
+  const std::string head = encode_head(state, &blob_length);
+  const size_t total = head.size() + blob_length;
+  UniqueFd fd(::memfd_create("ptyhub-handoff", MFD_ALLOW_SEALING));
+  if (!fd) {
+    *error = std::string("memfd_create: ") + std::strerror(errno);
+    return {};
+  }
+  if (::ftruncate(fd.get(), static_cast<off_t>(total)) != 0) {
+    *error = std::string("sizing the state: ") + std::strerror(errno);
+    return {};
+  }
+  // Written in place: each ring is copied once, straight into the memfd.
+  void* map = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd.get(), 0);
+  if (map == MAP_FAILED) {
+    *error = std::string("mapping the state: ") + std::strerror(errno);
+    return {};
+  }
+  char* out = static_cast<char*>(map);
+  std::memcpy(out, head.data(), head.size());
+  size_t at = head.size();
+  for (const TerminalState& t : state.terminals) {
+    if (t.ring_source) t.ring_source(out + at);
+    else if (!t.ring.empty()) std::memcpy(out + at, t.ring.data(), t.ring.size());
+    at += t.ring_size();
+  }
+  ::munmap(map, total);  // before F_SEAL_WRITE, which a writable mapping would refuse
+  if (::fcntl(fd.get(), F_ADD_SEALS, kSeals) != 0) {
+    *error = std::string("sealing the state: ") + std::strerror(errno);
+    return {};
+  }
+  return fd;
+}
+
+std::optional<HandoffState> read_state(int fd, size_t max_bytes, std::string* error) {
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & kSeals) != kSeals) {
+    *error = "the state's fd is not a sealed memfd";
+    return std::nullopt;
+  }
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || info.st_size <= 0 || static_cast<uint64_t>(info.st_size) > max_bytes) {
+    *error = "the state's size is unreadable, empty or over the limit";
+    return std::nullopt;
+  }
+  const size_t size = static_cast<size_t>(info.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  if (map == MAP_FAILED) {
+    *error = std::string("mapping the state: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::optional<HandoffState> state = decode_state(std::string_view(static_cast<const char*>(map), size), error);
+  ::munmap(map, size);
+  return state;
 }
 
 std::optional<HandoffState> decode_state(std::string_view bytes, std::string* error) {

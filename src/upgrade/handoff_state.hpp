@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -62,14 +63,18 @@ struct TerminalState {
   uint64_t duration_ms = 0;
   std::string end_reason;
   uint64_t ring_start = 0;  // raw offset of ring[0]
-  std::string ring;         // retained output: raw bytes [ring_start, ring_start + ring.size())
+  std::string ring;         // retained output: raw bytes [ring_start, ring_start + ring_size())
+  // Or, when writing: the ring is not copied here but written straight into the state by this.
+  std::function<void(char* out)> ring_source;
+  uint64_t ring_length = 0;  // with ring_source: its size
   std::string carry;        // bytes of a character split across reads, after the ring
   std::string pending_input;  // input accepted but not yet written to the PTY
   uint64_t idle_ms = 0;      // since the last input or output (idle_timeout goes on counting)
   uint64_t detached_ms = 0;  // since its last subscriber left; 0 while it had one (detached_timeout)
   nlohmann::json git;       // the git operation's own state (null for shells)
   // The offset the next byte read from the PTY gets.
-  uint64_t output_bytes() const { return ring_start + ring.size() + carry.size(); }
+  uint64_t output_bytes() const { return ring_start + ring_size() + carry.size(); }
+  uint64_t ring_size() const { return ring_source ? ring_length : ring.size(); }
 };
 
 struct HandoffState {
@@ -83,6 +88,11 @@ std::string encode_state(const HandoffState& state);
 // The state, or nullopt with `error` saying why (bad magic, another version, a length or digest that does
 // not match, a field missing or of the wrong type, offsets or fd references that do not add up).
 std::optional<HandoffState> decode_state(std::string_view bytes, std::string* error);
+
+// The state written straight into a memfd (each ring copied once) and sealed as write_sealed() does.
+UniqueFd write_state(const HandoffState& state, std::string* error);
+// The state of a memfd written by write_state() (mapped, not copied), or nullopt with `error`.
+std::optional<HandoffState> read_state(int fd, size_t max_bytes, std::string* error);
 
 // A memfd holding `bytes`, sealed against any change (F_SEAL_WRITE, SHRINK, GROW, SEAL). Without
 // FD_CLOEXEC: it is meant to cross execve.

@@ -84,10 +84,15 @@ void end_child(pid_t pid) {
 HandoffState capture(hub::Hub& hub, std::string daemon_version, std::vector<UniqueFd>* handed) {
   HandoffState state;
   state.daemon_version = std::move(daemon_version);
-  for (hub::Terminal::Snapshot& snapshot : hub.snapshot()) {
+  for (hub::Terminal::Snapshot& snapshot : hub.snapshot(false)) {  // rings are copied when written
     const std::string id = snapshot.spec.id;
+    const size_t ring_length = snapshot.ring_length;
     TerminalState t = to_state(std::move(snapshot));
     hub::Terminal* terminal = hub.find_any(id);
+    if (terminal != nullptr) {
+      t.ring_length = ring_length;
+      t.ring_source = [terminal](char* out) { terminal->copy_ring(out); };
+    }
     pty::PtyProcess::Released released;
     if (!t.exited && terminal != nullptr && terminal->release_process(&released)) {
       t.master = static_cast<int>(state.fds.size());

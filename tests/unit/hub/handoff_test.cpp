@@ -90,12 +90,14 @@ TEST_CASE("handoff: a hub's terminals survive it - restored with their ids, shar
 
   Hub hub(loop.get(), limits(), metrics);
   std::string error;
+  // restore() moves the rings in.
+  const uint64_t finished_end = finished.ring_start + finished.ring.size();
   Terminal* restored = hub.restore(snapshot, std::move(released.master), std::move(released.pidfd), &error);
   REQUIRE_MESSAGE(restored != nullptr, error);
   Terminal* gone = hub.restore(finished, UniqueFd(), UniqueFd(), &error);
   REQUIRE_MESSAGE(gone != nullptr, error);
   CHECK_FALSE(gone->running());
-  CHECK(gone->published_offset() == finished.ring_start + finished.ring.size());
+  CHECK(gone->published_offset() == finished_end);
   CHECK(hub.restore(snapshot, UniqueFd(), UniqueFd(), &error) == nullptr);  // its id is taken
   CHECK(restored->id() == snapshot.spec.id);
   CHECK(restored->owner() == "alice");
