@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { check, finish, listening, results, step } from './checks.mjs';
+import { check, finish, listening, results, skip, step } from './checks.mjs';
 
 const kChromium = '/usr/bin/chromium';
 const kSkip = 77;
@@ -126,6 +126,24 @@ async function waitForLine(page, pattern, timeout = 10000) {
     const text = window.ptyhub.bufferText();
     return text !== null && new RegExp(p, 'm').test(text);
   }, pattern, timeout);
+}
+
+// The visible lines of a terminal's screen in xterm.js (buffer.active.getLine(i).translateToString()),
+// with its cursor and buffer type (normal or alternate).
+const screen = (page, id) => page.evaluate((i) => window.ptyhub.screenLines(i), id);
+
+// Resolves with the screen of terminal `id` once it stayed the same for `quietMs` (bounded by `timeoutMs`).
+async function stableScreen(page, id, quietMs = 500, timeoutMs = 20000) {
+  await waitFor(page, ([i, quiet]) => {
+    const now = JSON.stringify(window.ptyhub.screenLines(i));
+    const seen = (window.stableScreens ||= {});
+    if (!seen[i] || seen[i].text !== now) {
+      seen[i] = { text: now, since: Date.now() };
+      return false;
+    }
+    return Date.now() - seen[i].since >= quiet;
+  }, [id, quietMs], timeoutMs);
+  return screen(page, id);
 }
 
 // ---- scenarios ----
@@ -354,6 +372,85 @@ async function main() {
       const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
       check('the page turns dark with prefers-color-scheme', bg === 'rgb(15, 18, 22)', bg);
       await shot(page, '09-dark');
+    });
+
+    await step('a second page attaching to a running vi shows the same screen at once; presence on both', async () => {
+      await page.click('#create-button');
+      await waitFor(page, () => window.ptyhub.tabs().length === 2 && window.ptyhub.view().subscribed);
+      const vid = await page.evaluate(() => window.ptyhub.activeId());
+      // Megabytes of output first: a replay of the ring would be slow; the snapshot is the screen alone.
+      await typeLine(page, 'seq 1 300000; vi -u NONE /etc/services');
+      await waitFor(page, (i) => {
+        const s = window.ptyhub.screenLines(i);
+        return s.type === 'alternate' && s.lines.some((l) => l.includes('"/etc/services"'));
+      }, vid, 90000);
+      const aliceScreen = await stableScreen(page, vid);
+      check('alice\'s page shows vi on the alternate screen', aliceScreen.type === 'alternate' &&
+        aliceScreen.lines[0].includes('Network services'), JSON.stringify(aliceScreen.lines.slice(0, 3)));
+      const [shared] = await wsRequest(daemon.port, alice,
+        [{ type: 'shell.share', data: { terminalId: vid, user: 'bob', mode: 'read' } }]);
+      check('alice shared the vi terminal with bob read-only', shared.type === 'shell.shared', JSON.stringify(shared));
+      const viewport = page.viewportSize();
+      const bobContext = await browser.newContext({ viewport, colorScheme: 'dark' });
+      bobContext.setDefaultTimeout(10000);
+      const bobPage = await bobContext.newPage();
+      bobPage.on('pageerror', (err) => pageErrors.push(String(err)));
+      bobPage.on('console', cspViolation);
+      try {
+        await bobPage.goto(`${base}/#token=${bob}`);
+        await waitFor(bobPage, () => window.ptyhub.status() === 'live');
+        await waitFor(bobPage, (i) => document.querySelector(`#terminal-rows tr[data-id="${i}"] button.attach`) !== null, vid);
+        const started = Date.now();
+        await bobPage.click(`#terminal-rows tr[data-id="${vid}"] button.attach`);
+        const want = JSON.stringify(aliceScreen);
+        await waitFor(bobPage, ([i, w]) => {
+          const s = window.ptyhub.screenLines(i);
+          return s !== null && JSON.stringify(s) === w;
+        }, [vid, want], 10000).catch(() => {});
+        const elapsed = Date.now() - started;
+        const bobScreen = await screen(bobPage, vid);
+        const differ = aliceScreen.lines.map((l, i) => (l === bobScreen.lines[i] ? null : `${i}: ${JSON.stringify(l)} vs ${JSON.stringify(bobScreen.lines[i])}`)).filter(Boolean);
+        check(`bob's page shows the same ${aliceScreen.rows} lines as alice's (xterm buffers compared)`,
+          bobScreen.rows === aliceScreen.rows && bobScreen.cols === aliceScreen.cols && differ.length === 0,
+          `${bobScreen.cols}x${bobScreen.rows} vs ${aliceScreen.cols}x${aliceScreen.rows}; ${differ.slice(0, 5).join('; ')}`);
+        check('the same cursor and the alternate screen', bobScreen.cursorX === aliceScreen.cursorX &&
+          bobScreen.cursorY === aliceScreen.cursorY && bobScreen.type === 'alternate',
+          JSON.stringify({ bob: { ...bobScreen, lines: undefined }, alice: { ...aliceScreen, lines: undefined } }));
+        const bobView = await view(bobPage, vid);
+        check('bob\'s view started from a snapshot and replayed nothing', bobView.snapshot !== null && bobView.snapshot !== undefined &&
+          bobView.stats.snapshots === 1 && bobView.stats.replayed === 0, JSON.stringify({ snapshot: bobView.snapshot, stats: bobView.stats }));
+        check('nothing was typed or answered by bob\'s emulator', bobView.stats.droppedInput === 0, JSON.stringify(bobView.stats));
+        check(`it showed at once (${elapsed} ms)`, elapsed < 5000);
+        await shot(bobPage, '10-snapshot-joiner');
+
+        const aliceViewers = (await view(page, vid)).viewers;
+        if (!Array.isArray(aliceViewers)) {
+          skip('presence on the tabs (alice and bob on both pages)',
+            'this daemon sends no viewers in its subscribed reply (presence is not built in)');
+        } else {
+          const both = (i) => {
+            const names = window.ptyhub.tabViewers(i).map((v) => `${v.user}:${v.role}`).sort().join(' ');
+            return names === 'alice:owner bob:read';
+          };
+          await waitFor(page, both, vid).catch(() => {});
+          await waitFor(bobPage, both, vid).catch(() => {});
+          const onAlice = await page.evaluate((i) => window.ptyhub.tabViewers(i), vid);
+          const onBob = await bobPage.evaluate((i) => window.ptyhub.tabViewers(i), vid);
+          const label = (list) => list.map((v) => `${v.user}:${v.role}`).sort().join(' ');
+          check('alice\'s tab shows alice (owner) and bob (read)', label(onAlice) === 'alice:owner bob:read', JSON.stringify(onAlice));
+          check('bob\'s tab shows alice (owner) and bob (read)', label(onBob) === 'alice:owner bob:read', JSON.stringify(onBob));
+          const writer = onBob.find((v) => v.user === 'alice');
+          const reader = onBob.find((v) => v.user === 'bob');
+          check('who may type is marked (✎ for alice, not for bob)', writer && writer.text.includes('✎') && reader &&
+            !reader.text.includes('✎'), JSON.stringify(onBob));
+          await shot(page, '11-presence');
+        }
+      } finally {
+        await bobContext.close();
+      }
+      await wsRequest(daemon.port, alice, [{ type: 'shell.kill', data: { terminalId: vid, signal: 'SIGKILL' } }]);
+      await waitFor(page, (i) => window.ptyhub.view(i).exit !== null, vid);
+      await page.click(`.tab[data-id="${vid}"] .tab-close`);
     });
 
     check('no JavaScript error and no CSP violation on the pages', pageErrors.length === 0, pageErrors.join('\n'));
