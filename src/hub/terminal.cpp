@@ -245,11 +245,13 @@ void Terminal::relink(Subscriber* subscriber) {
 ReplayRange Terminal::subscribe(Subscriber* subscriber, Encoding encoding, std::optional<uint64_t> since) {
   const ReplayRange range = fanout_.subscribe(subscriber, encoding, since, may_hold(subscriber));
   subscriber->linked_.insert(this);
+  if (subscribed_at_.emplace(subscriber, unix_millis_now()).second) viewers_changed();
   update_detached_timer();
   return range;
 }
 
 void Terminal::unsubscribe(Subscriber* subscriber) {
+  if (subscribed_at_.erase(subscriber) != 0) viewers_changed();
   if (!fanout_.unsubscribe(subscriber)) return;
   relink(subscriber);
   update_reading();
@@ -464,8 +466,10 @@ void Terminal::apply_shares_to_subscribers(const std::string& user) {
     for (Subscriber* subscriber : revoked) {
       subscriber->deliver(frame);
       fanout_.unsubscribe(subscriber);
+      subscribed_at_.erase(subscriber);
       relink(subscriber);
     }
+    viewers_changed();
     update_detached_timer();
   }
   update_reading();
@@ -513,6 +517,50 @@ void Terminal::on_output(std::string_view bytes) {
   }
   model_wake();
   update_reading();
+}
+
+// --- presence -----------------------------------------------------------------------------------------
+
+json Terminal::viewers_json() const {
+  struct Viewer {
+    std::string role;
+    int64_t since = 0;
+    int connections = 0;
+  };
+  std::map<std::string, Viewer> by_user;
+  for (const auto& [subscriber, at] : subscribed_at_) {
+    const auth::Principal& principal = subscriber->principal();
+    Viewer& viewer = by_user[principal.user];
+    if (viewer.connections++ == 0 || at < viewer.since) viewer.since = at;
+    viewer.role = principal.user == spec_.owner                          ? "owner"
+                  : access_for(principal) == auth::Access::write ? "write"
+                                                                         : "read";
+  }
+  std::vector<std::pair<std::string, Viewer>> ordered(by_user.begin(), by_user.end());
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.second.since < b.second.since; });
+  json out = json::array();
+  for (const auto& [user, viewer] : ordered) {
+    out.push_back({{"user", user}, {"role", viewer.role}, {"since", iso8601_utc(viewer.since)}, {"connections", viewer.connections}});
+  }
+  return out;
+}
+
+void Terminal::viewers_changed() {
+  if (loop_ == nullptr) return;
+  if (!viewers_timer_.initialised() && !viewers_timer_.adopt_init(uv_timer_init(loop_, viewers_timer_.get()), this)) return;
+  if (uv_is_active(viewers_timer_.as_handle())) return;  // coalesced with the change already waiting
+  uv_timer_start(
+      viewers_timer_.get(),
+      [](uv_timer_t* handle) {
+        auto* self = static_cast<Terminal*>(handle->data);
+        if (self == nullptr) return;
+        json viewers = self->viewers_json();
+        if (viewers == self->last_viewers_) return;
+        self->last_viewers_ = viewers;
+        self->fanout_.broadcast(protocol::event_frame("shell.viewers", self->channel(),
+                                                      {{"terminalId", self->spec_.id}, {"viewers", std::move(viewers)}}));
+      },
+      kViewersCoalesceMs, 0);
 }
 
 // --- the screen model (snapshots) -----------------------------------------------------------------------

@@ -241,6 +241,12 @@ class Terminal {
     std::string reason;  // when not exact: "history_before_ring" or "output_skipped"
   };
   std::optional<ScreenSnapshot> screen_snapshot();
+
+  // --- presence (docs/protocol.md §6, Presence) ---
+  // Who is subscribed here, one entry per user: [{user, role, since, connections}], role "owner",
+  // "write" or "read", since the user's first current subscription; ordered by since, then user.
+  nlohmann::json viewers_json() const;
+  static constexpr uint64_t kViewersCoalesceMs = 250;  // shell.viewers at most this often
   // The model follows the output at a bounded rate (kModelRate, kModelBurst) so that a stream nobody
   // joins costs next to nothing; behind by more than kModelLag it skips ahead and is no longer exact.
   static constexpr size_t kModelBurst = 256 * 1024;
@@ -308,6 +314,11 @@ class Terminal {
   uint64_t model_tokens_ms_ = 0;
   size_t model_bytes_ = 0;  // what model_ holds, as counted in the metrics
   UvHandle<uv_timer_t> model_timer_;
+  // Presence: when each subscriber subscribed (Unix ms); shell.viewers goes out on the timer.
+  void viewers_changed();
+  std::map<const Subscriber*, int64_t> subscribed_at_;
+  UvHandle<uv_timer_t> viewers_timer_;
+  nlohmann::json last_viewers_;
   std::string end_reason_;
   std::map<std::string, auth::Access, std::less<>> shares_;
   std::vector<Subscriber*> input_waiters_;

@@ -308,7 +308,10 @@ void ClientSession::handle_subscribe(const Request& request) {
   }
   const hub::ReplayRange replay = terminal->subscribe(this, chosen, start);
   reply(request, "subscribed",
-        {{"channel", *channel}, {"terminal", terminal->to_json()}, {"replay", {{"from", replay.from}, {"to", replay.to}}}});
+        {{"channel", *channel},
+         {"terminal", terminal->to_json()},
+         {"replay", {{"from", replay.from}, {"to", replay.to}}},
+         {"viewers", terminal->viewers_json()}});
   if (screen) {
     json data = {{"terminalId", terminal->id()}, {"offset", screen->offset}, {"cols", screen->cols},
                  {"rows", screen->rows},         {"exact", screen->exact}};

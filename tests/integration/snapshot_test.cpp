@@ -183,5 +183,67 @@ TEST_CASE("snapshot: a wrong type, since with it, the terminal list, another's t
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
 
+// The users in a viewers list, in order, as "user:role:connections".
+std::string viewers_text(const Json& viewers) {
+  std::string out;
+  for (const Json& v : viewers) {
+    out += (out.empty() ? "" : " ") + v.value("user", "") + ":" + v.value("role", "") + ":" +
+           std::to_string(v.value("connections", 0));
+    CHECK(is_iso_millis(v["since"]));
+  }
+  return out;
+}
+
+TEST_CASE("presence: subscribed lists the viewers - shell.viewers tells every subscriber who came and went, coalesced") {
+  DaemonProcess daemon;
+  INFO(daemon.log());
+  REQUIRE(daemon.started());
+  auto alice = connect_user(daemon, "alice");
+  const std::string id = alice->create_terminal({{"command", {"/bin/sh"}}}).value("id", "");
+  REQUIRE(!id.empty());
+  const std::string channel = "shell:terminal:" + id;
+  REQUIRE(alice->request("shell.share", {{"terminalId", id}, {"user", "bob"}, {"mode", "write"}}));
+  REQUIRE(alice->request("shell.share", {{"terminalId", id}, {"user", "carol"}, {"mode", "read"}}));
+  auto bob = connect_user(daemon, "bob");
+  const auto bob_joined = bob->request("subscribe", {{"channel", channel}});
+  REQUIRE(bob_joined);
+  CHECK(viewers_text((*bob_joined)["data"]["viewers"]) == "alice:owner:1 bob:write:1");
+  // Alice hears of bob.
+  const auto seen = alice->wait_for([&](const Json& m) {
+    return m.value("type", "") == "shell.viewers" && viewers_text(m["data"]["viewers"]) == "alice:owner:1 bob:write:1";
+  }, 5s);
+  REQUIRE(seen);
+  CHECK((*seen)["channel"] == channel);
+  // Carol twice (two connections) and a quick come-and-go of a third: one entry for carol, and the
+  // come-and-go may not be seen at all (coalesced), but the final list is.
+  auto carol1 = connect_user(daemon, "carol");
+  auto carol2 = connect_user(daemon, "carol");
+  REQUIRE(carol1->request("subscribe", {{"channel", channel}}));
+  REQUIRE(carol2->request("subscribe", {{"channel", channel}}));
+  REQUIRE(alice->wait_for([&](const Json& m) {
+    return m.value("type", "") == "shell.viewers" && viewers_text(m["data"]["viewers"]) == "alice:owner:1 bob:write:1 carol:read:2";
+  }, 5s));
+  bob.reset();  // bob's connection goes away
+  REQUIRE(alice->wait_for([&](const Json& m) {
+    return m.value("type", "") == "shell.viewers" && viewers_text(m["data"]["viewers"]) == "alice:owner:1 carol:read:2";
+  }, 5s));
+  // Someone who may not read the terminal cannot subscribe, so never sees the list.
+  auto mallory = connect_user(daemon, "mallory");
+  CHECK(is_error(mallory->request("subscribe", {{"channel", channel}}), "not_found", "data.channel"));
+  // Bursts are coalesced: 10 subscribe/unsubscribe pairs bring at most a few shell.viewers.
+  const size_t from = alice->mark();
+  auto dave = connect_user(daemon, "carol");
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(dave->request("subscribe", {{"channel", channel}}));
+    REQUIRE(dave->request("unsubscribe", {{"channel", channel}}));
+  }
+  REQUIRE(alice->request("ping"));
+  alice->drain(600ms);  // longer than the coalescing period: what it sends has arrived
+  size_t events = 0;
+  for (size_t i = from; i < alice->history().size(); ++i) events += alice->history()[i].value("type", "") == "shell.viewers";
+  CHECK(events <= 2);
+  CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
+}
+
 }  // namespace
 }  // namespace ptyhub::test
