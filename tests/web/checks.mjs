@@ -1,7 +1,7 @@
 // The checks of a browser test script: each one printed as it is made, a scenario failing as a whole
 // when it throws, and a summary with the exit status at the end; and the wait for a started ptyhubd.
 
-export const results = { passed: 0, failures: [], skipped: [] };
+export const results = { passed: 0, failures: [] };
 
 export function check(name, ok, detail = '') {
   if (ok) {
@@ -12,12 +12,6 @@ export function check(name, ok, detail = '') {
     console.log(`FAIL ${name}${detail ? `: ${detail}` : ''}`);
   }
   return ok;
-}
-
-// A check that cannot be made here (what it needs is missing), said so in the output and the summary.
-export function skip(name, reason) {
-  results.skipped.push(name);
-  console.log(`SKIP ${name}: ${reason}`);
 }
 
 // Runs one scenario; an exception fails it without stopping the others.
@@ -32,9 +26,8 @@ export async function step(name, body) {
 
 // Prints the summary and exits 0 when every check passed, 1 otherwise.
 export function finish() {
-  const { passed, failures, skipped } = results;
-  const skips = skipped.length ? `, ${skipped.length} skipped (${skipped.join('; ')})` : '';
-  console.log(`\n${passed} checks passed, ${failures.length} failed${failures.length ? `: ${failures.join('; ')}` : ''}${skips}`);
+  const { passed, failures } = results;
+  console.log(`\n${passed} checks passed, ${failures.length} failed${failures.length ? `: ${failures.join('; ')}` : ''}`);
   process.exit(failures.length ? 1 : 0);
 }
 
