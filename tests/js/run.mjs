@@ -373,6 +373,38 @@ async function main() {
       c.close();
     });
 
+    await step('a daemon with snapshots off: the attachment asks again without one and gets the replay', async () => {
+      const off = await ws.daemon(['--snapshots', 'off']);
+      try {
+        const c = client(off, alice);
+        opened.push(c);
+        await c.ready();
+        const created = await c.createTerminal({ command: ['/bin/sh', '-c', "printf 'replayed-line\\n'; exec cat"] });
+        let seen = '';
+        created.on('output', (chunk) => (seen += chunk.data));
+        await until('the line', () => seen.includes('replayed-line'));
+        await created.detach();
+        const firstSocket = TrackedWebSocket.sockets.length - 1;
+        const t = c.attach(created.terminalId);
+        const iterator = t[Symbol.asyncIterator]();
+        const { value: first } = await within('the first item', iterator.next(), 10000);
+        check('the first item is the replayed output from 0', first && first.type === 'output' && first.offset === 0 &&
+          first.replayed === true && first.data.includes('replayed-line'), JSON.stringify(first));
+        const frames = subscribeFrames(firstSocket, `shell:terminal:${created.terminalId}`);
+        check('a snapshot was asked for, refused, and the subscription made again without one',
+          frames.length === 2 && frames[0].data.snapshot === true && frames[1].data.snapshot === undefined &&
+          frames[1].data.since === undefined, JSON.stringify(frames));
+        check('no error was reported and no snapshot counted', t.snapshot === null && t.stats.snapshots === 0 && !t.closed,
+          JSON.stringify(t.stats));
+        await iterator.return();
+        await t.kill('SIGKILL');
+        c.close();
+      } finally {
+        off.child.kill('SIGTERM');
+        await new Promise((r) => off.child.once('exit', r));
+      }
+    });
+
     await step('presence: both users are in viewers, and a departure is told', async () => {
       const c = client(daemon, alice);
       const b = client(daemon, ws.token('bob', 'terminal:read terminal:write'));
