@@ -428,6 +428,19 @@ async function main() {
       const entry = (bt.viewers || []).find((v) => v.user === 'bob') || {};
       check('a viewer has since (ISO 8601) and connections', !Number.isNaN(Date.parse(entry.since)) && entry.connections === 1,
         JSON.stringify(entry));
+      const second = client(daemon, alice);
+      opened.push(second);
+      await second.ready();
+      const again = second.attach(created.terminalId);
+      await within('alice\'s second subscription', again.ready, 10000);
+      const alicesEntry = (list) => (list || []).find((v) => v.user === 'alice') || {};
+      await until('two connections of alice', () => alicesEntry(bt.viewers).connections === 2, 10000).catch(() => {});
+      check('alice on a second connection: one entry, connections 2 (told to bob by shell.viewers)',
+        alicesEntry(bt.viewers).connections === 2 && bt.viewers.length === 2, JSON.stringify(bt.viewers));
+      second.close();
+      await until('one connection of alice again', () => alicesEntry(bt.viewers).connections === 1, 10000).catch(() => {});
+      check('her second connection closed: connections 1 again', alicesEntry(bt.viewers).connections === 1,
+        JSON.stringify(bt.viewers));
       const left = new Promise((r) => {
         const off = watched.on('viewers', (v) => {
           if (names(v) === 'alice:owner') {

@@ -2,11 +2,11 @@
 // `shell:terminal:<id>` across reconnections (docs/protocol.md §4, §7: it subscribes again with `since`
 // = the next offset, every byte once; `shell.gap` is written as a note).
 //
-// - Attaching to a terminal that runs already starts from a snapshot of its screen (docs/protocol.md §4
-//   `shell.snapshot`): the binding resets xterm and writes it at the snapshot's size, and the view fits
+// - Attaching to a terminal that runs already starts from a snapshot of its screen (docs/protocol.md §6,
+//   Snapshots): the binding resets xterm and writes it at the snapshot's size, and the view fits
 //   itself (and announces its size) only once it is parsed. Nothing is replayed, so nothing in the
 //   history can be answered. Resumptions after a drop replay from `since` as before.
-// - Presence: the users following the terminal (`viewers` of the attachment) are shown on its tab,
+// - Presence (§6): the users following the terminal (`viewers` of the attachment) are shown on its tab,
 //   marked ✎ when they may type.
 // - The binding (`@ptyhub/client/xterm`) writes output, drops what xterm emits while it parses replayed
 //   output (answers to terminal queries, and keys typed meanwhile), and pauses the terminal

@@ -10,13 +10,13 @@
 //   left the ring) is emitted as 'gap', and `next` moves to `to`.
 // - Replay: chunks with `offset < replay.to` of the latest `subscribed` reply are history (§4) and
 //   carry `replayed: true`, so an emulator can avoid answering queries in them.
-// - Snapshot: the first subscription asks for the screen (`subscribe {snapshot: true}`) unless `since`
+// - Snapshot (§6, Snapshots): the first subscription asks for the screen (`subscribe {snapshot: true}`) unless `since`
 //   was given or `snapshot: false`: the daemon answers `shell.snapshot {offset, cols, rows, data, exact,
 //   reason?}`, delivered as the first item ({type: 'snapshot'}), and live output follows from exactly
 //   `offset`: nothing of the history is replayed. Resubscriptions after a drop use `since: next` (bytes,
 //   exact), never a snapshot, unless the drop came before the snapshot did. A daemon with snapshots
 //   off (`unavailable`, field `data.snapshot`) is asked again without one: the retained output is replayed.
-// - Presence: `viewers` is the list of the `subscribed` reply, replaced by each `shell.viewers` event
+// - Presence (§6): `viewers` is the list of the `subscribed` reply, replaced by each `shell.viewers` event
 //   (emitted as 'viewers'); null while the daemon sends none.
 // - Flow control: `pause()`/`resume()` send `shell.pause`/`shell.resume` (§4, §6); holds are counted by
 //   reason (the caller's own, the async iterator's queue, an xterm binding), so the terminal is resumed
@@ -214,7 +214,7 @@ export class Attachment extends Emitter {
     return this.stats.chunks > 0 || this.stats.snapshots > 0;
   }
 
-  // `shell.snapshot` (§4): the screen as bytes; live output follows from exactly its offset.
+  // `shell.snapshot` (§6 Snapshots): the screen as bytes; live output follows from exactly its offset.
   onSnapshot(d) {
     this.snapshotPending = false;
     const data = d.encoding === 'base64' ? decodeBase64(d.data) : d.data;

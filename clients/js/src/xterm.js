@@ -2,7 +2,7 @@
 // imports nothing of it) to an Attachment: output → term.write, term.onData → input, term.onResize →
 // resize.
 //
-// - Snapshot (docs/protocol.md §4 `shell.snapshot`): the emulator is reset (`term.reset()`), set to
+// - Snapshot (docs/protocol.md §6, Snapshots): the emulator is reset (`term.reset()`), set to
 //   the snapshot's size when it has another one (that resize is not sent to the daemon), and the
 //   snapshot written: the screen appears at once, with no history to replay. What xterm emits while
 //   parsing it is dropped too (a snapshot contains no query; this is a safety net). `onSnapshot` is

@@ -48,7 +48,7 @@ export interface OutputChunk {
 }
 
 /**
- * `shell.snapshot` (§4): bytes that, written to a fresh terminal of `cols` x `rows`, reproduce the screen
+ * `shell.snapshot` (§6, Snapshots): bytes that, written to a fresh terminal of `cols` x `rows`, reproduce the screen
  * (they begin with RIS, `ESC c`, and contain no query); live output follows from exactly `offset`.
  */
 export interface SnapshotItem {
@@ -172,7 +172,7 @@ export class Connection extends Emitter<ConnectionEvents> {
 
 export interface AttachOptions {
   /**
-   * Start from a snapshot of the screen (§4 `subscribe {snapshot: true}`), then live output from its
+   * Start from a snapshot of the screen (§4 `subscribe {snapshot: true}`, §6 Snapshots), then live output from its
    * offset. Default: true unless `since` is given (the two exclude each other). A daemon with snapshots
    * off is asked again without one (the retained output is replayed).
    */
