@@ -70,9 +70,9 @@ function token(sub, scope) {
     .toString().trim();
 }
 
-function startDaemon() {
+function startDaemon(extra = []) {
   const child = spawn(ptyhubd, ['--listen', '127.0.0.1:0', '--jwt-secret-file', secret, '--repos-root', repos,
-    '--shell', '/bin/bash', '--home', home, '--log-level', 'info'],
+    '--shell', '/bin/bash', '--home', home, '--log-level', 'info', ...extra],
   // HOME is the test's own: the shells read no start-up file of the machine's user (whose .bashrc may be
   // slow, or wait on a lock a killed shell left behind).
   { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home } });
@@ -448,6 +448,67 @@ async function main() {
       await wsRequest(daemon.port, alice, [{ type: 'shell.kill', data: { terminalId: vid, signal: 'SIGKILL' } }]);
       await waitFor(page, (i) => window.ptyhub.view(i).exit !== null, vid);
       await page.click(`.tab[data-id="${vid}"] .tab-close`);
+    });
+
+    await step('a screen set up before the ring\'s start: a joiner still sees vi (8 KiB ring)', async () => {
+      // vi enters the alternate screen, then redraws it until its start has left the ring: a replay of
+      // the ring alone would draw vi's lines on the normal screen; the snapshot has the alternate screen.
+      const small = await startDaemon(['--ring-buffer-bytes', '8192']);
+      const smallBase = `http://127.0.0.1:${small.port}`;
+      const contexts = [];
+      const openPage = async (jwt) => {
+        const context = await browser.newContext({ viewport: page.viewportSize(), colorScheme: 'light' });
+        context.setDefaultTimeout(10000);
+        contexts.push(context);
+        const p = await context.newPage();
+        p.on('pageerror', (err) => pageErrors.push(String(err)));
+        p.on('console', cspViolation);
+        await p.goto(`${smallBase}/#token=${jwt}`);
+        await waitFor(p, () => window.ptyhub.status() === 'live');
+        return p;
+      };
+      try {
+        const first = await openPage(alice);
+        await first.click('#create-button');
+        await waitFor(first, () => window.ptyhub.tabs().length === 1 && window.ptyhub.view().subscribed);
+        const vid = await first.evaluate(() => window.ptyhub.activeId());
+        await typeLine(first, 'vi -u NONE /etc/services');
+        await waitFor(first, (i) => {
+          const s = window.ptyhub.screenLines(i);
+          return s.type === 'alternate' && s.lines.some((l) => l.includes('"/etc/services"'));
+        }, vid, 20000);
+        // G and gg in turn, each waited for (vi draws nothing while keys are pending): a full screen each.
+        const topLine = () => first.evaluate((i) => window.ptyhub.screenLines(i).lines[0], vid);
+        const outputOf = async () => (await first.evaluate((i) => window.ptyhub.view(i), vid)).next;
+        const start = await outputOf();
+        for (let n = 0; n < 40 && (await outputOf()) - start < 3 * 8192; n++) {
+          const before = await topLine();
+          await first.keyboard.type(n % 2 === 0 ? 'G' : 'gg');
+          await waitFor(first, ([i, b]) => window.ptyhub.screenLines(i).lines[0] !== b, [vid, before]);
+        }
+        check('vi drew more than three rings of output after entering the alternate screen',
+          (await outputOf()) - start >= 3 * 8192, `${(await outputOf()) - start} bytes`);
+        const want = await stableScreen(first, vid);
+        const second = await openPage(alice);
+        await waitFor(second, (i) => document.querySelector(`#terminal-rows tr[data-id="${i}"] button.attach`) !== null, vid);
+        await second.click(`#terminal-rows tr[data-id="${vid}"] button.attach`);
+        await waitFor(second, ([i, w]) => {
+          const s = window.ptyhub.screenLines(i);
+          return s !== null && JSON.stringify(s) === w;
+        }, [vid, JSON.stringify(want)], 10000).catch(() => {});
+        const got = await screen(second, vid);
+        const differ = want.lines.map((l, i) => (l === got.lines[i] ? null : `${i}: ${JSON.stringify(l)} vs ${JSON.stringify(got.lines[i])}`)).filter(Boolean);
+        check('the joiner is on the alternate screen, as the first page', got.type === 'alternate', got.type);
+        check('the joiner\'s visible lines and cursor are the first page\'s',
+          differ.length === 0 && got.cursorX === want.cursorX && got.cursorY === want.cursorY,
+          `${differ.slice(0, 4).join('; ')}; cursor ${got.cursorX},${got.cursorY} vs ${want.cursorX},${want.cursorY}`);
+        await shot(second, '12-snapshot-small-ring');
+        await wsRequest(small.port, alice, [{ type: 'shell.kill', data: { terminalId: vid, signal: 'SIGKILL' } }]);
+      } finally {
+        for (const context of contexts) await context.close();
+        small.child.kill('SIGTERM');
+        await new Promise((r) => small.child.once('exit', r));
+      }
     });
 
     check('no JavaScript error and no CSP violation on the pages', pageErrors.length === 0, pageErrors.join('\n'));
