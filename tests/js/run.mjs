@@ -2,13 +2,16 @@
 // after a live upgrade (exactly the bytes written, offsets contiguous), flow control from the
 // consumer's side (the daemon stops reading the PTY and queues nothing), token renewal before expiry
 // (the open connection survives `exp`, the reconnection presents the new token), a git operation, and
-// the xterm.js binding (with a stand-in Terminal): no answer to a replayed query is sent as input.
+// the xterm.js binding (with a stand-in Terminal): no answer to a replayed query is sent as input;
+// snapshots (a first attach gets `shell.snapshot`, then output contiguous from its offset; a resume
+// after a drop uses `since`; after 5 MB of output then vi, vi's screen at once; the binding resets the
+// emulator and writes the snapshot at its size) and presence (`viewers`).
 //
 //   node tests/js/run.mjs PTYHUBD
 //
 // Exits 0 when every check passed, 1 otherwise. No sleep synchronises anything: every wait is bounded
 // and on a condition (support.mjs `until`/`settled`).
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PtyhubClient } from '../../clients/js/src/index.js';
 import { bindXterm } from '../../clients/js/src/xterm.js';
@@ -72,6 +75,22 @@ function checkContiguous(label, chunks, end) {
   }
   check(`${label}: chunks follow each other from offset 0 to ${end}`, faults.length === 0 && at === end,
     `${faults.slice(0, 5).join('; ')} (ended at ${at})`);
+}
+
+// The text of a snapshot or screen update: escape sequences (CSI, OSC, DCS, two-byte ESC) and
+// control characters removed.
+function visibleText(data) {
+  return data
+    .replace(/\x1b\[[0-?]*[ -\/]*[@-~]/g, '')
+    .replace(/\x1b[\]P_^][^\x07\x1b]*(\x07|\x1b\\)/g, '')
+    .replace(/\x1b[ -\/]*[0-~]/g, '')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+}
+
+// The `subscribe` requests sent for `channel` on the sockets opened from index `from` on.
+function subscribeFrames(from, channel) {
+  return TrackedWebSocket.sockets.slice(from).flatMap((socket) => socket.sentFrames.map((f) => JSON.parse(f)))
+    .filter((m) => m.type === 'subscribe' && m.data.channel === channel);
 }
 
 // Checks that `text` is exactly expected(count): every line once, in order.
@@ -215,6 +234,226 @@ async function main() {
       binding.dispose();
       await t.kill('SIGKILL');
       c.close();
+    });
+
+    await step('attaching to a running terminal: shell.snapshot, then output contiguous from its offset; a drop resumes with since', async () => {
+      const count = 1500;
+      const owner = client(daemon, alice);
+      opened.push(owner);
+      await owner.ready();
+      const created = await owner.createTerminal({ command: producer(count), cols: 100, rows: 30 });
+      let ownerText = '';
+      created.on('output', (chunk) => (ownerText += chunk.data));
+      await until('line-300 at the owner', () => ownerText.includes('line-300\r\n'));
+      const firstSocket = TrackedWebSocket.sockets.length;
+      const c = client(daemon, alice, { backoffMs: [300] });
+      opened.push(c);
+      await c.ready();
+      const t = c.attach(created.terminalId);
+      let dropped = null;
+      let nextAtDrop = null;
+      const { chunks, text } = await collect(t, (chunk) => {
+        if (!dropped && chunk.type === 'output' && t.stats.chunks >= 3) {
+          nextAtDrop = t.next;
+          dropped = TrackedWebSocket.current();
+          dropped.terminate();
+        }
+      });
+      const [first, ...rest] = chunks;
+      check('the first item is the snapshot', first && first.type === 'snapshot', JSON.stringify(first && { ...first, data: undefined }));
+      if (!first || first.type !== 'snapshot') return;
+      check('it describes the screen: offset, size, exact', first.offset > 0 && first.cols === 100 && first.rows === 30 &&
+        first.exact === true && first.reason === undefined, JSON.stringify({ ...first, data: undefined }));
+      check('its data starts with RIS (ESC c)', first.data.startsWith('\x1bc'), JSON.stringify(first.data.slice(0, 20)));
+      check('attachment.snapshot and stats tell of it', t.snapshot && t.snapshot.offset === first.offset && t.stats.snapshots === 1,
+        JSON.stringify({ snapshot: t.snapshot, stats: t.stats }));
+      let at = first.offset;
+      const faults = [];
+      for (const ch of rest) {
+        if (ch.type !== 'output') faults.push(`${ch.type} ${ch.from}-${ch.to}`);
+        else if (ch.offset !== at) faults.push(`chunk at ${ch.offset}, expected ${at}`);
+        else at = ch.next;
+      }
+      check('output follows from exactly the snapshot\'s offset to the end, no hole, no overlap',
+        faults.length === 0 && at === t.exit.outputBytes && t.stats.holes === 0 && t.stats.overlaps === 0,
+        `${faults.slice(0, 5).join('; ')} (ended at ${at} of ${t.exit.outputBytes})`);
+      const full = expected(count);
+      check('the output after the snapshot is exactly the rest of the stream', full.endsWith(text) &&
+        full.length - text.length === first.offset, `${text.length} chars after offset ${first.offset}`);
+      const before = full.slice(0, first.offset).split('\r\n').filter((l) => l).pop();
+      const lines = visibleText(first.data).split(/\s+/).filter((w) => /^line-\d+$/.test(w));
+      check(`the snapshot's screen ends with the line before its offset (${before})`, lines[lines.length - 1] === before,
+        lines.slice(-3).join(' '));
+      const frames = subscribeFrames(firstSocket, created.channel || `shell:terminal:${created.terminalId}`);
+      check('the first subscribe asked for a snapshot, without since',
+        frames[0] && frames[0].data.snapshot === true && frames[0].data.since === undefined, JSON.stringify(frames[0]));
+      check('the connection was dropped after the snapshot', dropped !== null);
+      check('the resubscription resumed with since = next, without a snapshot',
+        frames.length >= 2 && frames[1].data.since === nextAtDrop && frames[1].data.snapshot === undefined,
+        JSON.stringify(frames.slice(1)));
+      check('no second snapshot came', t.stats.snapshots === 1 && t.stats.resumptions >= 1, JSON.stringify(t.stats));
+      c.close();
+      owner.close();
+    });
+
+    await step('after 5 MB of output then vi, a new attach gets vi\'s screen at once', async () => {
+      const owner = client(daemon, alice);
+      opened.push(owner);
+      await owner.ready();
+      const cols = 160;
+      const rows = 30;
+      const created = await owner.createTerminal({
+        command: ['/bin/sh', '-c', 'seq 1 750000; exec vi -u NONE /etc/services'], cols, rows,
+      });
+      let tail = '';
+      created.on('output', (chunk) => (tail = (tail + chunk.data).slice(-65536)));
+      await until('vi to show /etc/services', () => tail.includes('/etc/services'), 60000);
+      const end = await settled('vi\'s output to stop', () => created.next, 300, 30000);
+      check('more than 5 MB of output came before vi', end > 5 * 1024 * 1024, `${end} bytes`);
+      const c = client(daemon, alice);
+      opened.push(c);
+      await c.ready();
+      const started = Date.now();
+      const t = c.attach(created.terminalId);
+      const iterator = t[Symbol.asyncIterator]();
+      const { value: first } = await within('the first item', iterator.next(), 10000);
+      const elapsed = Date.now() - started;
+      check('the first item is the snapshot', first && first.type === 'snapshot', JSON.stringify(first && { ...first, data: undefined }));
+      if (!first || first.type !== 'snapshot') return;
+      check('it came at once (under 2 s), and small', elapsed < 2000 && first.data.length < 512 * 1024,
+        `${elapsed} ms, ${first.data.length} chars`);
+      check('its offset is the end of the output: nothing to replay', first.offset === end, `${first.offset} vs ${end}`);
+      check('exact is false with a reason after the model skipped output, or true',
+        first.exact === true || ['output_skipped', 'history_before_ring'].includes(first.reason),
+        JSON.stringify({ exact: first.exact, reason: first.reason }));
+      const squash = (text) => text.replace(/\s+/g, '');
+      const fileTop = readFileSync('/etc/services', 'utf8').split('\n').slice(0, rows - 2).join('\n');
+      check(`the snapshot shows vi's screen: the first ${rows - 2} lines of /etc/services`,
+        squash(visibleText(first.data)).includes(squash(fileTop)), JSON.stringify(first.data.slice(-400)));
+      check('and vi\'s status line', visibleText(first.data).includes('"/etc/services"'));
+      check('vi runs on the alternate screen in it (ESC [ ? 1049 h)', first.data.includes('\x1b[?1049h'));
+      await iterator.return();
+      await created.kill('SIGKILL');
+      c.close();
+      owner.close();
+    });
+
+    await step('the xterm binding with a snapshot: reset, the snapshot\'s size, no query answered', async () => {
+      const c = client(daemon, alice);
+      opened.push(c);
+      await c.ready();
+      const created = await c.createTerminal({
+        command: ['/bin/sh', '-c', "printf 'query\\033[6n\\n'; printf 'before-join\\n'; exec cat"], cols: 100, rows: 30,
+      });
+      let seen = '';
+      created.on('output', (chunk) => (seen += chunk.data));
+      await until('the output before the join', () => seen.includes('before-join'));
+      await created.detach();
+      const firstSocket = TrackedWebSocket.sockets.length - 1;
+      const sentBefore = TrackedWebSocket.current().sentFrames.length;
+      const term = new FakeTerminal();
+      term.written = 'garbage of another terminal';
+      const t = c.attach(created.terminalId);
+      let snapshotSeen = null;
+      const binding = bindXterm(term, t, { onSnapshot: (s) => (snapshotSeen = s) });
+      await until('the snapshot to be parsed', () => snapshotSeen && !binding.replaying);
+      check('the emulator was reset and given the snapshot', term.resets === 1 && term.written.startsWith('\x1bc') &&
+        term.written.includes('before-join'), JSON.stringify(term.written.slice(0, 80)));
+      check('the emulator took the snapshot\'s size (100x30)', term.cols === 100 && term.rows === 30, `${term.cols}x${term.rows}`);
+      check('no query was written, none answered', !term.written.includes('\x1b[6n') && binding.stats.droppedInput === 0 &&
+        binding.stats.snapshots === 1, JSON.stringify(binding.stats));
+      const sent = TrackedWebSocket.sockets.slice(firstSocket).flatMap((s) => s.sentFrames).slice(sentBefore).map((f) => JSON.parse(f));
+      check('that size change was not sent to the daemon', !sent.some((m) => m.type === 'shell.resize'),
+        sent.map((m) => m.type).join(' '));
+      term.type('typed-live\r');
+      await until('the typed line to come back', () => /typed-live\r\n[^]*typed-live/.test(term.written));
+      check('keys typed after the snapshot reached the terminal', true);
+      binding.dispose();
+      await t.kill('SIGKILL');
+      c.close();
+    });
+
+    await step('a daemon with snapshots off: the attachment asks again without one and gets the replay', async () => {
+      const off = await ws.daemon(['--snapshots', 'off']);
+      try {
+        const c = client(off, alice);
+        opened.push(c);
+        await c.ready();
+        const created = await c.createTerminal({ command: ['/bin/sh', '-c', "printf 'replayed-line\\n'; exec cat"] });
+        let seen = '';
+        created.on('output', (chunk) => (seen += chunk.data));
+        await until('the line', () => seen.includes('replayed-line'));
+        await created.detach();
+        const firstSocket = TrackedWebSocket.sockets.length - 1;
+        const t = c.attach(created.terminalId);
+        const iterator = t[Symbol.asyncIterator]();
+        const { value: first } = await within('the first item', iterator.next(), 10000);
+        check('the first item is the replayed output from 0', first && first.type === 'output' && first.offset === 0 &&
+          first.replayed === true && first.data.includes('replayed-line'), JSON.stringify(first));
+        const frames = subscribeFrames(firstSocket, `shell:terminal:${created.terminalId}`);
+        check('a snapshot was asked for, refused, and the subscription made again without one',
+          frames.length === 2 && frames[0].data.snapshot === true && frames[1].data.snapshot === undefined &&
+          frames[1].data.since === undefined, JSON.stringify(frames));
+        check('no error was reported and no snapshot counted', t.snapshot === null && t.stats.snapshots === 0 && !t.closed,
+          JSON.stringify(t.stats));
+        await iterator.return();
+        await t.kill('SIGKILL');
+        c.close();
+      } finally {
+        off.child.kill('SIGTERM');
+        await new Promise((r) => off.child.once('exit', r));
+      }
+    });
+
+    await step('presence: both users are in viewers, and a departure is told', async () => {
+      const c = client(daemon, alice);
+      const b = client(daemon, ws.token('bob', 'terminal:read terminal:write'));
+      opened.push(c, b);
+      await c.ready();
+      await b.ready();
+      const created = await c.createTerminal({ command: ['/bin/sh', '-c', 'exec cat'] });
+      await created.share('bob', 'read');
+      const watched = created; // alice's attachment, made by shell.create
+      const bt = b.attach(created.terminalId);
+      const ready = await within('bob\'s subscription', bt.ready, 10000);
+      if (!check('the subscribed reply carries viewers', Array.isArray(ready.viewers), JSON.stringify(ready))) {
+        await created.kill('SIGKILL');
+        return;
+      }
+      const names = (list) => (list || []).map((v) => `${v.user}:${v.role}`).sort().join(' ');
+      await until('alice to see bob', () => names(watched.viewers) === 'alice:owner bob:read', 10000).catch(() => {});
+      check('alice\'s attachment lists alice (owner) and bob (read)', names(watched.viewers) === 'alice:owner bob:read',
+        JSON.stringify(watched.viewers));
+      check('bob\'s subscribed reply lists both', names(bt.viewers) === 'alice:owner bob:read', JSON.stringify(bt.viewers));
+      const entry = (bt.viewers || []).find((v) => v.user === 'bob') || {};
+      check('a viewer has since (ISO 8601) and connections', !Number.isNaN(Date.parse(entry.since)) && entry.connections === 1,
+        JSON.stringify(entry));
+      const second = client(daemon, alice);
+      opened.push(second);
+      await second.ready();
+      const again = second.attach(created.terminalId);
+      await within('alice\'s second subscription', again.ready, 10000);
+      const alicesEntry = (list) => (list || []).find((v) => v.user === 'alice') || {};
+      await until('two connections of alice', () => alicesEntry(bt.viewers).connections === 2, 10000).catch(() => {});
+      check('alice on a second connection: one entry, connections 2 (told to bob by shell.viewers)',
+        alicesEntry(bt.viewers).connections === 2 && bt.viewers.length === 2, JSON.stringify(bt.viewers));
+      second.close();
+      await until('one connection of alice again', () => alicesEntry(bt.viewers).connections === 1, 10000).catch(() => {});
+      check('her second connection closed: connections 1 again', alicesEntry(bt.viewers).connections === 1,
+        JSON.stringify(bt.viewers));
+      const left = new Promise((r) => {
+        const off = watched.on('viewers', (v) => {
+          if (names(v) === 'alice:owner') {
+            off();
+            r(v);
+          }
+        });
+      });
+      await bt.detach();
+      await within('shell.viewers without bob', left, 10000);
+      check('when bob detached, alice got shell.viewers without him', names(watched.viewers) === 'alice:owner',
+        JSON.stringify(watched.viewers));
+      await created.kill('SIGKILL');
     });
 
     await step('a live upgrade (1012): the client reconnects at once and resumes exactly once', async () => {

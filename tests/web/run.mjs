@@ -70,9 +70,9 @@ function token(sub, scope) {
     .toString().trim();
 }
 
-function startDaemon() {
+function startDaemon(extra = []) {
   const child = spawn(ptyhubd, ['--listen', '127.0.0.1:0', '--jwt-secret-file', secret, '--repos-root', repos,
-    '--shell', '/bin/bash', '--home', home, '--log-level', 'info'],
+    '--shell', '/bin/bash', '--home', home, '--log-level', 'info', ...extra],
   // HOME is the test's own: the shells read no start-up file of the machine's user (whose .bashrc may be
   // slow, or wait on a lock a killed shell left behind).
   { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home } });
@@ -126,6 +126,24 @@ async function waitForLine(page, pattern, timeout = 10000) {
     const text = window.ptyhub.bufferText();
     return text !== null && new RegExp(p, 'm').test(text);
   }, pattern, timeout);
+}
+
+// The visible lines of a terminal's screen in xterm.js (buffer.active.getLine(i).translateToString()),
+// with its cursor and buffer type (normal or alternate).
+const screen = (page, id) => page.evaluate((i) => window.ptyhub.screenLines(i), id);
+
+// Resolves with the screen of terminal `id` once it stayed the same for `quietMs` (bounded by `timeoutMs`).
+async function stableScreen(page, id, quietMs = 500, timeoutMs = 20000) {
+  await waitFor(page, ([i, quiet]) => {
+    const now = JSON.stringify(window.ptyhub.screenLines(i));
+    const seen = (window.stableScreens ||= {});
+    if (!seen[i] || seen[i].text !== now) {
+      seen[i] = { text: now, since: Date.now() };
+      return false;
+    }
+    return Date.now() - seen[i].since >= quiet;
+  }, [id, quietMs], timeoutMs);
+  return screen(page, id);
 }
 
 // ---- scenarios ----
@@ -354,6 +372,143 @@ async function main() {
       const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
       check('the page turns dark with prefers-color-scheme', bg === 'rgb(15, 18, 22)', bg);
       await shot(page, '09-dark');
+    });
+
+    await step('a second page attaching to a running vi shows the same screen at once; presence on both', async () => {
+      await page.click('#create-button');
+      await waitFor(page, () => window.ptyhub.tabs().length === 2 && window.ptyhub.view().subscribed);
+      const vid = await page.evaluate(() => window.ptyhub.activeId());
+      // Megabytes of output first: a replay of the ring would be slow; the snapshot is the screen alone.
+      await typeLine(page, 'seq 1 300000; vi -u NONE /etc/services');
+      await waitFor(page, (i) => {
+        const s = window.ptyhub.screenLines(i);
+        return s.type === 'alternate' && s.lines.some((l) => l.includes('"/etc/services"'));
+      }, vid, 90000);
+      const aliceScreen = await stableScreen(page, vid);
+      check('alice\'s page shows vi on the alternate screen', aliceScreen.type === 'alternate' &&
+        aliceScreen.lines[0].includes('Network services'), JSON.stringify(aliceScreen.lines.slice(0, 3)));
+      const [shared] = await wsRequest(daemon.port, alice,
+        [{ type: 'shell.share', data: { terminalId: vid, user: 'bob', mode: 'read' } }]);
+      check('alice shared the vi terminal with bob read-only', shared.type === 'shell.shared', JSON.stringify(shared));
+      const viewport = page.viewportSize();
+      const bobContext = await browser.newContext({ viewport, colorScheme: 'dark' });
+      bobContext.setDefaultTimeout(10000);
+      const bobPage = await bobContext.newPage();
+      bobPage.on('pageerror', (err) => pageErrors.push(String(err)));
+      bobPage.on('console', cspViolation);
+      try {
+        await bobPage.goto(`${base}/#token=${bob}`);
+        await waitFor(bobPage, () => window.ptyhub.status() === 'live');
+        await waitFor(bobPage, (i) => document.querySelector(`#terminal-rows tr[data-id="${i}"] button.attach`) !== null, vid);
+        const started = Date.now();
+        await bobPage.click(`#terminal-rows tr[data-id="${vid}"] button.attach`);
+        const want = JSON.stringify(aliceScreen);
+        await waitFor(bobPage, ([i, w]) => {
+          const s = window.ptyhub.screenLines(i);
+          return s !== null && JSON.stringify(s) === w;
+        }, [vid, want], 10000).catch(() => {});
+        const elapsed = Date.now() - started;
+        const bobScreen = await screen(bobPage, vid);
+        const differ = aliceScreen.lines.map((l, i) => (l === bobScreen.lines[i] ? null : `${i}: ${JSON.stringify(l)} vs ${JSON.stringify(bobScreen.lines[i])}`)).filter(Boolean);
+        check(`bob's page shows the same ${aliceScreen.rows} lines as alice's (xterm buffers compared)`,
+          bobScreen.rows === aliceScreen.rows && bobScreen.cols === aliceScreen.cols && differ.length === 0,
+          `${bobScreen.cols}x${bobScreen.rows} vs ${aliceScreen.cols}x${aliceScreen.rows}; ${differ.slice(0, 5).join('; ')}`);
+        check('the same cursor and the alternate screen', bobScreen.cursorX === aliceScreen.cursorX &&
+          bobScreen.cursorY === aliceScreen.cursorY && bobScreen.type === 'alternate',
+          JSON.stringify({ bob: { ...bobScreen, lines: undefined }, alice: { ...aliceScreen, lines: undefined } }));
+        const bobView = await view(bobPage, vid);
+        check('bob\'s view started from a snapshot and replayed nothing', bobView.snapshot !== null && bobView.snapshot !== undefined &&
+          bobView.stats.snapshots === 1 && bobView.stats.replayed === 0, JSON.stringify({ snapshot: bobView.snapshot, stats: bobView.stats }));
+        check('nothing was typed or answered by bob\'s emulator', bobView.stats.droppedInput === 0, JSON.stringify(bobView.stats));
+        check(`it showed at once (${elapsed} ms)`, elapsed < 5000);
+        await shot(bobPage, '10-snapshot-joiner');
+
+        const bobViewers = (await view(bobPage, vid)).viewers;
+        if (check('bob\'s subscription carries the viewers (presence)', Array.isArray(bobViewers), JSON.stringify(bobViewers))) {
+          const both = (i) => {
+            const names = window.ptyhub.tabViewers(i).map((v) => `${v.user}:${v.role}`).sort().join(' ');
+            return names === 'alice:owner bob:read';
+          };
+          await waitFor(page, both, vid).catch(() => {});
+          await waitFor(bobPage, both, vid).catch(() => {});
+          const onAlice = await page.evaluate((i) => window.ptyhub.tabViewers(i), vid);
+          const onBob = await bobPage.evaluate((i) => window.ptyhub.tabViewers(i), vid);
+          const label = (list) => list.map((v) => `${v.user}:${v.role}`).sort().join(' ');
+          check('alice\'s tab shows alice (owner) and bob (read)', label(onAlice) === 'alice:owner bob:read', JSON.stringify(onAlice));
+          check('bob\'s tab shows alice (owner) and bob (read)', label(onBob) === 'alice:owner bob:read', JSON.stringify(onBob));
+          const writer = onBob.find((v) => v.user === 'alice');
+          const reader = onBob.find((v) => v.user === 'bob');
+          check('who may type is marked (✎ for alice, not for bob)', writer && writer.text.includes('✎') && reader &&
+            !reader.text.includes('✎'), JSON.stringify(onBob));
+          await shot(page, '11-presence');
+        }
+      } finally {
+        await bobContext.close();
+      }
+      await wsRequest(daemon.port, alice, [{ type: 'shell.kill', data: { terminalId: vid, signal: 'SIGKILL' } }]);
+      await waitFor(page, (i) => window.ptyhub.view(i).exit !== null, vid);
+      await page.click(`.tab[data-id="${vid}"] .tab-close`);
+    });
+
+    await step('a screen set up before the ring\'s start: a joiner still sees vi (8 KiB ring)', async () => {
+      // vi enters the alternate screen, then redraws it until its start has left the ring: a replay of
+      // the ring alone would draw vi's lines on the normal screen; the snapshot has the alternate screen.
+      const small = await startDaemon(['--ring-buffer-bytes', '8192']);
+      const smallBase = `http://127.0.0.1:${small.port}`;
+      const contexts = [];
+      const openPage = async (jwt) => {
+        const context = await browser.newContext({ viewport: page.viewportSize(), colorScheme: 'light' });
+        context.setDefaultTimeout(10000);
+        contexts.push(context);
+        const p = await context.newPage();
+        p.on('pageerror', (err) => pageErrors.push(String(err)));
+        p.on('console', cspViolation);
+        await p.goto(`${smallBase}/#token=${jwt}`);
+        await waitFor(p, () => window.ptyhub.status() === 'live');
+        return p;
+      };
+      try {
+        const first = await openPage(alice);
+        await first.click('#create-button');
+        await waitFor(first, () => window.ptyhub.tabs().length === 1 && window.ptyhub.view().subscribed);
+        const vid = await first.evaluate(() => window.ptyhub.activeId());
+        await typeLine(first, 'vi -u NONE /etc/services');
+        await waitFor(first, (i) => {
+          const s = window.ptyhub.screenLines(i);
+          return s.type === 'alternate' && s.lines.some((l) => l.includes('"/etc/services"'));
+        }, vid, 20000);
+        // G and gg in turn, each waited for (vi draws nothing while keys are pending): a full screen each.
+        const topLine = () => first.evaluate((i) => window.ptyhub.screenLines(i).lines[0], vid);
+        const outputOf = async () => (await first.evaluate((i) => window.ptyhub.view(i), vid)).next;
+        const start = await outputOf();
+        for (let n = 0; n < 40 && (await outputOf()) - start < 3 * 8192; n++) {
+          const before = await topLine();
+          await first.keyboard.type(n % 2 === 0 ? 'G' : 'gg');
+          await waitFor(first, ([i, b]) => window.ptyhub.screenLines(i).lines[0] !== b, [vid, before]);
+        }
+        check('vi drew more than three rings of output after entering the alternate screen',
+          (await outputOf()) - start >= 3 * 8192, `${(await outputOf()) - start} bytes`);
+        const want = await stableScreen(first, vid);
+        const second = await openPage(alice);
+        await waitFor(second, (i) => document.querySelector(`#terminal-rows tr[data-id="${i}"] button.attach`) !== null, vid);
+        await second.click(`#terminal-rows tr[data-id="${vid}"] button.attach`);
+        await waitFor(second, ([i, w]) => {
+          const s = window.ptyhub.screenLines(i);
+          return s !== null && JSON.stringify(s) === w;
+        }, [vid, JSON.stringify(want)], 10000).catch(() => {});
+        const got = await screen(second, vid);
+        const differ = want.lines.map((l, i) => (l === got.lines[i] ? null : `${i}: ${JSON.stringify(l)} vs ${JSON.stringify(got.lines[i])}`)).filter(Boolean);
+        check('the joiner is on the alternate screen, as the first page', got.type === 'alternate', got.type);
+        check('the joiner\'s visible lines and cursor are the first page\'s',
+          differ.length === 0 && got.cursorX === want.cursorX && got.cursorY === want.cursorY,
+          `${differ.slice(0, 4).join('; ')}; cursor ${got.cursorX},${got.cursorY} vs ${want.cursorX},${want.cursorY}`);
+        await shot(second, '12-snapshot-small-ring');
+        await wsRequest(small.port, alice, [{ type: 'shell.kill', data: { terminalId: vid, signal: 'SIGKILL' } }]);
+      } finally {
+        for (const context of contexts) await context.close();
+        small.child.kill('SIGTERM');
+        await new Promise((r) => small.child.once('exit', r));
+      }
     });
 
     check('no JavaScript error and no CSP violation on the pages', pageErrors.length === 0, pageErrors.join('\n'));

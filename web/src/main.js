@@ -370,6 +370,7 @@ class App {
           'aria-controls': view.pane.id, tabindex: selected ? 0 : -1, onclick: () => this.activate(view.id),
         }, view.label),
         view.readOnly ? el('span', { class: 'badge readonly', title: 'shared with you read-only' }, 'read-only') : null,
+        viewersBadge(view.viewers),
         view.exit || t.state === 'exited' ? el('span', { class: 'badge exited' }, exitText({ ...t, state: 'exited', ...(view.exit || {}) })) : null,
         el('button', {
           type: 'button', class: 'tab-close', title: 'Detach (the terminal keeps running)',
@@ -379,6 +380,18 @@ class App {
     replaceChildren($('tabs'), tabs);
     $('no-tab').hidden = this.views.size > 0;
   }
+}
+
+// The users following a terminal (presence), as a badge of the tab: each name, ✎ for those who may
+// type (its owner and users it is shared with for writing).
+function viewersBadge(viewers) {
+  if (!Array.isArray(viewers) || viewers.length === 0) return null;
+  const describe = (v) => `${v.user} (${v.role === 'read' ? 'read-only' : v.role === 'owner' ? 'owner, can type' : 'can type'}` +
+    `${v.connections > 1 ? `, ${v.connections} connections` : ''})`;
+  return el('span', { class: 'badge viewers', title: `Viewing: ${viewers.map(describe).join(', ')}` },
+    viewers.map((v) => el('span', {
+      class: `viewer ${v.role === 'read' ? 'reader' : 'writer'}`, dataset: { user: v.user, role: v.role },
+    }, v.role === 'read' ? v.user : `${v.user} ✎`)));
 }
 
 const app = new App();
@@ -402,8 +415,24 @@ window.ptyhub = {
       id: view.id, next: view.next, cols: view.term.cols, rows: view.term.rows, readOnly: view.readOnly,
       serverCols: view.info.cols, serverRows: view.info.rows, subscribed: view.subscribed,
       writable: view.writable, paused: view.paused, exit: view.exit, stats: { ...view.stats },
+      snapshot: view.attachment.snapshot, viewers: view.viewers,
     };
   },
+  // The visible lines of a terminal's screen (xterm's active buffer, from its viewport's top).
+  screenLines: (id) => {
+    const view = app.views.get(id || app.activeId);
+    if (!view) return null;
+    const buffer = view.term.buffer.active;
+    const lines = [];
+    for (let i = 0; i < view.term.rows; i++) {
+      const line = buffer.getLine(buffer.viewportY + i);
+      lines.push(line ? line.translateToString(true) : '');
+    }
+    return { lines, cursorX: buffer.cursorX, cursorY: buffer.cursorY, type: buffer.type, cols: view.term.cols, rows: view.term.rows };
+  },
+  // The names shown on a terminal's tab as its viewers, with their roles.
+  tabViewers: (id) => [...document.querySelectorAll(`.tab[data-id="${id || app.activeId}"] .viewer`)]
+    .map((node) => ({ user: node.dataset.user, role: node.dataset.role, text: node.textContent })),
   gitOperations: () => [...app.git.ops.values()].map((op) => ({ ...op, phases: Object.fromEntries(op.phases) })),
   debugDropConnection: () => app.client && app.client.drop(),
   setFlowControl: (high, low) => Object.assign(flowControl, { high, low }),

@@ -2,6 +2,12 @@
 // `shell:terminal:<id>` across reconnections (docs/protocol.md §4, §7: it subscribes again with `since`
 // = the next offset, every byte once; `shell.gap` is written as a note).
 //
+// - Attaching to a terminal that runs already starts from a snapshot of its screen (docs/protocol.md §6,
+//   Snapshots): the binding resets xterm and writes it at the snapshot's size, and the view fits
+//   itself (and announces its size) only once it is parsed. Nothing is replayed, so nothing in the
+//   history can be answered. Resumptions after a drop replay from `since` as before.
+// - Presence (§6): the users following the terminal (`viewers` of the attachment) are shown on its tab,
+//   marked ✎ when they may type.
 // - The binding (`@ptyhub/client/xterm`) writes output, drops what xterm emits while it parses replayed
 //   output (answers to terminal queries, and keys typed meanwhile), and pauses the terminal
 //   (`shell.pause`, §6) while more than flowControl.high characters wait to be parsed, resuming it below
@@ -42,6 +48,7 @@ export class TerminalView {
     this.subscribed = attachment.subscribed;
     this.writable = app.mayWrite() ? null : false; // null: not known yet
     this.exit = attachment.exit; // set by shell.exit, which follows the replay of an exited terminal
+    this.viewers = attachment.viewers; // presence: [{user, role, since, connections}] or null
 
     this.pane = el('div', { class: 'pane', role: 'tabpanel', id: `pane-${this.id}`, hidden: true });
     this.term = new Terminal({
@@ -64,6 +71,7 @@ export class TerminalView {
       onSent: (what, detail) => this.onSent(what, detail),
       onError: (err) => this.onRefused(err),
       exitNote: (exit) => `\r\n\x1b[2m[${exitText({ ...this.info, state: 'exited', ...exit })}]\x1b[0m\r\n`,
+      onSnapshot: () => this.afterAttach(),
     });
     this.offs = [
       attachment.on('subscribed', ({ terminal }) => this.onSubscribed(terminal)),
@@ -71,6 +79,7 @@ export class TerminalView {
       attachment.on('exit', (exit) => this.onExit(exit)),
       attachment.on('unsubscribed', () => this.onUnsubscribed()),
       attachment.on('close', (err) => this.onClosed(err)),
+      attachment.on('viewers', (viewers) => this.onViewers(viewers)),
     ];
   }
 
@@ -96,12 +105,19 @@ export class TerminalView {
     return { ...this.attachment.stats, droppedInput: this.binding.stats.droppedInput };
   }
 
-  // Every (re)subscription: the terminal as it is now, and our size announced again.
+  // Every (re)subscription: the terminal as it is now, and our size announced again (after the
+  // snapshot, when one follows: it is drawn at the terminal's size, see the binding's onSnapshot).
   onSubscribed(terminal) {
     this.info = terminal;
     this.subscribed = true;
-    this.afterAttach();
+    if (!this.attachment.snapshotPending) this.afterAttach();
     this.app.onChange(this);
+  }
+
+  // Presence changed: the tab shows who follows the terminal.
+  onViewers(viewers) {
+    this.viewers = viewers;
+    this.app.renderTabs();
   }
 
   // A view opened on an attachment that is already subscribed (a terminal just created).

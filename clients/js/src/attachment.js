@@ -10,6 +10,14 @@
 //   left the ring) is emitted as 'gap', and `next` moves to `to`.
 // - Replay: chunks with `offset < replay.to` of the latest `subscribed` reply are history (§4) and
 //   carry `replayed: true`, so an emulator can avoid answering queries in them.
+// - Snapshot (§6, Snapshots): the first subscription asks for the screen (`subscribe {snapshot: true}`) unless `since`
+//   was given or `snapshot: false`: the daemon answers `shell.snapshot {offset, cols, rows, data, exact,
+//   reason?}`, delivered as the first item ({type: 'snapshot'}), and live output follows from exactly
+//   `offset`: nothing of the history is replayed. Resubscriptions after a drop use `since: next` (bytes,
+//   exact), never a snapshot, unless the drop came before the snapshot did. A daemon with snapshots
+//   off (`unavailable`, field `data.snapshot`) is asked again without one: the retained output is replayed.
+// - Presence (§6): `viewers` is the list of the `subscribed` reply, replaced by each `shell.viewers` event
+//   (emitted as 'viewers'); null while the daemon sends none.
 // - Flow control: `pause()`/`resume()` send `shell.pause`/`shell.resume` (§4, §6); holds are counted by
 //   reason (the caller's own, the async iterator's queue, an xterm binding), so the terminal is resumed
 //   only when none is left. A new subscription starts unpaused (§4), so a held attachment pauses again
@@ -32,11 +40,21 @@ export function encodeBase64(bytes) {
   return btoa(binary);
 }
 
+// The bytes an item weighs in the backlog and the iteration's queue.
+function itemSize(item) {
+  if (item.type === 'output') return item.next - item.offset;
+  if (item.type === 'snapshot') return item.data.length;
+  return 0;
+}
+
 export class Attachment extends Emitter {
   // Not subscribed yet: PtyhubClient.attach/createTerminal subscribe or adopt it.
-  // client: the PtyhubClient; options: {since?, encoding?, highWaterMark?, lowWaterMark?}
+  // client: the PtyhubClient; options: {since?, snapshot?, encoding?, highWaterMark?, lowWaterMark?}
   constructor(client, terminalId, options = {}) {
     super();
+    if (options.snapshot === true && options.since != null) {
+      throw new Error('ptyhub: snapshot and since exclude each other (since resumes a stream)');
+    }
     this.client = client;
     this.terminalId = terminalId;
     this.channel = `${kChannelPrefix}${terminalId}`;
@@ -48,6 +66,13 @@ export class Attachment extends Emitter {
     /** @type {object|null} the terminal object (§5), updated by resizes and the exit */
     this.terminal = null;
     this.replayTo = 0;
+    // A snapshot is asked for by the first subscription unless `since` is given (or snapshot: false).
+    this.wantSnapshot = options.snapshot ?? (options.since == null);
+    this.snapshotPending = false; // asked for, not received yet
+    /** @type {object|null} the latest snapshot's {offset, cols, rows, exact, reason} (without its data) */
+    this.snapshot = null;
+    /** @type {Array<{user: string, role: string, since: string, connections: number}>|null} who follows the terminal */
+    this.viewers = null;
     this.subscribed = false;
     this.started = false;
     this.closed = false;
@@ -60,7 +85,7 @@ export class Attachment extends Emitter {
     this.flowing = false;
     this.flowScheduled = false;
     this.exitDelivered = false;
-    this.stats = { chunks: 0, bytes: 0, replayed: 0, holes: 0, overlaps: 0, gaps: 0, pauses: 0, resumes: 0, resumptions: 0 };
+    this.stats = { snapshots: 0, chunks: 0, bytes: 0, replayed: 0, holes: 0, overlaps: 0, gaps: 0, pauses: 0, resumes: 0, resumptions: 0 };
     /** @type {Promise<object>} the first `subscribed` data (rejects if the terminal is not found) */
     this.ready = new Promise((resolve, reject) => {
       this.settleReady = { resolve, reject };
@@ -73,25 +98,38 @@ export class Attachment extends Emitter {
     return this.holds.size > 0;
   }
 
-  // Subscribes (again): the first time from `since` (or the oldest retained byte), then from `next`.
+  // Subscribes (again): the first time with a snapshot, or from `since` (or the oldest retained byte),
+  // then from `next`.
   async subscribe() {
     const data = { channel: this.channel };
     if (this.encoding !== 'utf8') data.encoding = this.encoding;
-    const resuming = this.started;
-    if (resuming || this.since !== null) data.since = this.next;
+    // A drop between the reply and its snapshot: the snapshot is asked for again.
+    const snapshot = this.wantSnapshot && (!this.started || this.snapshotPending);
+    const resuming = this.started && !snapshot;
+    if (snapshot) data.snapshot = true;
+    else if (resuming || this.since !== null) data.since = this.next;
     try {
-      // The replay range is applied as the reply is read, before the replayed chunks that follow it.
+      // The replay range is applied as the reply is read, before the snapshot or the replayed chunks
+      // that follow it.
       return await this.client.request('subscribe', data, {
         onReply: (reply) => {
           if (this.closed) return reply.data;
-          const { terminal, replay } = reply.data;
+          const { terminal, replay, viewers } = reply.data;
           if (!resuming && this.since === null && replay.from > this.next) this.next = replay.from;
+          this.snapshotPending = snapshot;
+          if (Array.isArray(viewers)) this.setViewers(viewers);
           this.onSubscribed(terminal, replay, resuming);
           return reply.data;
         },
       });
     } catch (err) {
       if (err instanceof RequestError && err.code === 'not_found') this.close(err);
+      if (snapshot && err instanceof RequestError && err.code === 'unavailable' && err.field === 'data.snapshot') {
+        // snapshots = off on the daemon: the retained output is replayed instead.
+        this.wantSnapshot = false;
+        this.snapshotPending = false;
+        return this.subscribe();
+      }
       throw err;
     }
   }
@@ -108,7 +146,7 @@ export class Attachment extends Emitter {
     this.subscribed = true;
     this.started = true;
     if (resuming) this.stats.resumptions++;
-    this.settleReady.resolve({ terminal, replay });
+    this.settleReady.resolve({ terminal, replay, viewers: this.viewers });
     if (this.holds.size > 0) this.sendFlow('shell.pause');
     this.emit('subscribed', { terminal, replay, resumed: resuming });
   }
@@ -130,8 +168,14 @@ export class Attachment extends Emitter {
     if (this.closed) return;
     const d = msg.data || {};
     switch (msg.type) {
+      case 'shell.snapshot':
+        this.onSnapshot(d);
+        break;
       case 'shell.output':
         this.onOutput(d);
+        break;
+      case 'shell.viewers':
+        if (Array.isArray(d.viewers)) this.setViewers(d.viewers);
         break;
       case 'shell.gap':
         this.stats.gaps++;
@@ -159,15 +203,39 @@ export class Attachment extends Emitter {
     this.emit('message', msg);
   }
 
+  // The list of viewers changed (or was given again by a `subscribed` reply).
+  setViewers(viewers) {
+    this.viewers = viewers;
+    this.emit('viewers', viewers);
+  }
+
+  // Whether `next` is a position in the stream (after an output chunk or a snapshot), not a guess.
+  get positioned() {
+    return this.stats.chunks > 0 || this.stats.snapshots > 0;
+  }
+
+  // `shell.snapshot` (§6 Snapshots): the screen as bytes; live output follows from exactly its offset.
+  onSnapshot(d) {
+    this.snapshotPending = false;
+    const data = d.encoding === 'base64' ? decodeBase64(d.data) : d.data;
+    this.stats.snapshots++;
+    this.next = d.offset;
+    this.snapshot = { offset: d.offset, cols: d.cols, rows: d.rows, exact: d.exact !== false };
+    if (d.reason) this.snapshot.reason = d.reason;
+    const item = { type: 'snapshot', terminalId: this.terminalId, ...this.snapshot, next: d.offset, data };
+    this.deliver(item, data.length);
+  }
+
   // One `shell.output` (§6): checked against `next`, decoded, delivered.
   onOutput(d) {
-    if (d.next <= this.next && this.stats.chunks > 0) {
+    this.snapshotPending = false; // output before any snapshot: none is coming
+    if (d.next <= this.next && this.positioned) {
       this.stats.overlaps++;
       return;
     }
     let data = d.encoding === 'base64' ? decodeBase64(d.data) : d.data;
     let offset = d.offset;
-    if (offset > this.next && this.stats.chunks > 0) this.stats.holes++;
+    if (offset > this.next && this.positioned) this.stats.holes++;
     if (offset < this.next) {
       this.stats.overlaps++;
       // Only raw bytes can be cut at an offset; a text chunk is passed whole.
@@ -184,7 +252,7 @@ export class Attachment extends Emitter {
     this.deliver({ type: 'output', terminalId: this.terminalId, offset, next: d.next, data, replayed }, d.next - offset);
   }
 
-  // Hands an item ('output', 'gap', 'exit') to the consumers in stream order. Until the first consumer
+  // Hands an item ('snapshot', 'output', 'gap', 'exit') to the consumers in stream order. Until the first consumer
   // shows up (an 'output' listener or the iteration), items wait in a backlog (which pauses the terminal
   // past `highWaterMark`, like an iterator's queue): in Node a whole batch of messages can be handled
   // before the code that asked for the attachment runs again, and none of it may be missed.
@@ -219,7 +287,7 @@ export class Attachment extends Emitter {
     queueMicrotask(() => {
       for (let i = 0; i < this.backlog.length; i++) {
         const item = this.backlog[i];
-        this.dispatch(item, item.type === 'output' ? item.next - item.offset : 0);
+        this.dispatch(item, itemSize(item));
       }
       this.backlog = [];
       this.backlogBytes = 0;
@@ -305,7 +373,8 @@ export class Attachment extends Emitter {
     this.emit('close', error);
   }
 
-  // `for await (const chunk of attachment)`: output and gap items in stream order, until the terminal
+  // `for await (const chunk of attachment)`: the snapshot (first, when one was asked for), then output
+  // and gap items in stream order, until the terminal
   // exits or the attachment is detached. A consumer that falls `highWaterMark` bytes behind pauses the
   // terminal, and resumes it below `lowWaterMark`. The first consumer (this or an 'output' listener)
   // gets the backlog; one that comes after another started gets the items from then on.

@@ -144,8 +144,10 @@ export class PtyhubClient extends Emitter {
     });
   }
 
-  // Follows an existing terminal's output from `since` (default: the oldest retained byte) and keeps
-  // following it across reconnections. One attachment per terminal and client.
+  // Follows an existing terminal and keeps following it across reconnections: by default from a
+  // snapshot of its screen (`subscribe {snapshot: true}`, §4), then live output from the snapshot's
+  // offset; with `since` (or `snapshot: false`), from that offset (default: the oldest retained byte)
+  // with the history replayed. One attachment per terminal and client.
   attach(terminalId, options = {}) {
     const attachment = this.track(new Attachment(this, terminalId, options));
     if (this.live) attachment.subscribe().catch((err) => attachment.reportError(err));

@@ -2,6 +2,11 @@
 // imports nothing of it) to an Attachment: output → term.write, term.onData → input, term.onResize →
 // resize.
 //
+// - Snapshot (docs/protocol.md §6, Snapshots): the emulator is reset (`term.reset()`), set to
+//   the snapshot's size when it has another one (that resize is not sent to the daemon), and the
+//   snapshot written: the screen appears at once, with no history to replay. What xterm emits while
+//   parsing it is dropped too (a snapshot contains no query; this is a safety net). `onSnapshot` is
+//   called once it is parsed, so the caller may fit the emulator to its own size then.
 // - Replay: while xterm parses replayed chunks (docs/protocol.md §4: `offset < replay.to`), whatever it
 //   emits — its automatic answers to queries in the history, and keys typed meanwhile — is dropped,
 //   not sent as input (§4 asks clients not to answer replayed queries).
@@ -19,7 +24,7 @@ export function exitLabel(exit) {
 
 // Binds `term` to `attachment`. options: {flowControl?: {high, low}, input?: bool | (data) → bool,
 // resize?: bool | (cols, rows) → bool, onSent?(what, detail), onError?(err, what, detail), gapNote?(gap) → text|null,
-// exitNote?(exit) → text|null}. Returns {stats, paused, dispose()}.
+// exitNote?(exit) → text|null, onSnapshot?(snapshot)}. Returns {stats, paused, replaying, dispose()}.
 export function bindXterm(term, attachment, options = {}) {
   const flow = options.flowControl || { high: 128 * 1024, low: 16 * 1024 };
   const allows = (option, ...args) => (typeof option === 'function' ? option(...args) : option !== false);
@@ -27,9 +32,34 @@ export function bindXterm(term, attachment, options = {}) {
   const exitNote = options.exitNote || ((exit) => dim(exitLabel(exit)));
   const onSent = options.onSent || (() => {});
   const onError = options.onError || (() => {});
-  const stats = { droppedInput: 0, pendingChars: 0 };
+  const onSnapshot = options.onSnapshot || (() => {});
+  const stats = { droppedInput: 0, pendingChars: 0, snapshots: 0 };
   let replayInFlight = 0;
   let disposed = false;
+  let sizing = false; // the binding itself is resizing the emulator (to a snapshot's size)
+
+  // A snapshot: a fresh emulator of the snapshot's size, then its bytes.
+  const writeSnapshot = (snapshot) => {
+    stats.snapshots++;
+    replayInFlight++;
+    term.reset();
+    if (typeof term.resize === 'function' && (term.cols !== snapshot.cols || term.rows !== snapshot.rows)) {
+      sizing = true;
+      try {
+        term.resize(snapshot.cols, snapshot.rows);
+      } finally {
+        sizing = false;
+      }
+    }
+    const size = snapshot.data.length;
+    stats.pendingChars += size;
+    term.write(snapshot.data, () => {
+      replayInFlight--;
+      stats.pendingChars -= size;
+      if (stats.pendingChars < flow.low) attachment.resumeHold('xterm');
+      if (!disposed) onSnapshot(snapshot);
+    });
+  };
 
   // One chunk: written, counted until xterm has parsed it.
   const write = (chunk) => {
@@ -46,6 +76,7 @@ export function bindXterm(term, attachment, options = {}) {
 
   const send = (what, detail, promise) => promise.then(() => onSent(what, detail), (err) => onError(err, what, detail));
   const offs = [
+    attachment.on('snapshot', writeSnapshot),
     attachment.on('output', write),
     attachment.on('gap', (gap) => {
       const note = gapNote(gap);
@@ -65,7 +96,7 @@ export function bindXterm(term, attachment, options = {}) {
     send('input', data, attachment.input(data));
   });
   const onResize = term.onResize(({ cols, rows }) => {
-    if (attachment.exit || !attachment.subscribed || !attachment.client.live) return;
+    if (sizing || attachment.exit || !attachment.subscribed || !attachment.client.live) return;
     if (!allows(options.resize, cols, rows)) return;
     send('resize', { cols, rows }, attachment.resize(cols, rows));
   });
@@ -75,7 +106,7 @@ export function bindXterm(term, attachment, options = {}) {
     get paused() {
       return attachment.holds.has('xterm');
     },
-    // Whether xterm is still parsing replayed output (its emissions are being dropped).
+    // Whether xterm is still parsing replayed output or a snapshot (its emissions are being dropped).
     get replaying() {
       return replayInFlight > 0;
     },

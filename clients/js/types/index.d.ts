@@ -47,6 +47,37 @@ export interface OutputChunk {
   replayed: boolean;
 }
 
+/**
+ * `shell.snapshot` (§6, Snapshots): bytes that, written to a fresh terminal of `cols` x `rows`, reproduce the screen
+ * (they begin with RIS, `ESC c`, and contain no query); live output follows from exactly `offset`.
+ */
+export interface SnapshotItem {
+  type: 'snapshot';
+  terminalId: string;
+  /** Where the live output continues (`next` is the same). */
+  offset: number;
+  next: number;
+  cols: number;
+  rows: number;
+  data: string | Uint8Array;
+  /** false when the daemon's screen model could not follow every byte (`reason` says why). */
+  exact: boolean;
+  reason?: 'history_before_ring' | 'output_skipped' | string;
+}
+
+/** The latest snapshot of an attachment, without its data. */
+export type SnapshotInfo = Omit<SnapshotItem, 'type' | 'terminalId' | 'next' | 'data'>;
+
+/** One user following a terminal (presence: `subscribed.viewers`, `shell.viewers`). */
+export interface Viewer {
+  user: string;
+  role: 'owner' | 'write' | 'read';
+  /** ISO 8601: that user's first current subscription. */
+  since: string;
+  /** How many of that user's connections are subscribed. */
+  connections: number;
+}
+
 /** Output lost between `from` and `to` (§4, §6 `shell.gap`). */
 export interface GapItem {
   type: 'gap';
@@ -140,7 +171,13 @@ export class Connection extends Emitter<ConnectionEvents> {
 }
 
 export interface AttachOptions {
-  /** First offset wanted (§4 `since`); default the oldest retained byte. */
+  /**
+   * Start from a snapshot of the screen (§4 `subscribe {snapshot: true}`, §6 Snapshots), then live output from its
+   * offset. Default: true unless `since` is given (the two exclude each other). A daemon with snapshots
+   * off is asked again without one (the retained output is replayed).
+   */
+  snapshot?: boolean;
+  /** First offset wanted (§4 `since`); with it the history from there is replayed and no snapshot is asked for. */
   since?: number;
   /** 'utf8' (default, `data` is text) or 'base64' (`data` is a Uint8Array of the exact bytes). */
   encoding?: 'utf8' | 'base64';
@@ -151,6 +188,7 @@ export interface AttachOptions {
 }
 
 export interface AttachmentStats {
+  snapshots: number;
   chunks: number;
   bytes: number;
   replayed: number;
@@ -163,7 +201,9 @@ export interface AttachmentStats {
 }
 
 export interface AttachmentEvents {
+  snapshot: [snapshot: SnapshotItem];
   output: [chunk: OutputChunk];
+  viewers: [viewers: Viewer[]];
   gap: [gap: GapItem];
   exit: [exit: ExitInfo];
   resized: [size: { cols: number; rows: number }];
@@ -177,7 +217,7 @@ export interface AttachmentEvents {
   [event: string]: any[];
 }
 
-export class Attachment extends Emitter<AttachmentEvents> implements AsyncIterable<OutputChunk | GapItem> {
+export class Attachment extends Emitter<AttachmentEvents> implements AsyncIterable<SnapshotItem | OutputChunk | GapItem> {
   readonly client: PtyhubClient;
   readonly terminalId: string;
   readonly channel: string;
@@ -190,8 +230,12 @@ export class Attachment extends Emitter<AttachmentEvents> implements AsyncIterab
   readonly paused: boolean;
   readonly holds: Set<string>;
   readonly stats: AttachmentStats;
-  /** The first subscription: resolves with its terminal and replay range. */
-  readonly ready: Promise<{ terminal: TerminalInfo; replay: ReplayRange }>;
+  /** The latest snapshot received (its data was delivered as the first item), or null. */
+  readonly snapshot: SnapshotInfo | null;
+  /** Who follows the terminal: the `subscribed` reply's list, then each `shell.viewers`; null if the daemon sends none. */
+  readonly viewers: Viewer[] | null;
+  /** The first subscription: resolves with its terminal, replay range and viewers. */
+  readonly ready: Promise<{ terminal: TerminalInfo; replay: ReplayRange; viewers: Viewer[] | null }>;
   pause(reason?: string): Promise<void>;
   resume(): Promise<void>;
   resumeHold(reason: string): Promise<void>;
@@ -201,7 +245,7 @@ export class Attachment extends Emitter<AttachmentEvents> implements AsyncIterab
   share(user: string, mode: 'read' | 'write' | 'none'): Promise<Message>;
   detach(): Promise<void>;
   close(error?: Error | null): void;
-  [Symbol.asyncIterator](): AsyncIterator<OutputChunk | GapItem>;
+  [Symbol.asyncIterator](): AsyncIterator<SnapshotItem | OutputChunk | GapItem>;
 }
 
 export interface TerminalWatchEvents {
@@ -223,7 +267,7 @@ export class TerminalWatch extends Emitter<TerminalWatchEvents> {
   close(): Promise<void>;
 }
 
-export interface CreateOptions extends Omit<AttachOptions, 'since'> {
+export interface CreateOptions extends Omit<AttachOptions, 'since' | 'snapshot'> {
   command?: string[];
   cwd?: string;
   env?: Record<string, string>;

@@ -1,9 +1,15 @@
 // Types of @ptyhub/client/xterm (src/xterm.js). The Terminal is any object with xterm.js's
 // `write`, `onData` and `onResize` (`@xterm/xterm` ≥ 5).
-import type { Attachment, ExitInfo, GapItem } from './index.js';
+import type { Attachment, ExitInfo, GapItem, SnapshotItem } from './index.js';
 
 export interface XtermLike {
   write(data: string | Uint8Array, callback?: () => void): void;
+  /** Full reset, before a snapshot is written. */
+  reset(): void;
+  /** Set to a snapshot's size when it differs (optional: without it the snapshot is written as is). */
+  resize?(cols: number, rows: number): void;
+  readonly cols?: number;
+  readonly rows?: number;
   onData(listener: (data: string) => void): { dispose(): void };
   onResize(listener: (size: { cols: number; rows: number }) => void): { dispose(): void };
 }
@@ -23,10 +29,12 @@ export interface BindOptions {
   gapNote?: (gap: GapItem) => string | null;
   /** The text written at the exit; null writes nothing. */
   exitNote?: (exit: ExitInfo) => string | null;
+  /** After a snapshot was parsed (the emulator has the snapshot's size: fit it to yours now). */
+  onSnapshot?: (snapshot: SnapshotItem) => void;
 }
 
 export interface Binding {
-  readonly stats: { droppedInput: number; pendingChars: number };
+  readonly stats: { droppedInput: number; pendingChars: number; snapshots: number };
   readonly paused: boolean;
   readonly replaying: boolean;
   dispose(): void;
