@@ -69,7 +69,7 @@ bool same_end(TestClient& a, TestClient& b, const std::string& id, uint64_t at_l
   }, 10s);
 }
 
-TEST_CASE("snapshot: a joiner at each step of a coloured shell, less and vi sees the same screen as a subscriber from the start") {
+TEST_CASE("snapshot: a joiner at each step of a coloured shell, less, vi and top sees the same screen as a subscriber from the start") {
   DaemonProcess daemon;
   INFO(daemon.log());
   REQUIRE(daemon.started());
@@ -92,6 +92,8 @@ TEST_CASE("snapshot: a joiner at each step of a coloured shell, less and vi sees
       {"vi -u NONE /etc/services\n", "services", "\x0c"},
       {"jjjjwwi\xe4\xb8\xad\x1b", "\xe4\xb8\xad", "\x0c"},
       {":q!\n", "$ ", "\n"},
+      {"top -d 0.3\n", "Tasks:", "\x0c"},
+      {"q", "$ ", "\n"},
   };
   int step_number = 0;
   for (const Step& step : steps) {
