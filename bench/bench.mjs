@@ -1381,7 +1381,7 @@ async function main() {
   const file = path.join(work, 'f');
   log(`machine: ${JSON.stringify(info)}`);
   // Only the streaming scenarios read the file; the others get an empty one.
-  const streams = ['throughput', 'fanout', 'streams', 'slow', 'cluster'].some(wanted);
+  const streams = ['throughput', 'fanout', 'streams', 'slow', 'cluster', 'snapshots'].some(wanted);
   log(streams ? `making ${file} (head -c ${FILE_MB}000000 /dev/urandom | base64)` : 'no streaming scenario: no file');
   execFileSync('/bin/sh', ['-c', streams ? `head -c ${FILE_MB}000000 /dev/urandom | base64 > '${file}'` : `: > '${file}'`]);
   const raw = fs.readFileSync(file);
