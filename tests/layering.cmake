@@ -23,12 +23,14 @@
 #   daemon    every other file directly in src/   ptyhubd (main.cpp, daemon, key_loader, orphan_reaper)
 #   tests     tests/                              the test executables
 #   bench     bench/                              pty_local
+#   fuzz      fuzz/                               the libFuzzer targets (-DPTYHUB_FUZZ=ON)
 #
 # Which components each may include: itself and what its target links to (src/CMakeLists.txt), so
 #   server -> session -> hub -> pty / auth / protocol / git / config -> core
 # where pty, auth, protocol, git and config are one layer and do not include one another. systemd sits
 # beside that stack on config and core; cluster sits beside session on the hub; upgrade on the hub; the daemon sits on top of everything. Tests may include any
-# component (each test sees the headers of the libraries it links, which the compiler enforces).
+# component (each test sees the headers of the libraries it links, which the compiler enforces). The fuzz targets likewise
+# include the parsers they fuzz.
 # A new directory of sources needs a line here and an ptyhub_include_root() in its CMakeLists.txt.
 
 cmake_minimum_required(VERSION 3.25)
@@ -48,6 +50,7 @@ set(allowed_upgrade upgrade ${allowed_hub})
 set(allowed_daemon daemon server systemd cluster upgrade ${allowed_session})
 set(allowed_tests tests daemon server systemd cluster upgrade ${allowed_session})
 set(allowed_bench bench core)
+set(allowed_fuzz fuzz server cluster upgrade ${allowed_session})
 
 if(NOT ROOT)
   message(FATAL_ERROR "usage: cmake -DROOT=<repository root> -P layering.cmake")
@@ -87,6 +90,8 @@ function(component_of path out)
     set(result tests)
   elseif(path MATCHES "^bench/")
     set(result bench)
+  elseif(path MATCHES "^fuzz/")
+    set(result fuzz)
   endif()
   set(${out} "${result}" PARENT_SCOPE)
 endfunction()
