@@ -106,6 +106,9 @@ void check_command(const GitCommand& command, const std::string& root) {
   FUZZ_CHECK(std::find(ops.begin(), ops.end(), command.operation) != ops.end());
   FUZZ_CHECK(inside(command.repo_path, root, false));
   FUZZ_CHECK(inside(command.cwd, root, true));
+  // Only clone, fetch, pull and push take a URL; elsewhere what follows "--" is a pathspec.
+  const bool uses_url = command.operation == "clone" || command.operation == "fetch" || command.operation == "pull" ||
+                        command.operation == "push";
   bool separated = false;
   for (size_t i = 2; i < command.argv.size(); ++i) {
     const std::string& arg = command.argv[i];
@@ -114,7 +117,7 @@ void check_command(const GitCommand& command, const std::string& root) {
       FUZZ_CHECK(allowed_options().count(arg.substr(0, arg.find('='))) == 1);
     }
     if (arg.starts_with("/")) FUZZ_CHECK(inside(arg, root, false));
-    check_url(arg);
+    if (separated && uses_url) check_url(arg);  // the URL, and refs or the destination (never URL-like)
   }
 }
 
