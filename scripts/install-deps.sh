@@ -12,6 +12,7 @@ packages=(
   chromium nginx-light python3-websockets
   redis-server libhiredis-dev
   libvterm-dev vim-tiny less procps
+  clang-14 libclang-rt-14-dev util-linux  # scripts/fuzz.sh (libFuzzer), scripts/soak.sh (prlimit)
 )
 # The web client is bundled with npm; Debian's nodejs/npm only when no node is installed already.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

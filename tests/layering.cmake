@@ -25,6 +25,7 @@
 #   tests     tests/                              the test executables
 #   bench     bench/                              pty_local
 #   cli       cli/                                ptyhub_cli_core, ptyhub (the command-line client)
+#   fuzz      fuzz/                               the libFuzzer targets (-DPTYHUB_FUZZ=ON)
 #
 # Which components each may include: itself and what its target links to (src/CMakeLists.txt), so
 #   server -> session -> hub -> pty / auth / protocol / git / config -> core
@@ -33,6 +34,7 @@
 # component (each test sees the headers of the libraries it links, which the compiler enforces). The
 # command-line client (cli) is a program of its own beside the daemon: it may include only itself,
 # protocol and core — nothing of the server edge, sessions or hub.
+# The fuzz targets likewise include the parsers they fuzz.
 # A new directory of sources needs a line here and an ptyhub_include_root() in its CMakeLists.txt.
 
 cmake_minimum_required(VERSION 3.25)
@@ -54,6 +56,7 @@ set(allowed_daemon daemon server systemd cluster upgrade ${allowed_session})
 set(allowed_tests tests daemon server systemd cluster upgrade cli ${allowed_session})
 set(allowed_bench bench core)
 set(allowed_cli cli protocol core)
+set(allowed_fuzz fuzz server cluster upgrade ${allowed_session})
 
 if(NOT ROOT)
   message(FATAL_ERROR "usage: cmake -DROOT=<repository root> -P layering.cmake")
@@ -97,6 +100,8 @@ function(component_of path out)
     set(result bench)
   elseif(path MATCHES "^cli/")
     set(result cli)
+  elseif(path MATCHES "^fuzz/")
+    set(result fuzz)
   endif()
   set(${out} "${result}" PARENT_SCOPE)
 endfunction()

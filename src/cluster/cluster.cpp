@@ -507,7 +507,7 @@ void Cluster::send_request(const std::string& terminal_id, std::vector<std::stri
   std::vector<std::string> args = {"XADD", input_key(it->second.owner_node), "MAXLEN", "~", kInputMaxLen, "*",
                                    "t", terminal_id, "b", it->second.owner_boot};
   for (std::string& field : fields) args.push_back(std::move(field));
-  commands_.command(args, [this, terminal_id](const RedisValue* reply) {
+  commands_.command(args, [terminal_id](const RedisValue* reply) {
     if (reply == nullptr || reply->is_error()) {
       log::warn("cluster: a request for a terminal of another node was lost (Redis unreachable)",
                 {{"terminal", terminal_id}});
@@ -985,8 +985,9 @@ void Cluster::sweep() {
     hub::Terminal* terminal = hub_.find_any(id);
     if (terminal != nullptr && terminal->running()) owners.insert({mirror.owner_node, mirror.owner_boot});
   }
-  for (const auto& [node, boot] : owners) {
-    commands_.command({"GET", lease_key(node)}, [this, node, boot](const RedisValue* lease) {
+  // Named captures, not the structured bindings themselves: clang 14 (the fuzz build) cannot capture those.
+  for (const auto& owner : owners) {
+    commands_.command({"GET", lease_key(owner.first)}, [this, node = owner.first, boot = owner.second](const RedisValue* lease) {
       if (lease == nullptr || lease->is_error()) return;
       if (!lease->is_nil() && lease->text == boot) return;  // alive
       reap(node, boot);

@@ -23,6 +23,10 @@ namespace ptyhub::server {
 namespace {
 
 constexpr int kAcceptsPerWakeup = 64;
+
+// accept()'s errors that mean "no file descriptor or memory for one more socket": retrying at once cannot help.
+bool is_out_of_fds(int error) { return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM; }
+
 // The address of a peer without its port, as pending heads are counted.
 std::string host_of(const sockaddr_storage& address) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -186,9 +190,7 @@ bool Listener::start_polling(std::string* error) {
   if (rc == 0) {
     poll_.mark_initialised();
     poll_.get()->data = this;
-    rc = uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* handle, int, int) {
-      if (auto* self = static_cast<Listener*>(handle->data)) self->on_acceptable();
-    });
+    rc = uv_poll_start(poll_.get(), UV_READABLE, &Listener::on_listen_poll);
   }
   if (rc != 0) {
     *error = "cannot watch " + bound_ + ": " + uv_strerror(rc);
@@ -199,8 +201,13 @@ bool Listener::start_polling(std::string* error) {
   return true;
 }
 
+void Listener::on_listen_poll(uv_poll_t* handle, int, int) {
+  if (auto* self = static_cast<Listener*>(handle->data)) self->on_acceptable();
+}
+
 void Listener::stop() {
   poll_.close();  // before the socket it watches
+  resume_timer_.close();
   fd_.reset();
   if (!unix_path_.empty()) unlink(unix_path_.c_str());
   unix_path_.clear();
@@ -212,10 +219,16 @@ void Listener::on_acceptable() {
     socklen_t peer_length = sizeof peer;
     UniqueFd fd(accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+      if (is_out_of_fds(errno)) {
+        pause_accepting(errno);
+      } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
         log::warn(std::string("accept: ") + std::strerror(errno));
       }
       return;
+    }
+    if (out_of_fds_) {
+      out_of_fds_ = false;
+      log::info("accept: file descriptors are available again");
     }
     if (tcp_) {
       // Keystrokes and their echoes are small writes: do not hold them back for delayed ACKs.
@@ -230,6 +243,30 @@ void Listener::on_acceptable() {
     make_room(address);
     start_reading(std::move(fd), std::move(address));
   }
+}
+
+void Listener::pause_accepting(int error) {
+  if (!out_of_fds_) {
+    out_of_fds_ = true;
+    log::warn(std::string("accept: ") + std::strerror(error) + "; trying again every " + std::to_string(kAcceptPauseMs) +
+              " ms, new connections wait meanwhile");
+  }
+  if (!resume_timer_.initialised() && !resume_timer_.adopt_init(uv_timer_init(loop_, resume_timer_.get()), this)) {
+    return;  // no timer: keep watching (the old behaviour) rather than never accept again
+  }
+  uv_poll_stop(poll_.get());
+  uv_timer_start(
+      resume_timer_.get(),
+      [](uv_timer_t* handle) {
+        if (auto* self = static_cast<Listener*>(handle->data)) self->resume_accepting();
+      },
+      kAcceptPauseMs, 0);
+}
+
+void Listener::resume_accepting() {
+  if (!fd_ || poll_.get() == nullptr) return;
+  const int rc = uv_poll_start(poll_.get(), UV_READABLE, &Listener::on_listen_poll);
+  if (rc != 0) log::error(std::string("listener: cannot watch ") + bound_ + " again: " + uv_strerror(rc));
 }
 
 void Listener::make_room(const std::string& address) {

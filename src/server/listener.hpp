@@ -41,6 +41,11 @@ class Listener {
   // most is shed. A shed connection gets 429. A flood from one address never keeps another out.
   static constexpr size_t kMaxPending = 1024;
   static constexpr size_t kMaxPendingPerAddress = 64;
+  // When accept() fails for want of file descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM) the listening
+  // socket stays readable, so watching it again at once spins the loop: scripts/soak.sh measured 70% CPU
+  // and millions of log lines a second under a lowered RLIMIT_NOFILE. The listener stops watching it for
+  // this long, then tries again; new connections wait in the kernel's backlog meanwhile.
+  static constexpr uint64_t kAcceptPauseMs = 250;
 
   // With `read_head` false (TLS listeners: the bytes are encrypted) each accepted socket is handed on at
   // once, with no first bytes.
@@ -74,7 +79,13 @@ class Listener {
     UvHandle<uv_timer_t> timer;
   };
 
+  // The listening socket's uv_poll callback.
+  static void on_listen_poll(uv_poll_t* handle, int status, int events);
   void on_acceptable();
+  // accept() failed with `error` for want of fds: log once, stop watching, try again after kAcceptPauseMs.
+  void pause_accepting(int error);
+  // Watches the listening socket again (the pause is over); nothing once stopped.
+  void resume_accepting();
   void start_reading(UniqueFd fd, std::string address);
   // Makes room for one more pending head from `address`, shedding as the limits above say.
   void make_room(const std::string& address);
@@ -96,6 +107,8 @@ class Listener {
   std::string unix_path_;  // removed again on stop()
   std::string bound_;
   UvHandle<uv_poll_t> poll_;
+  UvHandle<uv_timer_t> resume_timer_;  // the pause after accept() ran out of fds
+  bool out_of_fds_ = false;            // accept() failed for want of fds and has not succeeded since
   std::map<Pending*, std::unique_ptr<Pending>> pending_;
   std::unordered_map<std::string, std::deque<Pending*>> pending_by_address_;  // oldest first
 };

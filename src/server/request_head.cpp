@@ -75,9 +75,14 @@ std::string move_bearer_subprotocol(std::string_view head) {
   bool has_authorization = false;
   std::string out;
   out.reserve(head.size() + 32);
-  for (std::string_view line : lines) {
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string_view line = lines[i];
     std::string_view value;
     if (line.empty()) continue;  // the terminating blank line is re-added below
+    if (i == 0) {                // the request line, never a header ("Authorization :/ HTTP/1.1")
+      out.append(line).append("\r\n");
+      continue;
+    }
     if (header_named(line, kAuthorizationHeader, &value)) has_authorization = true;
     if (header_named(line, kProtocolHeader, &value)) {
       std::optional<std::string> found;
@@ -138,10 +143,12 @@ PreparedHead prepare_head(std::string_view head) {
   std::string out;
   out.reserve(moved.size());
   std::string host_line;
-  for (std::string_view line : split_lines(moved)) {
+  const std::vector<std::string_view> moved_lines = split_lines(moved);
+  for (size_t i = 0; i < moved_lines.size(); ++i) {
+    const std::string_view line = moved_lines[i];
     std::string_view value;
     if (line.empty()) continue;
-    if (header_named(line, "host", &value)) {
+    if (i > 0 && header_named(line, "host", &value)) {  // line 0 is the request line, even "HOST :/ HTTP/1.1"
       host_line = std::string(line);
       continue;
     }

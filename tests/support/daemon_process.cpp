@@ -82,6 +82,10 @@ DaemonProcess::DaemonProcess(const DaemonLaunch& launch, std::chrono::millisecon
   std::filesystem::permissions(secret_file_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 
   std::map<std::string, std::string> environment = launch.environment;
+  // Hermetic shells: HOME is the daemon's temporary home unless the launch names one, so no shell (nor git)
+  // reads the start-up files of the user running the tests (a version manager in ~/.bashrc whose lock file,
+  // left by a shell killed during start-up, makes every later shell wait).
+  environment.emplace("HOME", home_.string());
   std::vector<std::string> argv = launch.wrapper;
   argv.push_back(PTYHUBD_PATH);
   if (launch.listen_on_free_port) argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});

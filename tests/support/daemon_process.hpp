@@ -34,7 +34,8 @@ inline constexpr std::string_view kUserScopes = "terminal:create terminal:read t
 // How to start the daemon when the defaults do not fit (systemd tests).
 struct DaemonLaunch {
   std::vector<std::string> extra_args;
-  // Set in the daemon's environment on top of this process's own.
+  // Set in the daemon's environment on top of this process's own. HOME is the daemon's temporary home
+  // (home()) unless set here.
   std::map<std::string, std::string> environment;
   // argv put in front of ptyhubd's (e.g. systemd-socket-activate -l ADDR); it must exec ptyhubd in place.
   std::vector<std::string> wrapper;
@@ -48,8 +49,8 @@ struct DaemonLaunch {
 class DaemonProcess {
  public:
   explicit DaemonProcess(const DaemonLaunch& launch, std::chrono::milliseconds start_timeout = std::chrono::seconds(10));
-  // Starts ptyhubd on 127.0.0.1:0 with a fresh secret, --shell /bin/sh, --home <tmp>, --log-level debug and
-  // `extra_args`, and waits until it logs the port it listens on.
+  // Starts ptyhubd on 127.0.0.1:0 with a fresh secret, --shell /bin/sh, --home <tmp> (also its HOME),
+  // --log-level debug and `extra_args`, and waits until it logs the port it listens on.
   explicit DaemonProcess(std::vector<std::string> extra_args = {},
                          std::chrono::milliseconds start_timeout = std::chrono::seconds(10));
   ~DaemonProcess();

@@ -289,5 +289,22 @@ TEST_CASE("refusal_response: HTTP/1.1, a JSON body and its exact length, then cl
   CHECK(refusal_response(429, "x").starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
 }
 
+// Found by fuzz/request_head_fuzz: the request line was matched as a header like any other line, so a
+// request line such as "HOST :/ws HTTP/1.1" was taken for the Host header and dropped from the prepared
+// head (libwebsockets then got a head without a request line), and "Authorization :/ws HTTP/1.1" counted
+// as an Authorization header.
+TEST_CASE("prepare_head and move_bearer_subprotocol never read the request line as a header") {
+  const PreparedHead prepared =
+      prepare_head("HOST :/ws HTTP/1.1\r\nHost: 127.0.0.1:7700\r\nUpgrade: websocket\r\n\r\n");
+  REQUIRE(prepared.status == 0);
+  CHECK(prepared.head == "HOST :/ws HTTP/1.1\r\nUpgrade: websocket\r\nHost: 127.0.0.1:7700\r\n\r\n");
+  CHECK(prepare_head(prepared.head).head == prepared.head);
+
+  const std::string moved = move_bearer_subprotocol(
+      "Authorization :/ws HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol: ptyhub.v1, bearer.abc\r\n\r\n");
+  CHECK(moved ==
+        "Authorization :/ws HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Protocol: ptyhub.v1\r\nAuthorization: Bearer abc\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace ptyhub::server

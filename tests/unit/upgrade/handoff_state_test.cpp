@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <random>
@@ -174,6 +175,37 @@ TEST_CASE("handoff state: random bytes in the header and metadata never decode a
     for (int i = 0; i < changes; ++i) mutated[random() % meta_end] = static_cast<char>(random());
     const auto decoded = decode_state(mutated, &error);
     if (decoded) CHECK(mutated == encoded);  // only an unchanged state decodes
+  }
+}
+
+// `body` behind a valid header of version 1 (magic, version, length, SHA-256), as encode_state writes it.
+std::string with_header(std::string_view body) {
+  std::string out("PTYHUB-HANDOFF\n\0", 16);
+  const auto put_le = [&out](uint64_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+  };
+  put_le(1, 4);
+  put_le(body.size(), 8);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  REQUIRE(EVP_Digest(body.data(), body.size(), digest, &length, EVP_sha256(), nullptr) == 1);
+  out.append(reinterpret_cast<const char*>(digest), length);
+  out.append(body);
+  return out;
+}
+
+// Found by fuzz/handoff_state_fuzz: CBOR announcing an array or map of 2^63 items made nlohmann's DOM
+// builder throw out_of_range (from_cbor's allow_exceptions=false does not cover it), ending the process.
+TEST_CASE("handoff state: a CBOR body announcing an impossible array or map size is refused, not thrown") {
+  std::string error;
+  for (std::string_view body : {std::string_view("\x9b\x9f\x9f\x9f\x9f\x9f\x9f\x9f\x9f", 9),
+                                std::string_view("\xbb\x7f\xff\xff\xff\xff\xff\xff\xff", 9),
+                                std::string_view("\xa1\x61x\x9b\x7f\xff\xff\xff\xff\xff\xff\xff", 12)}) {
+    const std::string state = with_header(body);
+    std::optional<HandoffState> decoded;
+    CHECK_NOTHROW(decoded = decode_state(state, &error));
+    CHECK_FALSE(decoded.has_value());
+    CHECK(error == "the body is not CBOR");
   }
 }
 
