@@ -178,14 +178,15 @@ TEST_CASE("handoff state: random bytes in the header and metadata never decode a
   }
 }
 
-// `body` behind a valid header of version 1 (magic, version, length, SHA-256), as encode_state writes it.
+// `body` as the metadata behind a valid header (magic, version, lengths, SHA-256) and no rings, as encode_state writes it.
 std::string with_header(std::string_view body) {
   std::string out("PTYHUB-HANDOFF\n\0", 16);
   const auto put_le = [&out](uint64_t value, int bytes) {
     for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
   };
-  put_le(1, 4);
-  put_le(body.size(), 8);
+  put_le(kStateVersion, 4);
+  put_le(body.size(), 8);  // the metadata
+  put_le(0, 8);            // no rings
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   REQUIRE(EVP_Digest(body.data(), body.size(), digest, &length, EVP_sha256(), nullptr) == 1);
