@@ -89,7 +89,7 @@ TEST_CASE("snapshot: a joiner at each step of a coloured shell, less, vi and top
       {" ", "@@ ", "\x0c"},
       {"/tcp\n", "@@ ", "\x0c"},
       {"q", "$ ", "\n"},
-      {"vi -u NONE /etc/services\n", "services", "\x0c"},
+      {"vi -u NONE -n /etc/services\n", "services", "\x0c"},
       {"jjjjwwi\xe4\xb8\xad\x1b", "\xe4\xb8\xad", "\x0c"},
       {":q!\n", "$ ", "\n"},
       {"top -d 0.3\n", "Tasks:", "\x0c"},
@@ -136,7 +136,7 @@ TEST_CASE("snapshot: after 50 MB of output a joiner sees vi's screen at once, ma
   auto client = connect_user(daemon, "alice");
   const std::string id = client->create_terminal({{"command", {"/bin/sh"}}, {"subscribe", false}, {"env", {{"PS1", "$ "}}}}).value("id", "");
   REQUIRE(!id.empty());
-  REQUIRE(client->request("shell.input", {{"terminalId", id}, {"data", "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 79; vi -u NONE /etc/services\n"}}));
+  REQUIRE(client->request("shell.input", {{"terminalId", id}, {"data", "head -c 50000000 /dev/zero | tr '\\0' x | fold -w 79; vi -u NONE -n /etc/services\n"}}));
   // vi is up once its file name shows on the joiner's screen.
   std::unique_ptr<ScreenModel> screen;
   Json snapshot;

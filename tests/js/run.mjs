@@ -303,7 +303,7 @@ async function main() {
       const cols = 160;
       const rows = 30;
       const created = await owner.createTerminal({
-        command: ['/bin/sh', '-c', 'seq 1 750000; exec vi -u NONE /etc/services'], cols, rows,
+        command: ['/bin/sh', '-c', 'seq 1 750000; exec vi -u NONE -n /etc/services'], cols, rows,
       });
       let tail = '';
       created.on('output', (chunk) => (tail = (tail + chunk.data).slice(-65536)));

@@ -379,7 +379,7 @@ async function main() {
       await waitFor(page, () => window.ptyhub.tabs().length === 2 && window.ptyhub.view().subscribed);
       const vid = await page.evaluate(() => window.ptyhub.activeId());
       // Megabytes of output first: a replay of the ring would be slow; the snapshot is the screen alone.
-      await typeLine(page, 'seq 1 300000; vi -u NONE /etc/services');
+      await typeLine(page, 'seq 1 300000; vi -u NONE -n /etc/services');
       await waitFor(page, (i) => {
         const s = window.ptyhub.screenLines(i);
         return s.type === 'alternate' && s.lines.some((l) => l.includes('"/etc/services"'));
@@ -472,7 +472,7 @@ async function main() {
         await first.click('#create-button');
         await waitFor(first, () => window.ptyhub.tabs().length === 1 && window.ptyhub.view().subscribed);
         const vid = await first.evaluate(() => window.ptyhub.activeId());
-        await typeLine(first, 'vi -u NONE /etc/services');
+        await typeLine(first, 'vi -u NONE -n /etc/services');
         await waitFor(first, (i) => {
           const s = window.ptyhub.screenLines(i);
           return s.type === 'alternate' && s.lines.some((l) => l.includes('"/etc/services"'));
