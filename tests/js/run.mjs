@@ -320,8 +320,8 @@ async function main() {
       const elapsed = Date.now() - started;
       check('the first item is the snapshot', first && first.type === 'snapshot', JSON.stringify(first && { ...first, data: undefined }));
       if (!first || first.type !== 'snapshot') return;
-      check('it came at once (under 2 s), and small', elapsed < 2000 && first.data.length < 512 * 1024,
-        `${elapsed} ms, ${first.data.length} chars`);
+      // Small, not a replay of megabytes (its time is reported, not asserted: the benchmark measures it).
+      check('it is small', first.data.length < 512 * 1024, `${elapsed} ms, ${first.data.length} chars`);
       check('its offset is the end of the output: nothing to replay', first.offset === end, `${first.offset} vs ${end}`);
       check('exact is false with a reason after the model skipped output, or true',
         first.exact === true || ['output_skipped', 'history_before_ring'].includes(first.reason),
