@@ -575,6 +575,7 @@ void Terminal::viewers_changed() {
 
 void Terminal::model_wake() {
   if (!limits_.snapshots || loop_ == nullptr) return;
+  if (!model_ && exited_ && !snapshot_wanted_) return;  // made again only when a snapshot asks for it
   if (!model_) {
     model_ = std::make_unique<screen::ScreenModel>(spec_.cols, spec_.rows, limits_.snapshot_scrollback);
     ++metrics_.screen_models;
@@ -594,6 +595,18 @@ void Terminal::model_wake() {
         },
         kModelTickMs, 0);
   }
+}
+
+void Terminal::model_drop() {
+  if (!model_) return;
+  if (model_timer_.initialised()) uv_timer_stop(model_timer_.get());
+  --metrics_.screen_models;
+  metrics_.screen_model_bytes -= model_bytes_;
+  model_bytes_ = 0;
+  model_.reset();
+  model_offset_ = 0;
+  model_exact_ = true;
+  model_reason_.clear();
 }
 
 void Terminal::model_skip_to(uint64_t offset, const char* reason) {
@@ -636,7 +649,9 @@ void Terminal::model_account() {
 std::optional<Terminal::ScreenSnapshot> Terminal::screen_snapshot() {
   if (!limits_.snapshots) return std::nullopt;
   if (!model_) {
+    snapshot_wanted_ = true;
     model_wake();
+    snapshot_wanted_ = false;
     if (!model_) return std::nullopt;
   }
   model_pump(true);  // at most kModelLag bytes behind: caught up now
@@ -648,6 +663,7 @@ std::optional<Terminal::ScreenSnapshot> Terminal::screen_snapshot() {
   out.exact = model_exact_;
   out.reason = model_reason_;
   ++metrics_.snapshots_total;
+  if (exited_) model_drop();  // made for this request only
   return out;
 }
 
@@ -687,6 +703,7 @@ void Terminal::on_exit(pty::ExitStatus status) {
   std::erase(trailers, nullptr);
   exit_trailer_frames_ = trailers;
   fanout_.finish(exit_frame(duration_ms), std::move(trailers));
+  model_drop();  // an exited terminal keeps no model: a snapshot of it is made again from its ring
   update_detached_timer();
   on_input_drained();
   changes_.notify(TerminalChange::exited);
@@ -783,6 +800,7 @@ void Terminal::mirror_exited(const MirrorExit& exit, std::vector<protocol::Share
   if (!exit.reason.empty()) data["reason"] = exit.reason;
   exit_trailer_frames_ = trailers;
   fanout_.finish(protocol::event_frame("shell.exit", channel(), std::move(data)), std::move(trailers));
+  model_drop();
   changes_.notify(TerminalChange::exited);
   if (exit_hook_) exit_hook_(*this);
 }

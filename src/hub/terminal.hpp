@@ -308,6 +308,8 @@ class Terminal {
   void model_wake();
   void model_pump(bool all);
   void model_skip_to(uint64_t offset, const char* reason);
+  void model_drop();
+  bool snapshot_wanted_ = false;  // screen_snapshot() makes a model for an exited terminal
   void model_account();
   std::unique_ptr<screen::ScreenModel> model_;
   uint64_t model_offset_ = 0;
