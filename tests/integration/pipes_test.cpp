@@ -5,33 +5,12 @@
 
 #include <string>
 
+#include "src/protocol/base64.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/test_client.hpp"
 
 namespace ptyhub::test {
 namespace {
-
-// Standard base64 with padding, for `encoding: "base64"` input.
-std::string encode_base64(std::string_view bytes) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    for (int shift : {18, 12, 6, 0}) out += kAlphabet[(n >> shift) & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const uint32_t n = uint8_t(bytes[i]) << 16;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    const uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
-    for (int shift : {18, 12, 6}) out += kAlphabet[(n >> shift) & 63];
-    out += '=';
-  }
-  return out;
-}
 
 // A pipes terminal running `command`, not subscribed; its id.
 std::string create_pipes(TestClient& client, const Json& command) {
@@ -82,7 +61,7 @@ TEST_CASE("stdio pipes: 1 MiB of every byte value through cat comes back identic
   for (size_t i = 0; sent.size() < (1u << 20); ++i) sent.push_back(static_cast<char>((i * 7 + i / 256) & 0xff));
   for (size_t at = 0; at < sent.size(); at += 48 * 1024) {
     const std::string piece = sent.substr(at, 48 * 1024);
-    const auto ack = client->request("shell.input", {{"terminalId", id}, {"data", encode_base64(piece)}, {"encoding", "base64"}}, 10s);
+    const auto ack = client->request("shell.input", {{"terminalId", id}, {"data", protocol::base64_encode(piece)}, {"encoding", "base64"}}, 10s);
     REQUIRE(ack);
     REQUIRE_MESSAGE(ack->value("type", "") == "ack", brief(ack));
   }
