@@ -1014,7 +1014,17 @@ async function scenarioUpgrade(ctx) {
       const m = /resumed (\d+) of (\d+) terminals.* reading PTYs (\d+) ms after the signal/.exec(line);
       const list = await again.request('shell.list', {});
       const running = list.data.terminals.filter((t) => t.state === 'running').length;
-      const result = { count, fullRings: full, ringMiB: ringBytes / 1048576, closeCode,
+      // The rings are lent from the mapped state at first and copied in the background: RSS once that is done.
+      const owned = await (async () => {
+        const until = nowMs() + 10000;
+        for (;;) {
+          const l = daemon.tail.find((t) => /restored rings are the terminals' own/.test(t));
+          if (l || nowMs() > until) return l || '';
+          await sleep(10);
+        }
+      })();
+      const ownedMatch = /own, (\d+) ms after the restore/.exec(owned);
+      const result = { count, fullRings: full, ringMiB: ringBytes / 1048576, closeCode, ownedMs: ownedMatch ? Number(ownedMatch[1]) : NaN,
         readingPtysMs: m ? Number(m[3]) : NaN, resumed: m ? Number(m[1]) : NaN, resumedMs,
         first: again.stream.first, since, contiguous: again.stream.contiguous && !again.stream.gap && again.stream.first === since,
         running, rssBeforeKiB: rssBefore, rssAfterKiB: daemon.rssKiB() };
@@ -1250,15 +1260,17 @@ function tableRows(results, info) {
       const first = results.upgrade[0].sizes[count];
       const what = `live upgrade, ${count} terminals (${first.fullRings} with full 1 MiB rings)`;
       const reading = median(runs(count, (r) => r.readingPtysMs));
-      const target = first.fullRings >= 200 ? '≤ 300 ms' : '';
+      const target = count === 200 && first.fullRings >= 199 ? '≤ 300 ms' : '';
       row(`${what}: signal → new image reads PTYs`, `${f1(reading)} ms`, target, target ? reading <= 300 : undefined,
         `runs: ${listed(count, (r) => r.readingPtysMs, f1)} ms; rings ${f1(first.ringMiB)} MiB`);
       const resumed = median(runs(count, (r) => r.resumedMs));
-      row(`${what}: signal → a client has resumed and got new output`, `${f1(resumed)} ms`, first.fullRings >= 200 ? '≤ 1000 ms' : '',
-        first.fullRings >= 200 ? resumed <= 1000 : undefined, `runs: ${listed(count, (r) => r.resumedMs, f1)} ms`);
+      row(`${what}: signal → a client has resumed and got new output`, `${f1(resumed)} ms`, target ? '≤ 1000 ms' : '',
+        target ? resumed <= 1000 : undefined, `runs: ${listed(count, (r) => r.resumedMs, f1)} ms`);
       const exact = runs(count, (r) => r.contiguous && r.closeCode === 1012 && r.running === r.count && r.resumed === r.count).every(Boolean);
       row(`${what}: 1012, resumed at its offset with no gap, every terminal running`, exact ? 'yes, all runs' : 'no', 'all', exact,
-        `close codes ${listed(count, (r) => r.closeCode, String)}; running ${listed(count, (r) => r.running, String)}; RSS ${listed(count, (r) => r.rssBeforeKiB / 1024, f1)} → ${listed(count, (r) => r.rssAfterKiB / 1024, f1)} MiB`);
+        `close codes ${listed(count, (r) => r.closeCode, String)}; running ${listed(count, (r) => r.running, String)}; RSS ${listed(count, (r) => r.rssBeforeKiB / 1024, f1)} → ${listed(count, (r) => r.rssAfterKiB / 1024, f1)} MiB once the rings are owned`);
+      row(`${what}: restore → rings owned (copied from the mapped state in the background)`, `${f1(median(runs(count, (r) => r.ownedMs)))} ms`, '', undefined,
+        `runs: ${listed(count, (r) => r.ownedMs, f1)} ms`);
     }
   }
   if (results.close) {

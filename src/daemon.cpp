@@ -181,7 +181,7 @@ bool Daemon::start(std::string* error) {
   if (!watch_signal(sigterm_, SIGTERM) || !watch_signal(sigint_, SIGINT) || !watch_signal(sighup_, SIGHUP) ||
       !watch_signal(sigusr2_, SIGUSR2) || !init_timer(&loop_, upgrade_timer_, this) ||
       !init_timer(&loop_, shutdown_deadline_, this) || !init_timer(&loop_, teardown_timer_, this) ||
-      !init_timer(&loop_, status_timer_, this)) {
+      !init_timer(&loop_, status_timer_, this) || !init_timer(&loop_, own_rings_timer_, this)) {
     *error = "cannot set up the loop's signal handlers and timers";
     return false;
   }
@@ -624,6 +624,15 @@ void Daemon::take_handoff(const char* fd_text, std::vector<UniqueFd>* listeners)
   if (const size_t closed = upgrade::close_unclaimed_fds(); closed > 0) {
     log::error("upgrade: closed " + std::to_string(closed) + " handed fds no terminal claimed");
   }
+  // The rings are borrowed from the state's mapping: they become the terminals' own in the background.
+  for (auto t = state->terminals.rbegin(); t != state->terminals.rend(); ++t) borrowed_rings_.push_back(t->id);
+  own_rings_started_ns_ = uv_hrtime();
+  uv_timer_start(
+      own_rings_timer_.get(),
+      [](uv_timer_t* h) {
+        if (auto* self = static_cast<Daemon*>(h->data)) self->own_borrowed_rings();
+      },
+      0, 1);
   const uint64_t now = uv_hrtime();
   const uint64_t handoff_ms = state->signalled_ns > 0 && state->signalled_ns < now ? (now - state->signalled_ns) / 1000000 : 0;
   metrics_.upgrade_handoff_ms = handoff_ms;
@@ -633,6 +642,20 @@ void Daemon::take_handoff(const char* fd_text, std::vector<UniqueFd>* listeners)
             std::to_string(handoff_ms) + " ms after the signal");
   handoff_result_ = (problems.empty() ? "ok " : "partial ") + std::string(PTYHUB_VERSION) + " resumed " + resumed +
                     " in " + std::to_string(handoff_ms) + " ms";
+}
+
+void Daemon::own_borrowed_rings() {
+  // A few MiB per loop turn (about 2 ms of copying), so the loop never waits long for it.
+  const uint64_t turn_started = uv_hrtime();
+  while (!borrowed_rings_.empty() && uv_hrtime() - turn_started < 2'000'000) {
+    hub::Terminal* terminal = hub_ ? hub_->find_any(borrowed_rings_.back()) : nullptr;
+    borrowed_rings_.pop_back();
+    if (terminal != nullptr) terminal->own_ring();
+  }
+  if (!borrowed_rings_.empty()) return;
+  uv_timer_stop(own_rings_timer_.get());
+  log::info("upgrade: the restored rings are the terminals' own, " +
+             std::to_string((uv_hrtime() - own_rings_started_ns_) / 1000000) + " ms after the restore");
 }
 
 void Daemon::schedule_teardown() {
@@ -666,6 +689,8 @@ void Daemon::teardown() {
   shutdown_deadline_.close();
   teardown_timer_.close();
   status_timer_.close();
+  own_rings_timer_.close();
+  borrowed_rings_.clear();
   if (watchdog_) watchdog_->stop();
 }
 

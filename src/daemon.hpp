@@ -114,6 +114,12 @@ class Daemon {
   std::unique_ptr<upgrade::BinaryProbe> probe_;  // the last probe of the binary at self_path_
   uint64_t upgrade_signalled_ns_ = 0;            // uv_hrtime() of the SIGUSR2 being carried out
   std::string handoff_result_;                   // the new image: how the handoff went, for FILE.upgrade
+  // The new image: restored rings still borrowed from the mapped state, owned a few at a time after the
+  // PTYs are read again (the mapping goes when the last one is owned).
+  UvHandle<uv_timer_t> own_rings_timer_;
+  std::vector<std::string> borrowed_rings_;
+  uint64_t own_rings_started_ns_ = 0;
+  void own_borrowed_rings();
 };
 
 // The command line `ptyhubd [options]`, read with the config file: what main() is to do.

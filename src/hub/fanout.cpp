@@ -40,10 +40,10 @@ void Fanout::account_ring(size_t allocated_before) {
 
 // --- input ---------------------------------------------------------------------------------------
 
-void Fanout::adopt(uint64_t end, std::string&& bytes) {
+void Fanout::adopt(uint64_t end, SharedBytes&& bytes) {
   if (ring_.end() != 0 || !subscriptions_.empty() || finished_) {  // not fresh: the ordinary way
     const uint64_t start = end - bytes.size();
-    append(start, bytes);
+    append(start, bytes.view());
     return;
   }
   const size_t allocated = ring_.allocated();

@@ -89,10 +89,13 @@ class Fanout {
   // [end(), offset) becomes a hole (subscribers get shell.gap for it); what is below end() is dropped.
   void append(uint64_t offset, std::string_view bytes);
   // A fresh stream (nothing appended, no subscriber) takes `bytes`, which end at `end`, as its retained
-  // output without copying them (a live upgrade's restore).
-  void adopt(uint64_t end, std::string&& bytes);
-  // The retained bytes into `out` (end() - start() bytes), without an intermediate copy.
-  void copy_retained(char* out) const { ring_.copy_to(out); }
+  // output without copying them (a live upgrade's restore; they may be borrowed from the mapped state).
+  void adopt(uint64_t end, SharedBytes&& bytes);
+  // The retained bytes (end() - start()), oldest first, in two pieces, without a copy.
+  std::pair<std::string_view, std::string_view> retained_pieces() const { return ring_.pieces(); }
+  // Whether the retained bytes are still borrowed (adopt()); own_retained() copies them into the ring's own.
+  bool retained_borrowed() const { return ring_.borrowed(); }
+  void own_retained() { ring_.own(); }
   // The stream ended: every subscriber gets `exit`, then `trailer` when set, after its last byte.
   void finish(protocol::SharedFrame exit, std::vector<protocol::SharedFrame> trailers = {});
   // An event for every subscriber at once, wherever its cursor is (shell.resized, git progress).

@@ -14,7 +14,7 @@ void OutputRing::grow_for(size_t extra) {
   // Unroll the held bytes to the front of the new buffer.
   std::string grown(target, '\0');
   read_into(grown.data());
-  buffer_.swap(grown);
+  buffer_ = std::move(grown);
   head_ = size_ % buffer_.size();
 }
 
@@ -23,7 +23,7 @@ void OutputRing::append(std::string_view bytes) {
   if (capacity_ == 0 || bytes.empty()) return;
   if (bytes.size() >= capacity_) {
     bytes = bytes.substr(bytes.size() - capacity_);
-    buffer_.resize(capacity_);
+    if (buffer_.size() != capacity_) buffer_ = std::string(capacity_, '\0');
     std::memcpy(buffer_.data(), bytes.data(), capacity_);
     head_ = 0;
     size_ = capacity_;
@@ -38,8 +38,8 @@ void OutputRing::append(std::string_view bytes) {
   size_ = std::min(size_ + bytes.size(), cap);
 }
 
-void OutputRing::adopt(uint64_t end, std::string&& bytes) {
-  if (bytes.size() > capacity_) bytes.erase(0, bytes.size() - capacity_);
+void OutputRing::adopt(uint64_t end, SharedBytes&& bytes) {
+  if (bytes.size() > capacity_) bytes = std::string(bytes.view().substr(bytes.size() - capacity_));
   end_ = end;
   size_ = bytes.size();
   buffer_ = std::move(bytes);
@@ -62,12 +62,17 @@ void OutputRing::skip(uint64_t count) {
 }
 
 void OutputRing::read_into(char* out) const {
-  if (size_ == 0) return;
+  const auto [first, second] = pieces();
+  if (!first.empty()) std::memcpy(out, first.data(), first.size());
+  if (!second.empty()) std::memcpy(out + first.size(), second.data(), second.size());
+}
+
+std::pair<std::string_view, std::string_view> OutputRing::pieces() const {
+  if (size_ == 0) return {};
   const size_t cap = buffer_.size();
   const size_t tail = (head_ + cap - size_) % cap;
   const size_t first = std::min(size_, cap - tail);
-  std::memcpy(out, buffer_.data() + tail, first);
-  std::memcpy(out + first, buffer_.data(), size_ - first);
+  return {std::string_view(buffer_.data() + tail, first), std::string_view(buffer_.data(), size_ - first)};
 }
 
 void OutputRing::read(uint64_t from, size_t max, std::string* out) const {

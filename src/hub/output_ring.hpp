@@ -8,7 +8,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "core/shared_bytes.hpp"
 
 namespace ptyhub::hub {
 
@@ -25,12 +28,16 @@ class OutputRing {
   // Copies up to `max` bytes from offset `from` (start() <= from <= end()) into `out` (replacing it).
   void read(uint64_t from, size_t max, std::string* out) const;
   size_t allocated() const { return buffer_.size(); }
-  // The held bytes, oldest first, into `out` (size() bytes).
-  void copy_to(char* out) const { read_into(out); }
+  // The held bytes, oldest first: the first piece, then the second (empty when they are contiguous).
+  std::pair<std::string_view, std::string_view> pieces() const;
   size_t size() const { return size_; }
   // An empty ring takes `bytes` (which end at offset `end`) as its contents without copying them (a
-  // live upgrade's restore); only the last capacity() bytes are kept.
-  void adopt(uint64_t end, std::string&& bytes);
+  // live upgrade's restore: they may be borrowed from the mapped state); only the last capacity() bytes
+  // are kept.
+  void adopt(uint64_t end, SharedBytes&& bytes);
+  // Whether the held bytes are borrowed; own() copies them into memory of the ring's own.
+  bool borrowed() const { return buffer_.borrowed(); }
+  void own() { buffer_.own(); }
   size_t capacity() const { return capacity_; }
 
  private:
@@ -38,7 +45,7 @@ class OutputRing {
   void read_into(char* out) const;  // the held bytes, oldest first
 
   size_t capacity_;
-  std::string buffer_;  // circular once full; data ends at head_
+  SharedBytes buffer_;  // circular once full; data ends at head_
   size_t head_ = 0;           // index where the next byte goes
   size_t size_ = 0;           // bytes held
   uint64_t end_ = 0;          // offset of the next byte

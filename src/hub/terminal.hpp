@@ -124,13 +124,20 @@ class Terminal {
     uint64_t detached_ms = 0; // since its last subscriber left; 0 while it has one (running terminals)
     std::string end_reason;
     uint64_t ring_start = 0;
-    std::string ring;   // retained output [ring_start, ring_start + size) (empty: snapshot(false))
+    SharedBytes ring;   // retained output [ring_start, ring_start + size) (empty: snapshot(false))
     size_t ring_length = 0;  // its size, also when it was not copied
     std::string carry;  // a character split across reads, after the ring
   };
   Snapshot snapshot(bool with_ring = true) const;
-  // The retained output (ring_length bytes of a snapshot) copied straight into `out`.
-  void copy_ring(char* out) const { fanout_.copy_retained(out); }
+  // The retained output (ring_length bytes of a snapshot), oldest first, in two pieces, without a copy.
+  std::pair<std::string_view, std::string_view> ring_pieces() const { return fanout_.retained_pieces(); }
+  // A restored ring may still be borrowed from the mapped handoff state; own_ring() copies it into memory
+  // of its own (the daemon does so in the background after the handoff) and says whether it had to.
+  bool own_ring() {
+    const bool borrowed = fanout_.retained_borrowed();
+    fanout_.own_retained();
+    return borrowed;
+  }
   // Gives up the running process without ending it (the handoff); false when there is none.
   bool release_process(pty::PtyProcess::Released* out);
   // A running terminal whose process was reaped while its output still drains: the process's status.

@@ -1,6 +1,8 @@
 #include "src/upgrade/handoff_state.hpp"
 
 #include <dirent.h>
+#include <limits.h>
+#include <sys/uio.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/ioctl.h>
@@ -12,7 +14,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <set>
+
+#include "core/memory_map.hpp"
 
 namespace ptyhub::upgrade {
 namespace {
@@ -160,7 +165,15 @@ json encode_terminal(const TerminalState& t, uint64_t ring_at) {
           {"git", t.git}};
 }
 
+// Where decoded rings come from: copied out of `blob`, or lent from a mapping kept by `keeper`, where the
+// rings start at `writable`.
+struct RingLender {
+  std::shared_ptr<void> keeper;
+  char* writable = nullptr;
+};
+
 bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& fds, std::string_view blob,
+                     const RingLender& lender,
                      TerminalState* t, std::string* error) {
   Fields f(in, "terminals." + std::to_string(index), error);
   t->id = f.text("id");
@@ -199,7 +212,12 @@ bool decode_terminal(const json& in, size_t index, const std::vector<HandedFd>& 
   const uint64_t ring_at = f.unsigned_number("ringAt", UINT64_MAX / 2);
   const uint64_t ring_length = f.unsigned_number("ringLength", UINT64_MAX / 2);
   if (f.ok() && (ring_at > blob.size() || ring_length > blob.size() - ring_at)) f.fail("ringLength", "runs past the rings");
-  if (f.ok()) t->ring.assign(blob.substr(ring_at, ring_length));
+  if (f.ok() && ring_length > 0) {
+    const size_t at = static_cast<size_t>(ring_at);
+    const size_t length = static_cast<size_t>(ring_length);
+    if (lender.keeper) t->ring = SharedBytes(lender.keeper, lender.writable + at, length);
+    else t->ring = std::string(blob.substr(at, length));
+  }
   t->carry = f.bytes("carry");
   t->pending_input = f.bytes("input");
   t->idle_ms = f.optional_unsigned("idle", UINT64_MAX / 2, 0);
@@ -274,6 +292,9 @@ std::string encode_head(const HandoffState& state, uint64_t* blob_length_out) {
 
 constexpr int kSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL;
 
+std::optional<HandoffState> decode(std::string_view bytes, std::string* error, std::shared_ptr<void> keeper,
+                                   char* writable);
+
 }  // namespace
 
 std::string encode_state(const HandoffState& state) {
@@ -282,40 +303,79 @@ std::string encode_state(const HandoffState& state) {
   for (const TerminalState& t : state.terminals) {  // the rings, raw, in order
     const size_t at = out.size();
     out.resize(at + t.ring_size());
-    if (t.ring_source) t.ring_source(out.data() + at);
-    else if (!t.ring.empty()) std::memcpy(out.data() + at, t.ring.data(), t.ring.size());
+    if (t.ring_pieces) {
+      const auto [first, second] = t.ring_pieces();
+      std::memcpy(out.data() + at, first.data(), first.size());
+      std::memcpy(out.data() + at + first.size(), second.data(), second.size());
+    } else if (!t.ring.empty()) {
+      std::memcpy(out.data() + at, t.ring.data(), t.ring.size());
+    }
   }
   return out;
 }
 
+namespace {
+
+// Writes every piece at the end of `fd`, as few calls as IOV_MAX allows, going on after short writes.
+bool write_pieces(int fd, std::vector<iovec>& pieces, std::string* error) {
+  size_t next = 0;
+  while (next < pieces.size()) {
+    if (pieces[next].iov_len == 0) {
+      ++next;
+      continue;
+    }
+    const int count = static_cast<int>(std::min<size_t>(pieces.size() - next, IOV_MAX));
+    const ssize_t n = ::writev(fd, &pieces[next], count);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *error = std::string("writing the state: ") + (n == 0 ? "no progress" : std::strerror(errno));
+      return false;
+    }
+    size_t done = static_cast<size_t>(n);
+    while (done > 0) {  // skip what went out, whole pieces then part of one
+      const size_t taken = std::min(done, pieces[next].iov_len);
+      pieces[next].iov_base = static_cast<char*>(pieces[next].iov_base) + taken;
+      pieces[next].iov_len -= taken;
+      done -= taken;
+      if (pieces[next].iov_len == 0) ++next;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 UniqueFd write_state(const HandoffState& state, std::string* error) {
   uint64_t blob_length = 0;
   const std::string head = encode_head(state, &blob_length);
-  const size_t total = head.size() + blob_length;
   UniqueFd fd(::memfd_create("ptyhub-handoff", MFD_ALLOW_SEALING));
   if (!fd) {
     *error = std::string("memfd_create: ") + std::strerror(errno);
     return {};
   }
-  if (::ftruncate(fd.get(), static_cast<off_t>(total)) != 0) {
-    *error = std::string("sizing the state: ") + std::strerror(errno);
-    return {};
-  }
-  // Written in place: each ring is copied once, straight into the memfd.
-  void* map = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd.get(), 0);
-  if (map == MAP_FAILED) {
-    *error = std::string("mapping the state: ") + std::strerror(errno);
-    return {};
-  }
-  char* out = static_cast<char*>(map);
-  std::memcpy(out, head.data(), head.size());
-  size_t at = head.size();
+  // Straight from the rings into the memfd: the kernel copies each byte once, into pages it allocates as it
+  // goes (faster than faulting in a mapping and copying into it).
+  std::vector<iovec> pieces;
+  pieces.reserve(1 + 2 * state.terminals.size());
+  const auto add = [&pieces](std::string_view piece) {
+    if (!piece.empty()) pieces.push_back({const_cast<char*>(piece.data()), piece.size()});
+  };
+  add(head);
   for (const TerminalState& t : state.terminals) {
-    if (t.ring_source) t.ring_source(out + at);
-    else if (!t.ring.empty()) std::memcpy(out + at, t.ring.data(), t.ring.size());
-    at += t.ring_size();
+    if (t.ring_pieces) {
+      const auto [first, second] = t.ring_pieces();
+      add(first);
+      add(second);
+    } else {
+      add(t.ring.view());
+    }
   }
-  ::munmap(map, total);  // before F_SEAL_WRITE, which a writable mapping would refuse
+  if (!write_pieces(fd.get(), pieces, error)) return {};
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0 || static_cast<uint64_t>(info.st_size) != head.size() + blob_length) {
+    *error = "the state's size is not what was written";
+    return {};
+  }
   if (::fcntl(fd.get(), F_ADD_SEALS, kSeals) != 0) {
     *error = std::string("sealing the state: ") + std::strerror(errno);
     return {};
@@ -335,17 +395,26 @@ std::optional<HandoffState> read_state(int fd, size_t max_bytes, std::string* er
     return std::nullopt;
   }
   const size_t size = static_cast<size_t>(info.st_size);
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-  if (map == MAP_FAILED) {
+  // Private and writable: a restored ring writes into its borrowed pages (copied on write, the sealed memfd
+  // never changes). Not populated: pages are mapped in as the rings are read.
+  auto map = std::make_shared<MemoryMap>(fd, size, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+  if (!*map) {
     *error = std::string("mapping the state: ") + std::strerror(errno);
     return std::nullopt;
   }
-  std::optional<HandoffState> state = decode_state(std::string_view(static_cast<const char*>(map), size), error);
-  ::munmap(map, size);
-  return state;
+  const std::string_view bytes(map->data(), size);
+  return decode(bytes, error, map, map->data());
 }
 
 std::optional<HandoffState> decode_state(std::string_view bytes, std::string* error) {
+  return decode(bytes, error, nullptr, nullptr);
+}
+
+namespace {
+
+// decode_state(); with a `keeper`, the rings are lent from `writable`, the same bytes as `bytes`.
+std::optional<HandoffState> decode(std::string_view bytes, std::string* error, std::shared_ptr<void> keeper,
+                                   char* writable) {
   error->clear();
   if (bytes.size() < kHeaderBytes || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
     *error = "not a handoff state (no magic)";
@@ -366,6 +435,11 @@ std::optional<HandoffState> decode_state(std::string_view bytes, std::string* er
   }
   const std::string_view body = bytes.substr(kHeaderBytes, meta_length);
   const std::string_view blob = bytes.substr(kHeaderBytes + meta_length);
+  RingLender lender;
+  if (keeper) {
+    lender.keeper = std::move(keeper);
+    lender.writable = writable + kHeaderBytes + meta_length;
+  }
   if (sha256(body) != bytes.substr(sizeof kMagic + 20, kDigestBytes)) {
     *error = "the metadata does not match its SHA-256";
     return std::nullopt;
@@ -403,7 +477,7 @@ std::optional<HandoffState> decode_state(std::string_view bytes, std::string* er
   std::set<std::string> ids;
   for (size_t i = 0; i < terminals->size(); ++i) {
     TerminalState t;
-    if (!decode_terminal((*terminals)[i], i, state.fds, blob, &t, error)) return std::nullopt;
+    if (!decode_terminal((*terminals)[i], i, state.fds, blob, lender, &t, error)) return std::nullopt;
     if (!ids.insert(t.id).second) {
       *error = "terminals." + std::to_string(i) + ".id is not unique";
       return std::nullopt;
@@ -412,6 +486,8 @@ std::optional<HandoffState> decode_state(std::string_view bytes, std::string* er
   }
   return state;
 }
+
+}  // namespace
 
 UniqueFd write_sealed(std::string_view bytes, std::string* error) {
   UniqueFd fd(::memfd_create("ptyhub-handoff", MFD_ALLOW_SEALING));

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/shared_bytes.hpp"
 #include "core/unique_fd.hpp"
 
 namespace ptyhub::upgrade {
@@ -63,10 +64,12 @@ struct TerminalState {
   uint64_t duration_ms = 0;
   std::string end_reason;
   uint64_t ring_start = 0;  // raw offset of ring[0]
-  std::string ring;         // retained output: raw bytes [ring_start, ring_start + ring_size())
-  // Or, when writing: the ring is not copied here but written straight into the state by this.
-  std::function<void(char* out)> ring_source;
-  uint64_t ring_length = 0;  // with ring_source: its size
+  // Retained output: raw bytes [ring_start, ring_start + ring_size()). read_state() lends them from its
+  // mapping of the state (no copy); decode_state() copies them.
+  SharedBytes ring;
+  // Or, when writing: the ring is not copied here; the state is written from these two pieces of it.
+  std::function<std::pair<std::string_view, std::string_view>()> ring_pieces;
+  uint64_t ring_length = 0;  // with ring_pieces: its size
   std::string carry;        // bytes of a character split across reads, after the ring
   std::string pending_input;  // input accepted but not yet written to the PTY
   uint64_t idle_ms = 0;      // since the last input or output (idle_timeout goes on counting)
@@ -74,7 +77,7 @@ struct TerminalState {
   nlohmann::json git;       // the git operation's own state (null for shells)
   // The offset the next byte read from the PTY gets.
   uint64_t output_bytes() const { return ring_start + ring_size() + carry.size(); }
-  uint64_t ring_size() const { return ring_source ? ring_length : ring.size(); }
+  uint64_t ring_size() const { return ring_pieces ? ring_length : ring.size(); }
 };
 
 struct HandoffState {
@@ -89,9 +92,11 @@ std::string encode_state(const HandoffState& state);
 // not match, a field missing or of the wrong type, offsets or fd references that do not add up).
 std::optional<HandoffState> decode_state(std::string_view bytes, std::string* error);
 
-// The state written straight into a memfd (each ring copied once) and sealed as write_sealed() does.
+// The state written straight into a memfd (each ring copied once, by the kernel) and sealed as
+// write_sealed() does.
 UniqueFd write_state(const HandoffState& state, std::string* error);
-// The state of a memfd written by write_state() (mapped, not copied), or nullopt with `error`.
+// The state of a memfd written by write_state(), or nullopt with `error`. The memfd is mapped privately,
+// not copied: the rings are borrowed from the mapping, which lives until the last of them is owned or gone.
 std::optional<HandoffState> read_state(int fd, size_t max_bytes, std::string* error);
 
 // A memfd holding `bytes`, sealed against any change (F_SEAL_WRITE, SHRINK, GROW, SEAL). Without

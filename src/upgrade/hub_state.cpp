@@ -91,7 +91,7 @@ HandoffState capture(hub::Hub& hub, std::string daemon_version, std::vector<Uniq
     hub::Terminal* terminal = hub.find_any(id);
     if (terminal != nullptr) {
       t.ring_length = ring_length;
-      t.ring_source = [terminal](char* out) { terminal->copy_ring(out); };
+      t.ring_pieces = [terminal] { return terminal->ring_pieces(); };
     }
     pty::PtyProcess::Released released;
     if (!t.exited && terminal != nullptr && terminal->release_process(&released)) {

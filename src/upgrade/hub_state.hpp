@@ -14,8 +14,8 @@
 namespace ptyhub::upgrade {
 
 // Every local terminal of `hub`, running ones with their processes released: their masters and pidfds
-// are handed over. Rings are not copied: each TerminalState::ring_source copies its terminal's ring when the
-// state is written (the terminals must live until then). Also: the masters and pidfds
+// are handed over. Rings are not copied: each TerminalState::ring_pieces names its terminal's ring, which
+// is written out with the state (the terminals must live until then). Also: the masters and pidfds
 // are appended to `handed` (which owns them; the state names their numbers). Mirrors are not captured.
 HandoffState capture(hub::Hub& hub, std::string daemon_version, std::vector<UniqueFd>* handed);
 

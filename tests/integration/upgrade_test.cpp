@@ -577,6 +577,17 @@ TEST_CASE("upgrade: 10 upgrades in a row leak no fd, no process and no memory") 
     CHECK(upgraded.output.find("resumed 3 of 3 terminals") != std::string::npos);
   }
   CHECK(open_fds(daemon.pid()) == fds);
+  // The restored rings are lent from the mapped state at first, then become the terminals' own: the
+  // mapping (and the memfd behind it) goes.
+  const auto maps_state = [&] {
+    std::ifstream maps("/proc/" + std::to_string(daemon.pid()) + "/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+      if (line.find("ptyhub-handoff") != std::string::npos) return true;
+    }
+    return false;
+  };
+  CHECK(eventually([&] { return !maps_state(); }, std::chrono::seconds(10)));
   // Each image starts afresh; what it holds does not grow with the number of upgrades behind it.
   CHECK(rss_kib(daemon.pid()) < rss + 8 * 1024);
   const std::vector<ProcessInfo> after = children_of(daemon.pid());

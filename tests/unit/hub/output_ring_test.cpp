@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -123,6 +124,43 @@ TEST_CASE("memory grows from nothing by doubling, up to the capacity, and keeps 
   }
   CHECK(ring.allocated() == capacity);
   CHECK(growths >= 3);
+}
+
+TEST_CASE("an adopted ring may be borrowed - appends wrap over it and own() keeps every byte") {
+  // Borrowed bytes as a live upgrade's restore lends them: from memory the ring does not own.
+  auto keeper = std::make_shared<std::string>("0123456789");
+  OutputRing ring(10);
+  ring.adopt(110, SharedBytes(keeper, keeper->data(), keeper->size()));
+  CHECK(ring.borrowed());
+  CHECK(ring.start() == 100);
+  CHECK(read_all(ring) == "0123456789");
+  const auto [first, second] = ring.pieces();
+  CHECK(first == "0123456789");
+  CHECK(second.empty());
+  ring.append("ab");  // over the oldest bytes, in the borrowed memory
+  CHECK(read_all(ring) == "23456789ab");
+  CHECK(*keeper == "ab23456789");
+  const auto [wrapped_first, wrapped_second] = ring.pieces();
+  CHECK(wrapped_first == "23456789");
+  CHECK(wrapped_second == "ab");
+  ring.own();
+  CHECK_FALSE(ring.borrowed());
+  keeper.reset();  // the lender may go now
+  ring.append("c");
+  CHECK(read_all(ring) == "3456789abc");
+  CHECK(ring.start() == 103);
+  CHECK(ring.end() == 113);
+}
+
+TEST_CASE("an adopted ring that is not full grows into memory of its own") {
+  auto keeper = std::make_shared<std::string>("abc");
+  OutputRing ring(1024);
+  ring.adopt(3, SharedBytes(keeper, keeper->data(), keeper->size()));
+  CHECK(ring.borrowed());
+  ring.append("def");
+  CHECK_FALSE(ring.borrowed());
+  CHECK(*keeper == "abc");
+  CHECK(read_all(ring) == "abcdef");
 }
 
 TEST_CASE("a ring of capacity 0 counts offsets and holds nothing") {

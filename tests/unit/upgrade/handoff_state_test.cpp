@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
+#include <optional>
 #include <random>
 #include <string>
 
@@ -83,7 +84,7 @@ TEST_CASE("handoff state: a round trip keeps every field and every byte of the r
   CHECK(t.rows == 43);
   CHECK(t.shares == state.terminals[0].shares);
   CHECK(t.created_at_ms == 1765000000123);
-  CHECK(t.ring == state.terminals[0].ring);
+  CHECK(t.ring.view() == state.terminals[0].ring.view());
   CHECK(t.carry == "\xe2\x82");
   CHECK(t.pending_input == "typed\r");
   CHECK(t.idle_ms == 1234);
@@ -227,6 +228,48 @@ TEST_CASE("handoff state: a sealed memfd round trip - an unsealed or oversized o
   REQUIRE(::write(plain.get(), encoded.data(), encoded.size()) == static_cast<ssize_t>(encoded.size()));
   CHECK_FALSE(read_sealed(plain.get(), kMaxStateBytes, &error));
   CHECK(error.find("not a sealed memfd") != std::string::npos);
+}
+
+TEST_CASE("handoff state: write_state writes rings from their two pieces, read_state lends them from its mapping") {
+  HandoffState state = sample();
+  // The running terminal's ring as a wrapped ring hands it: "ABC" then "DEF", no copy in the state.
+  const std::string first = "ABC", second = "DEF";
+  state.terminals[0].ring.clear();
+  state.terminals[0].ring_length = first.size() + second.size();
+  state.terminals[0].ring_pieces = [&] { return std::pair<std::string_view, std::string_view>(first, second); };
+  std::string error;
+  UniqueFd fd = write_state(state, &error);
+  REQUIRE_MESSAGE(fd, error);
+  CHECK((::fcntl(fd.get(), F_GETFD) & FD_CLOEXEC) == 0);
+  CHECK(::write(fd.get(), "x", 1) < 0);  // sealed
+  // The bytes are those encode_state() writes from the same state.
+  const auto whole = read_sealed(fd.get(), kMaxStateBytes, &error);
+  REQUIRE_MESSAGE(whole, error);
+  CHECK(*whole == encode_state(state));
+
+  std::optional<HandoffState> read = read_state(fd.get(), kMaxStateBytes, &error);
+  REQUIRE_MESSAGE(read, error);
+  TerminalState& t = read->terminals[0];
+  CHECK(t.ring.view() == "ABCDEF");
+  CHECK(t.ring.borrowed());  // lent from the mapping, not copied
+  CHECK(read->terminals[1].ring.view() == "fatal: repository not found\r\n");
+  // Written through (a ring appending over its oldest bytes): the sealed memfd does not change.
+  t.ring[0] = 'x';
+  CHECK(t.ring.view() == "xBCDEF");
+  const auto again = read_sealed(fd.get(), kMaxStateBytes, &error);
+  REQUIRE(again);
+  CHECK(*again == *whole);
+  // Owned: the same bytes, no longer borrowed, alive after the state (and its mapping) is gone.
+  SharedBytes kept = std::move(t.ring);
+  kept.own();
+  read.reset();
+  CHECK_FALSE(kept.borrowed());
+  CHECK(kept.view() == "xBCDEF");
+  // decode_state() of the same bytes copies.
+  std::optional<HandoffState> decoded = decode_state(*whole, &error);
+  REQUIRE_MESSAGE(decoded, error);
+  CHECK_FALSE(decoded->terminals[0].ring.borrowed());
+  CHECK(decoded->terminals[0].ring.view() == "ABCDEF");
 }
 
 TEST_CASE("handoff state: each handed fd is checked for what it claims to be") {
