@@ -420,6 +420,7 @@ bool PtyProcess::read_master(int max_reads, bool ignore_pause) {
   static char buffer[kReadBudget];
   size_t used = 0;
   bool eof = false;
+  int fault = 0;
   for (int i = 0; i < max_reads && used < read_budget_; ++i) {
     if (!master_ || master_eof_ || (output_paused_ && !ignore_pause)) break;
     ssize_t n = ::read(master_.get(), buffer + used, read_budget_ - used);
@@ -429,8 +430,8 @@ bool PtyProcess::read_master(int max_reads, bool ignore_pause) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    if (n < 0 && errno != EIO) log::warn(std::string("pty: read master: ") + std::strerror(errno));
-    eof = true;  // EIO (slave side gone) or 0: end of output
+    if (n < 0 && !is_end_error(errno)) fault = errno;
+    eof = true;  // 0, EIO (slave side gone), a socket's reset, or a fault: end of output
     break;
   }
   if (used > 0) {
@@ -439,6 +440,7 @@ bool PtyProcess::read_master(int max_reads, bool ignore_pause) {
     if (callbacks->on_output) callbacks->on_output(std::string_view(buffer, used));
     if (!*alive) return false;
   }
+  if (fault != 0 && !report_fault(PtyFault::Kind::read, fault)) return false;
   return eof ? on_master_eof() : true;
 }
 
@@ -448,6 +450,23 @@ bool PtyProcess::on_master_eof() {
   update_master_poll();
   if (!notify_if_input_drained()) return false;
   return maybe_report_exit();
+}
+
+bool PtyProcess::is_end_error(int error) const {
+  if (error == EIO) return true;
+  return pipes_ && (error == EPIPE || error == ECONNRESET);
+}
+
+bool PtyProcess::report_fault(PtyFault::Kind kind, int error) {
+  bool& reported = kind == PtyFault::Kind::read ? read_fault_reported_ : write_fault_reported_;
+  if (reported) return true;
+  reported = true;
+  log::warn(std::string("pty: ") + (kind == PtyFault::Kind::read ? "reading" : "writing") + " the master of child " +
+            std::to_string(pid_) + ": " + std::strerror(error));
+  auto alive = alive_;
+  auto callbacks = callbacks_;
+  if (callbacks->on_fault) callbacks->on_fault(PtyFault{kind, error});
+  return *alive;
 }
 
 void PtyProcess::pause_output() {
@@ -471,6 +490,7 @@ int PtyProcess::write(std::string_view bytes) {
       if (n < 0) {
         discard_input();
         update_master_poll();
+        if (!is_end_error(static_cast<int>(-n))) report_fault(PtyFault::Kind::write, static_cast<int>(-n));
         return -EPIPE;
       }
       if (n == 0) break;
@@ -502,6 +522,7 @@ bool PtyProcess::flush_input() {
     ssize_t n = write_now(head.data() + input_head_offset_, head.size() - input_head_offset_);
     if (n < 0) {
       discard_input();  // EIO: the slave side is gone, nothing can be delivered any more
+      if (!is_end_error(static_cast<int>(-n)) && !report_fault(PtyFault::Kind::write, static_cast<int>(-n))) return false;
       break;
     }
     if (n == 0) break;

@@ -60,6 +60,13 @@ struct SpawnError {
   std::string message;    // human readable, e.g. "chdir /nope: No such file or directory"
 };
 
+// A failure of a running process's I/O that is not its normal end (docs/protocol.md §5 "Faults").
+struct PtyFault {
+  enum class Kind { read, write };
+  Kind kind = Kind::read;
+  int error_number = 0;  // errno of the failing read or write
+};
+
 struct ExitStatus {
   int exit_code = 0;  // valid when signal == 0
   int signal = 0;     // the terminating signal number, or 0
@@ -75,6 +82,11 @@ class PtyProcess {
     // Pending input fell to or below kInputLowWater after having been above kInputHighWater (also
     // when the master closed and the pending input was discarded).
     std::function<void()> on_input_drained;
+    // Reading the output failed with an error that is not the end of a PTY (EIO) or of a socket (read
+    // then ends as at end of output, the process is left running), or writing input failed with one
+    // that is not (input is discarded from then on). At most once per kind; the PtyProcess may not be
+    // destroyed inside it.
+    std::function<void(PtyFault fault)> on_fault;
   };
 
   static constexpr size_t kInputHighWater = 256 * 1024;
@@ -169,6 +181,11 @@ class PtyProcess {
   bool read_master(int max_reads, bool ignore_pause);
   bool flush_input();
   bool on_master_eof();
+  // Whether a failed read or write with `error` is the end of the other side (EIO on a PTY whose slave
+  // side is gone; EPIPE or ECONNRESET on the socket of a command that has gone) rather than a fault.
+  bool is_end_error(int error) const;
+  // Reports a fault once per kind; false when `this` was destroyed meanwhile.
+  bool report_fault(PtyFault::Kind kind, int error);
   // Queues the exit report once the child is reaped and the master drained (ExitReportQueue).
   bool maybe_report_exit();
   // Reports the exit now: on_exit.
@@ -200,6 +217,8 @@ class PtyProcess {
   bool output_paused_ = false;
   bool reaped_ = false;
   bool master_eof_ = false;
+  bool read_fault_reported_ = false;
+  bool write_fault_reported_ = false;
   bool exit_reported_ = false;
   bool report_queued_ = false;  // waiting in the ExitReportQueue of its loop
   bool released_ = false;       // handed over (release()): nothing of the child is ours to end

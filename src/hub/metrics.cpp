@@ -38,6 +38,8 @@ std::string render_prometheus(const Metrics& m) {
   add(out, "ptyhub_ring_bytes", "gauge", "Memory held by output rings.", m.ring_bytes);
   add(out, "ptyhub_replays_total", "counter", "Subscriptions that replayed retained output.", m.replays_total);
   add(out, "ptyhub_gaps_total", "counter", "shell.gap events sent.", m.gaps_total);
+  add(out, "ptyhub_terminal_faults_total", "counter",
+      "Faults of running terminals sent as shell.error (a failed read, write or resize).", m.terminal_faults_total);
   add(out, "ptyhub_pty_read_pauses_total", "counter", "Times a PTY was paused because no subscriber took output.",
       m.pty_read_pauses_total);
   add(out, "ptyhub_auth_failures_total", "counter", "Rejected tokens.", m.auth_failures_total);

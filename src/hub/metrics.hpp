@@ -22,6 +22,7 @@ struct Metrics {
   uint64_t ring_bytes = 0;            // memory held by output rings
   uint64_t replays_total = 0;         // subscriptions that started behind the live edge
   uint64_t gaps_total = 0;            // shell.gap events sent
+  uint64_t terminal_faults_total = 0; // shell.error events: faults of running terminals
   uint64_t pty_read_pauses_total = 0; // times a PTY stopped being read because no subscriber took output
   uint64_t auth_failures_total = 0;
   uint64_t peer_refusals_total = 0;   // connections closed 4429 for their address's limits

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstring>
 
 #include "core/log.hpp"
 #include "core/time_format.hpp"
@@ -72,6 +73,15 @@ pty::PtyProcess::Callbacks Terminal::process_callbacks() {
   callbacks.on_output = [this](std::string_view bytes) { on_output(bytes); };
   callbacks.on_exit = [this](pty::ExitStatus status) { on_exit(status); };
   callbacks.on_input_drained = [this] { on_input_drained(); };
+  callbacks.on_fault = [this](pty::PtyFault fault) {
+    if (fault.kind == pty::PtyFault::Kind::read) {
+      on_fault("read_failed", std::string("reading the terminal's output failed: ") + std::strerror(fault.error_number) +
+                                  "; the terminal ends");
+    } else {
+      on_fault("input_failed", std::string("writing input to the terminal failed: ") + std::strerror(fault.error_number) +
+                                   "; its input is discarded from now on");
+    }
+  };
   return callbacks;
 }
 
@@ -430,7 +440,11 @@ void Terminal::resize(uint16_t cols, uint16_t rows) {
     return;
   }
   if (!process_ || spec_.pipes) return;
-  process_->resize(cols, rows);
+  if (const int rc = process_->resize(cols, rows); rc < 0) {
+    on_fault("resize_failed", "resizing the terminal to " + std::to_string(cols) + "x" + std::to_string(rows) +
+                                  " failed: " + std::strerror(-rc) + "; it keeps its size");
+    return;
+  }
   spec_.cols = cols;
   spec_.rows = rows;
   if (model_) {  // the output so far was drawn at the old size
@@ -498,6 +512,15 @@ void Terminal::end(std::string reason, uint64_t grace_ms) {
   if (exited_ || remote_ != nullptr) return;
   if (end_reason_.empty()) end_reason_ = std::move(reason);
   kill(SIGHUP, grace_ms);
+}
+
+void Terminal::on_fault(const char* code, const std::string& message) {
+  log::warn("terminal " + spec_.id + ": " + message);
+  ++metrics_.terminal_faults_total;
+  fanout_.broadcast(protocol::event_frame("shell.error", channel(),
+                                          {{"terminalId", spec_.id}, {"code", code}, {"message", message}}));
+  // Its output can no longer be read: the terminal ends, as on shell.kill (SIGHUP, SIGKILL after the grace).
+  if (std::string_view(code) == "read_failed") end("read_failed", limits_.kill_grace_ms);
 }
 
 void Terminal::publish_event(const protocol::SharedFrame& frame) {

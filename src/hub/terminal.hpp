@@ -292,6 +292,9 @@ class Terminal {
   // shell.exit of this terminal as it ended (exit_status_, end_reason_, output_bytes_).
   protocol::SharedFrame exit_frame(uint64_t duration_ms) const;
   void on_input_drained();
+  // A fault of the running process's I/O or of a resize: shell.error to every subscriber (docs/protocol.md
+  // §5 "Faults"); a failed read also ends the terminal (reason read_failed).
+  void on_fault(const char* code, const std::string& message);
   // Applies the core's decision to the PTY: read or not, and a re-check while a subscriber holds it.
   void update_reading();
   void update_detached_timer();

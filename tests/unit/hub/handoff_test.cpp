@@ -15,38 +15,12 @@
 
 #include "src/hub/hub.hpp"
 #include "src/upgrade/hub_state.hpp"
+#include "tests/unit/hub/test_loop.hpp"
 
 namespace ptyhub::hub {
 namespace {
 
-class Loop {
- public:
-  Loop() { REQUIRE(uv_loop_init(&loop_) == 0); }
-  ~Loop() {
-    for (int i = 0; i < 10 && uv_run(&loop_, UV_RUN_NOWAIT) != 0; ++i) {
-    }
-    uv_loop_close(&loop_);
-  }
-  uv_loop_t* get() { return &loop_; }
-  // Runs the loop until `done` or 10 s.
-  bool run_until(const std::function<bool()>& done) {
-    bool expired = false;
-    uv_timer_t deadline, tick;
-    uv_timer_init(&loop_, &deadline);
-    uv_timer_init(&loop_, &tick);
-    deadline.data = &expired;
-    uv_timer_start(&deadline, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, 10000, 0);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
-    while (!done() && !expired) uv_run(&loop_, UV_RUN_ONCE);
-    uv_close(reinterpret_cast<uv_handle_t*>(&deadline), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-    return done();
-  }
-
- private:
-  uv_loop_t loop_{};
-};
+using test::Loop;
 
 HubLimits limits() {
   HubLimits out;
