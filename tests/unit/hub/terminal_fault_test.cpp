@@ -162,13 +162,13 @@ TEST_CASE("terminal faults: a failed read is shell.error read_failed, then the t
 TEST_CASE("terminal faults: the end of a PTY's process is no fault") {
   Loop loop;
   Metrics metrics;
+  RecordingSubscriber subscriber;  // outlives the hub, which still knows it when it goes
   HubLimits limits;
   limits.shell = "/bin/sh";
   limits.home = "/";
   Hub hub(loop.get(), limits, metrics);
   auth::Principal alice;
   alice.user = "alice";
-  RecordingSubscriber subscriber;
   CreateOptions options;
   options.command = {"/bin/sh", "-c", "echo done"};
   const CreateResult created = hub.create(alice, options, &subscriber, Encoding::utf8);
