@@ -7,8 +7,11 @@ close with many in flight (some cut mid-frame, some ending with SIGKILL of the s
 fast terminal that never read, 200 half-open TCP connections, 50 clients that never authenticate, and a
 normal client whose echo latency is sampled. Then a fault phase lowers the daemon's RLIMIT_NOFILE
 (prlimit) until accept() and openpty() fail, checks that it answers with errors and does not spin, and
-restores it. At the end everything is closed, and the daemon must come back to its resting figures: fds,
-children and zombies exactly, RSS within a margin. Prints a before/after table, the echo latency and the
+restores it. Then a disk-full phase (when a private mount namespace can be had): the daemon's repos_root is
+a tmpfs of 4 MiB, a clone of a repository that does not fit must complete as failed with git's "No space
+left on device", the daemon must go on serving, and a small clone afterwards must succeed. At the end
+everything is closed, and the daemon must come back to its resting figures: fds, children and zombies
+exactly, RSS within a margin. Prints a before/after table, the echo latency and the
 daemon's warnings and errors by kind; exits 1 when something did not come back or the daemon died.
 
 Only the standard library: the WebSocket client is the few lines the test needs (RFC 6455, client side).
@@ -32,6 +35,8 @@ import tempfile
 import time
 
 SCOPES = "terminal:create terminal:read terminal:write"
+GIT_SCOPES = SCOPES + " git:run"
+TMPFS_SIZE = "4m"  # the disk-full phase's repos_root
 
 
 class Closed(Exception):
@@ -193,22 +198,28 @@ class Daemon:
         self.proc = None
         self.port = None
 
-    def token(self, sub):
+    def token(self, sub, scopes=SCOPES):
         """A token for `sub` made by `ptyhubd token`."""
-        return subprocess.check_output([self.binary, "token", "--sub", sub, "--scope", SCOPES, "--ttl", "86400",
+        return subprocess.check_output([self.binary, "token", "--sub", sub, "--scope", scopes, "--ttl", "86400",
                                         "--jwt-secret-file", self.secret], text=True).strip()
 
-    def start(self):
-        """Starts the daemon and waits (bounded) for its port in the log."""
+    def start(self, launcher=None, repos_root=None):
+        """Starts the daemon and waits (bounded) for its port in the log. `launcher` is a command that ends by
+        exec'ing its arguments (the pid stays the daemon's); `repos_root` enables git there."""
         env = dict(os.environ, HOME=self.home)
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [self.binary, "--listen", "127.0.0.1:0", "--jwt-secret-file", self.secret, "--shell", "/bin/sh",
-             "--home", self.home, "--log-level", "info", "--exited-retention", "1", "--max-terminals-per-user", "1000"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        self.log = open(self.log_path, "a")
+        command = [self.binary, "--listen", "127.0.0.1:0", "--jwt-secret-file", self.secret, "--shell", "/bin/sh",
+                   "--home", self.home, "--log-level", "info", "--exited-retention", "1",
+                   "--max-terminals-per-user", "1000"]
+        if repos_root:
+            command += ["--repos-root", repos_root]
+        log_start = self.log.tell()
+        self.proc = subprocess.Popen((launcher or []) + command,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             with open(self.log_path) as f:
+                f.seek(log_start)
                 m = re.search(r"listening on 127\.0\.0\.1:(\d+)", f.read())
             if m:
                 self.port = int(m.group(1))
@@ -514,6 +525,202 @@ async def fd_exhaustion(daemon, token, stats):
     return {"limit": in_use + 4, "cpu": cpu, "results": results, "logged": logged}
 
 
+# ---- the disk-full phase ----
+
+# Run by the launcher inside a new mount namespace: a small tmpfs on the repos root ($1), the directory of the
+# source repositories ($2) bound into it (git takes local sources only from inside repos_root), then exec.
+MOUNT_SCRIPT = (f'mount -t tmpfs -o size={TMPFS_SIZE},mode=0755 ptyhub-soak "$1" && mkdir "$1/sources" && '
+                'mount --bind "$2" "$1/sources" && shift 2 && exec "$@"')
+
+
+def namespace_launcher(root, sources):
+    """A command that starts its arguments in a private mount namespace with a small tmpfs on `root` (and
+    `sources` bound at root/sources), tried with a throwaway `true`; or None and why not."""
+    if shutil.which("git") is None:
+        return None, "no git"
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return None, "no unshare or mount command"
+    tries = []
+    if os.geteuid() == 0:
+        tries.append(["unshare", "-m", "--propagation", "private"])
+    tries.append(["unshare", "-U", "-r", "-m", "--propagation", "private"])  # a user namespace, without root
+    reasons = []
+    for prefix in tries:
+        launcher = prefix + ["sh", "-c", MOUNT_SCRIPT, "ptyhub-soak-mount", root, sources]
+        try:
+            probe = subprocess.run(launcher + ["true"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                   timeout=10)
+        except subprocess.TimeoutExpired:
+            reasons.append(f"{' '.join(prefix)}: no answer within 10 s")
+            continue
+        if probe.returncode == 0:
+            return launcher, None
+        said = probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"]
+        reasons.append(f"{' '.join(prefix)}: {said[-1]}")
+    return None, "; ".join(reasons)
+
+
+def tmpfs_of(pid, root):
+    """The file system the daemon `pid` sees at `root`: (type, total bytes), from its mountinfo and statvfs
+    through /proc/PID/root."""
+    fstype = None
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == root:
+                fstype = fields[fields.index("-") + 1]  # the last mount on `root` is the one seen
+    st = os.statvfs(f"/proc/{pid}/root{root}")
+    return fstype, st.f_blocks * st.f_frsize
+
+
+def git_env():
+    """The environment of the soak's own git commands: no user or system configuration, a fixed identity."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null", GIT_AUTHOR_NAME="soak",
+               GIT_AUTHOR_EMAIL="soak@ptyhub.invalid", GIT_COMMITTER_NAME="soak",
+               GIT_COMMITTER_EMAIL="soak@ptyhub.invalid", LC_ALL="C")
+    return env
+
+
+def make_repository(path, size):
+    """A repository at `path` with one commit of `size` random (incompressible) bytes."""
+    env = git_env()
+    subprocess.check_call(["git", "-c", "init.defaultBranch=main", "init", "-q", path], env=env)
+    with open(os.path.join(path, "data.bin"), "wb") as f:
+        f.write(os.urandom(size))
+    subprocess.check_call(["git", "-C", path, "add", "data.bin"], env=env)
+    subprocess.check_call(["git", "-C", path, "commit", "-q", "-m", f"{size} random bytes"], env=env)
+
+
+async def git_operation(ws, request_id, repo, url, timeout):
+    """Starts a clone of `url` into `repo` and reads (bounded) until its git.operation.completed. Returns
+    (the reply, the completed event's data or None, the operation's output as text)."""
+    ws.send({"type": "git.operation.start", "id": request_id,
+             "data": {"operation": "clone", "repo": repo, "url": url}})
+    reply = await ws.until(
+        lambda m: m.get("id") == request_id and m.get("type") in ("git.operation.started", "error"), 15)
+    if reply["type"] == "error":
+        return reply, None, ""
+    operation_id, terminal_id = reply["data"]["operationId"], reply["data"]["terminalId"]
+    output = []
+
+    def done(message):
+        data = message.get("data") or {}
+        if message.get("type") == "shell.output" and data.get("terminalId") == terminal_id:
+            output.append(data.get("data", ""))
+        return message.get("type") == "git.operation.completed" and data.get("operationId") == operation_id
+    try:
+        completed = await ws.until(done, timeout)
+    except asyncio.TimeoutError:
+        return reply, None, "".join(output)
+    return reply, completed["data"], "".join(output)
+
+
+async def echo_round_trip(ws, tid, marker, timeout=10):
+    """Types `echo marker` into shell `tid` and waits (bounded) for its output; True when it came."""
+    ws.send({"type": "shell.input", "data": {"terminalId": tid, "data": f"echo {marker}\n"}})
+    try:
+        await ws.until(printed(marker), timeout)
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
+def leftovers(pid, root):
+    """What the daemon sees in `root` besides the sources, and the free bytes there."""
+    seen = f"/proc/{pid}/root{root}"
+    st = os.statvfs(seen)
+    return sorted(e for e in os.listdir(seen) if e != "sources"), st.f_bavail * st.f_frsize
+
+
+async def disk_full(daemon, root, sources, baseline):
+    """The disk-full phase: a clone that does not fit in the tmpfs repos_root, then one that does. Returns what
+    it saw; its "failed" lists the defects found."""
+    result = {"failed": []}
+    try:
+        await disk_full_steps(daemon, root, sources, baseline, result)
+    except (Closed, asyncio.TimeoutError, OSError) as e:
+        result["failed"].append(f"disk-full: {type(e).__name__} {e}".strip())
+    return result
+
+
+async def disk_full_steps(daemon, root, sources, baseline, result):
+    """disk_full(), filling `result` as it goes."""
+    pid = daemon.proc.pid
+    failed = result["failed"]
+    make_repository(os.path.join(sources, "big"), 8 * 1024 * 1024)
+    make_repository(os.path.join(sources, "small"), 16 * 1024)
+    log_size = os.path.getsize(daemon.log_path)
+    token = daemon.token("soak-git", GIT_SCOPES)
+    ws = await authed(daemon.port, token, Stats())
+    # A terminal that is not git's, to see that it is unaffected.
+    ws.send({"type": "shell.create", "id": 1, "data": {"command": ["/bin/sh"], "cols": 80, "rows": 24}})
+    created = await ws.until(lambda m: m.get("type") in ("shell.created", "error") and m.get("id") == 1, 15)
+    if created["type"] == "error":
+        failed.append(f"disk-full: shell.create answered {created['data']}")
+        await ws.close()
+        return
+    tid, shell_pid = created["data"]["terminal"]["id"], created["data"]["terminal"]["pid"]
+    result["echo_before"] = await echo_round_trip(ws, tid, "before-disk-full")
+
+    reply, completed, output = await git_operation(ws, 2, "big", os.path.join(root, "sources", "big"), 120)
+    result["big_reply"], result["big"], result["big_output_tail"] = reply, completed, output[-160:]
+    result["big_space_lines"] = [line.strip() for line in re.split(r"[\r\n]+", output) if "space" in line.lower()]
+    if reply["type"] == "error":
+        failed.append(f"disk-full: the clone was refused: {reply['data']}")
+    elif completed is None:
+        failed.append("disk-full: no git.operation.completed within 120 s")
+    else:
+        if completed.get("status") != "failed":
+            failed.append(f"disk-full: the clone that does not fit completed as {completed.get('status')}")
+        if not result["big_space_lines"]:
+            failed.append("disk-full: git's error does not mention the lack of space: "
+                          f"{output[-200:]!r}")
+    if not daemon.alive():
+        failed.append("disk-full: the daemon died")
+        return
+
+    result["echo_after"] = await echo_round_trip(ws, tid, "after-disk-full")
+    if not (result["echo_before"] and result["echo_after"]):
+        failed.append("disk-full: the other terminal did not echo")
+    ws.send({"type": "shell.input", "data": {"terminalId": tid, "data": "exit\n"}})
+    try:
+        await ws.until(lambda m: m.get("type") == "shell.exit" and m["data"].get("terminalId") == tid, 10)
+    except asyncio.TimeoutError:
+        os.kill(shell_pid, signal.SIGKILL)
+    await ws.close()  # the connection is not part of the resting figures
+    result["after_failure"] = await settle(pid, baseline, 30)
+
+    # The failed clone's leftovers: git removes what it created when it fails; whatever stays is removed
+    # here, through the daemon's own view of the tmpfs.
+    left, free = leftovers(pid, root)
+    result["left"], result["free_after_failure"] = left, free
+    for entry in left:
+        shutil.rmtree(f"/proc/{pid}/root{root}/{entry}", ignore_errors=True)
+    result["free_before_small"] = leftovers(pid, root)[1]
+
+    ws = await authed(daemon.port, token, Stats())
+    reply, completed, output = await git_operation(ws, 3, "small", os.path.join(root, "sources", "small"), 120)
+    result["small_reply"], result["small"] = reply, completed
+    if reply["type"] == "error":
+        failed.append(f"disk-full: the small clone after freeing space was refused: {reply['data']}")
+    elif completed is None:
+        failed.append("disk-full: no git.operation.completed for the small clone within 120 s")
+    elif completed.get("status") != "succeeded":
+        failed.append(f"disk-full: the small clone after freeing space completed as {completed.get('status')}: "
+                      f"{output[-200:]!r}")
+    elif not os.path.isfile(f"/proc/{pid}/root{root}/small/data.bin"):
+        failed.append("disk-full: the small clone succeeded but its file is missing")
+    await ws.close()
+    if not daemon.alive():
+        failed.append("disk-full: the daemon died")
+        return
+    result["after"] = await settle(pid, baseline, 30)
+    with open(daemon.log_path, errors="replace") as f:
+        f.seek(log_size)
+        result["logged"] = [line.strip() for line in f if re.match(r"\S+ (warn|error)", line)]
+
+
 def log_kinds(path):
     """warn/error lines of the daemon's log, by level and message (fields stripped)."""
     kinds = collections.Counter()
@@ -542,12 +749,34 @@ async def main_async(args):
     work = tempfile.mkdtemp(prefix="ptyhub-soak-")
     daemon = Daemon(args.bin, work)
     failed = []
-    before = after = emfile = None
+    before = after = emfile = disk = None
+    disk_how = ""
     storm_seconds = 0.0
     stats = Stats()
+    # The disk-full phase needs the daemon in a private mount namespace with a small tmpfs as its repos_root;
+    # when none can be had the daemon runs as it would otherwise and the phase is skipped.
+    repos_root, sources = os.path.join(work, "repos"), os.path.join(work, "sources")
+    os.makedirs(repos_root)
+    os.makedirs(sources)
+    launcher, disk_skipped = (None, "--no-disk-full") if args.no_disk_full else namespace_launcher(repos_root, sources)
     try:
-        daemon.start()
+        try:
+            daemon.start(launcher, repos_root if launcher else None)
+        except RuntimeError as e:
+            if launcher is None:
+                raise
+            disk_skipped = f"the daemon did not start in a mount namespace: {str(e).strip().splitlines()[-1]}"
+            launcher = None
+            daemon.start()
         pid = daemon.proc.pid
+        if os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(args.bin):
+            raise RuntimeError(f"pid {pid} is {os.path.realpath(f'/proc/{pid}/exe')}, not the daemon")
+        if launcher:
+            fstype, size = tmpfs_of(pid, repos_root)
+            if fstype != "tmpfs" or size > 16 * 1024 * 1024:
+                disk_skipped = f"the daemon's {repos_root} is {fstype} of {size} bytes, not a small tmpfs"
+            else:
+                disk_how = f"{' '.join(launcher[:launcher.index('sh')])}; {fstype} of {size // 1024} KiB"
         token = daemon.token("soak")
         # A warm-up cycle, so that what is allocated once (the loop's pools, the first terminal) is in the baseline.
         for n in range(3):
@@ -567,6 +796,9 @@ async def main_async(args):
             if not daemon.alive():
                 failed.append("the daemon died when out of fds")
             emfile["after"] = await settle(pid, before, 30) if daemon.alive() else None
+        if daemon.alive() and disk_skipped is None:
+            disk = await disk_full(daemon, repos_root, sources, before)
+            failed.extend(disk["failed"])
     finally:
         alive = daemon.alive()
         daemon.stop()
@@ -586,13 +818,14 @@ async def main_async(args):
               f"max {lat[-1]:.1f} ms")
     else:
         failed.append("no echo latency sample")
-    print("\n| | before | after the storm |" + (" after the fd faults |" if emfile else "") + "\n|---|---|---|" +
-          ("---|" if emfile else ""))
+    columns = [("before", before), ("after the storm", after)]
+    if emfile:
+        columns.append(("after the fd faults", emfile["after"]))
+    if disk:
+        columns.append(("after the disk-full phase", disk.get("after")))
+    print("\n| | " + " | ".join(title for title, _ in columns) + " |\n|---|" + "---|" * len(columns))
     for key in ("rss_kib", "fds", "children", "zombies"):
-        row = f"| {key} | {before[key]} | {after[key] if after else 'daemon gone'} |"
-        if emfile:
-            row += f" {emfile['after'][key] if emfile['after'] else 'daemon gone'} |"
-        print(row)
+        print(f"| {key} | " + " | ".join(str(end[key]) if end else "daemon gone" for _, end in columns) + " |")
     if emfile:
         print(f"\nRLIMIT_NOFILE lowered to {emfile['limit']} (fds in use + 4), 8 connect + shell.create tries: "
               f"daemon CPU {emfile['cpu'] * 100:.0f}% meanwhile")
@@ -602,13 +835,38 @@ async def main_async(args):
               "".join(f"\n    {line}" for line in emfile["logged"][:6]))
         if emfile["cpu"] > 0.5:
             failed.append(f"the daemon used {emfile['cpu'] * 100:.0f}% CPU while out of fds (a busy loop?)")
+    if disk_skipped is not None:
+        print(f"\ndisk-full phase: skipped: {disk_skipped}")
+    elif disk:
+        print(f"\ndisk-full phase: repos_root in a private mount namespace ({disk_how})")
+        if disk.get("big") is not None:
+            print("  clone of an 8 MiB repository: " +
+                  json.dumps({"type": "git.operation.completed", "data": disk["big"]}))
+            print(f"    the end of its shell.output: {disk['big_output_tail']!r}")
+        if "echo_after" in disk:
+            print(f"  echo in another shell before / after: {'ok' if disk['echo_before'] else 'MISSING'} / "
+                  f"{'ok' if disk['echo_after'] else 'MISSING'}; fds {disk['after_failure']['fds']}, children "
+                  f"{disk['after_failure']['children']}, zombies {disk['after_failure']['zombies']} after the failure")
+        if "left" in disk:
+            print(f"  left in repos_root after the failure: {', '.join(disk['left']) or 'nothing'}"
+                  f"{' (removed by the soak)' if disk['left'] else ''}; free {disk['free_after_failure'] // 1024} KiB, "
+                  f"{disk['free_before_small'] // 1024} KiB before the next clone")
+        if disk.get("small") is not None:
+            print("  clone of a 16 KiB repository afterwards: " +
+                  json.dumps({"type": "git.operation.completed", "data": disk["small"]}))
+        if "logged" in disk:
+            print(f"  logged meanwhile: {len(disk['logged'])} warn/error lines" +
+                  "".join(f"\n    {line}" for line in disk["logged"][:6]))
     print("\ndaemon log, warnings and errors by kind:" + ("" if kinds else " none"))
     for kind, count in kinds.most_common():
         print(f"  {count:6d}  {kind}")
 
     if not alive:
         failed.append("the daemon was not running at the end")
-    for end in ([after] + ([emfile["after"]] if emfile else [])):
+    ends = [after] + ([emfile["after"]] if emfile else [])
+    if disk:
+        ends += [disk.get("after_failure"), disk.get("after")]
+    for end in ends:
         if not end:
             continue
         if end["fds"] > before["fds"]:
@@ -635,6 +893,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--in-flight", type=int, default=16)
     parser.add_argument("--no-emfile", action="store_true", help="skip the RLIMIT_NOFILE phase")
+    parser.add_argument("--no-disk-full", action="store_true",
+                        help="skip the disk-full phase (and start the daemon without a mount namespace)")
     args = parser.parse_args()
     sys.exit(asyncio.run(main_async(args)))
 

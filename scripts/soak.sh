@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The soak and fault run (docs/reliability.md): starts its own ptyhubd (loopback, port 0, a temporary HOME
 # and secret), loads it for SECONDS (default 60) with everything scripts/soak.py lists, lowers its
-# RLIMIT_NOFILE until accept and openpty fail, and checks that its fds, children, zombies and RSS come
-# back to where they were. Exit 1 when they do not, or when the daemon died.
+# RLIMIT_NOFILE until accept and openpty fail, fills its repos_root (a 4 MiB tmpfs in a private mount
+# namespace, when unshare and mount allow one; else that phase is skipped) with a clone that does not fit,
+# and checks that its fds, children, zombies and RSS come back to where they were. Exit 1 when they do not,
+# when the daemon died, or when a git operation on the full disk did not end as a clear failure.
 #
 # Usage: scripts/soak.sh [SECONDS] [extra soak.py options]
 # The daemon is build-test/src/ptyhubd (built here when missing), or PTYHUB_BIN.
