@@ -39,6 +39,10 @@ GIT_SCOPES = SCOPES + " git:run"
 TMPFS_SIZE = "4m"  # the disk-full phase's repos_root
 
 
+# shell.error events any client of the soak received (docs/protocol.md §5 "Faults").
+SHELL_ERRORS = []
+
+
 class Closed(Exception):
     """The WebSocket was closed (by either side) or the TCP connection ended."""
 
@@ -109,7 +113,10 @@ class WebSocket:
                 self.writer.write(self.frame(payload, 10))
                 continue
             if opcode in (1, 2):
-                return json.loads(payload)
+                message = json.loads(payload)
+                if isinstance(message, dict) and message.get("type") == "shell.error":
+                    SHELL_ERRORS.append(message.get("data"))  # a fault of a running terminal: none is expected
+                return message
 
     async def until(self, predicate, timeout):
         """Reads until a message satisfies `predicate`; returns it. Raises TimeoutError or Closed."""
@@ -676,6 +683,9 @@ async def disk_full_steps(daemon, root, sources, baseline, result):
         if not result["big_space_lines"]:
             failed.append("disk-full: git's error does not mention the lack of space: "
                           f"{output[-200:]!r}")
+        # The reason also reaches whoever follows only shell:terminals: the event's own `error`.
+        if "space" not in completed.get("error", "").lower():
+            failed.append(f"disk-full: git.operation.completed carries no error naming the lack of space: {completed}")
     if not daemon.alive():
         failed.append("disk-full: the daemon died")
         return
@@ -863,6 +873,9 @@ async def main_async(args):
 
     if not alive:
         failed.append("the daemon was not running at the end")
+    if SHELL_ERRORS:
+        failed.append(f"{len(SHELL_ERRORS)} shell.error events (faults of running terminals), first: {SHELL_ERRORS[0]}")
+    print(f"shell.error events received: {len(SHELL_ERRORS)}")
     ends = [after] + ([emfile["after"]] if emfile else [])
     if disk:
         ends += [disk.get("after_failure"), disk.get("after")]

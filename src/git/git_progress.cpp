@@ -131,6 +131,10 @@ void GitProgressParser::on_line(std::string_view line, std::vector<GitProgress>*
   const std::string cleaned = clean_line(line);
   const std::string_view body = strip_remote(cleaned);
   if (body.empty()) return;  // the '\n' after a PTY's '\r', or a blank line: nothing changes
+  if (first_error_.empty() && (body.starts_with("fatal: ") || body.starts_with("error: "))) {
+    first_error_ = std::string(body.substr(0, kMaxErrorBytes));
+    return;
+  }
   // Remote lines come from another process and interleave with local ones: each has its own split title.
   std::string& split_title = cleaned.starts_with(kRemotePrefix) ? remote_split_title_ : split_title_;
   if (body.back() == ':' && is_title(body.substr(0, body.size() - 1))) {

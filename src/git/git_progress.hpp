@@ -39,6 +39,10 @@ class GitProgressParser {
   std::vector<GitProgress> feed(std::string_view bytes);
   // At the end of the output: parses a last line that had no terminator.
   std::vector<GitProgress> finish();
+  // The first line git printed as "fatal: …" or "error: …" (escapes removed, at most kMaxErrorBytes), or
+  // "": why a failed operation failed. The first, because git's later lines follow from it.
+  const std::string& first_error() const { return first_error_; }
+  static constexpr size_t kMaxErrorBytes = 512;
 
  private:
   void on_line(std::string_view line, std::vector<GitProgress>* out);
@@ -48,6 +52,7 @@ class GitProgressParser {
   std::string split_title_;         // a title git printed alone ("Receiving objects:") awaiting its counters
   std::string remote_split_title_;  // the same for "remote: " lines
   std::optional<GitProgress> last_;
+  std::string first_error_;
 };
 
 // One complete line (without its '\r' or '\n'; escapes and a "remote: " prefix allowed) read as

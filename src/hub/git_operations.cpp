@@ -274,6 +274,8 @@ protocol::SharedFrame GitOperations::on_exit(Operation& op, const pty::ExitStatu
                {"repo", op.repo},      {"status", result},              {"exitCode", nullptr},
                {"durationMs", duration_ms}};
   if (status.signal == 0) data["exitCode"] = status.exit_code;
+  // Why it failed, in git's words (docs/protocol.md §4 git.operation.start).
+  if (op.state == GitOperationState::failed && !op.parser.first_error().empty()) data["error"] = op.parser.first_error();
   ++metrics_.git_completed[op.operation + "," + result];
   metrics_.git_duration_ms_total += duration_ms;
   log::info("git operation " + result, {{"terminal", op.terminal_id},

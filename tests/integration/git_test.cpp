@@ -270,6 +270,7 @@ void check_run(TestClient& client, Run& run, const Json& request, const std::str
   CHECK(completed["status"] == status);
   CHECK(completed["durationMs"].is_number_unsigned());
   if (status == "succeeded") CHECK(completed["exitCode"] == 0);
+  if (status != "failed") CHECK_FALSE(completed.contains("error"));
 
   const std::string channel = channel_of(run.terminal_id);
   const std::size_t channel_started = index_of(client, run.from, [&](const Json& m) {
@@ -544,6 +545,10 @@ TEST_CASE("git: a failing operation ends failed with git's exit code or is refus
     const Json& exit_code = (*checkout.completed)["data"]["exitCode"];
     REQUIRE(exit_code.is_number_integer());
     CHECK(exit_code.get<int>() != 0);
+    // Why, in git's words: its first error line.
+    const std::string error = (*checkout.completed)["data"].value("error", "");
+    CHECK((error.starts_with("fatal: ") || error.starts_with("error: ")));
+    CHECK(error.find("no-such-branch") != std::string::npos);
   } else {
     CHECK((is_error(checkout.reply, "not_found") || is_error(checkout.reply, "forbidden")));
   }
@@ -558,6 +563,7 @@ TEST_CASE("git: a failing operation ends failed with git's exit code or is refus
     const Json& exit_code = (*clone.completed)["data"]["exitCode"];
     REQUIRE(exit_code.is_number_integer());
     CHECK(exit_code.get<int>() != 0);
+    CHECK((*clone.completed)["data"].value("error", "").starts_with("fatal: "));
   } else {
     CHECK((is_error(clone.reply, "not_found", "data.url") || is_error(clone.reply, "forbidden", "data.url")));
   }

@@ -155,6 +155,28 @@ TEST_CASE("identical updates are dropped, a changed one after another phase is n
   CHECK(parser.feed("Receiving objects:  50% (1/2)\r").size() == 1);
 }
 
+TEST_CASE("first_error() is the first fatal or error line, cleaned and bounded - progress goes on around it") {
+  GitProgressParser parser;
+  CHECK(parser.first_error().empty());
+  CHECK(parser.feed("Cloning into 'copy'...\r\nReceiving objects:  33% (1/3)\r").size() == 1);
+  CHECK(parser.first_error().empty());
+  CHECK(parser.feed("\x1b[Kfatal: write error: No space left on device\r\n").empty());
+  CHECK(parser.feed("fatal: fetch-pack: invalid index-pack output\r\n").empty());
+  CHECK(parser.first_error() == "fatal: write error: No space left on device");
+  CHECK(parser.feed("Resolving deltas: 100% (1/1)\r\n").size() == 1);
+  CHECK(parser.first_error() == "fatal: write error: No space left on device");
+
+  GitProgressParser other;
+  other.feed("error: pathspec 'x' did not match any file(s) known to git\n");
+  CHECK(other.first_error() == "error: pathspec 'x' did not match any file(s) known to git");
+  GitProgressParser long_line;
+  long_line.feed("fatal: " + std::string(2000, 'x') + "\n");
+  CHECK(long_line.first_error().size() == GitProgressParser::kMaxErrorBytes);
+  GitProgressParser not_first;
+  not_first.feed("warning: fatal: is not at the start\n");
+  CHECK(not_first.first_error().empty());
+}
+
 TEST_CASE("finish() parses a last line without a terminator, empty input gives nothing") {
   GitProgressParser parser;
   CHECK(parser.feed("").empty());
