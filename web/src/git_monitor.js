@@ -130,6 +130,7 @@ export class GitMonitor {
     op.status = d.status;
     op.exitCode = d.exitCode;
     op.durationMs = d.durationMs;
+    op.error = d.error ?? null;  // a failed operation: git's first error line
     this.render();
   }
 
@@ -167,7 +168,8 @@ export class GitMonitor {
         el('span', { class: `status status-${op.status}` }, op.status),
         el('span', { class: 'num' }, formatDuration(duration)),
         op.exitCode !== null && op.exitCode !== undefined ? el('span', { class: 'num' }, `exit ${op.exitCode}`) : null),
-      phases.length ? el('div', { class: 'phases' }, phases) : null);
+      phases.length ? el('div', { class: 'phases' }, phases) : null,
+      op.error ? el('div', { class: 'op-error', role: 'status' }, op.error) : null);
   }
 
   renderDetail() {
