@@ -1,8 +1,6 @@
-// Fuzzes the cluster's one pure parser of outside text, parse_redis_url (src/cluster/redis). The entries
-// read back from Redis streams are handled inside Cluster's member functions, on replies hiredis has
-// already parsed, and are not separable from the loop and the hub without a change of design
-// (docs/reliability.md). Properties: nothing crashes; an accepted URL has a host, a port in 1..65535 and a
-// database in 0..15; a refused one says why.
+// Fuzzes the parser of the cluster's Redis URL, parse_redis_url (src/cluster/redis). What the cluster reads
+// back from Redis is fuzzed by redis_entries_fuzz. Properties: nothing crashes; an accepted URL has a host, a
+// port in 1..65535 and a database in 0..15; a refused one says why.
 #include <cstddef>
 #include <cstdint>
 #include <string>

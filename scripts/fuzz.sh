@@ -28,6 +28,7 @@ targets=(
   config:8192
   handoff_state:8192
   redis_url:512
+  redis_entries:8192
 )
 
 selected=()

@@ -19,7 +19,8 @@
 #   session   src/session/                        ptyhub_session
 #   server    src/server/                         ptyhub_edge
 #   systemd   src/systemd/                        ptyhub_systemd
-#   cluster   src/cluster/                        ptyhub_cluster
+#   entries   src/cluster/entries.*, redis_value.hpp  ptyhub_cluster_entries (decoders of what Redis holds)
+#   cluster   every other file of src/cluster/    ptyhub_cluster
 #   upgrade   src/upgrade/                        ptyhub_upgrade
 #   daemon    every other file directly in src/   ptyhubd (main.cpp, daemon, key_loader, orphan_reaper)
 #   tests     tests/                              the test executables
@@ -30,7 +31,8 @@
 # Which components each may include: itself and what its target links to (src/CMakeLists.txt), so
 #   server -> session -> hub -> pty / auth / protocol / git / config -> core
 # where pty, auth, protocol, git, config and screen are one layer and do not include one another. systemd sits
-# beside that stack on config and core; cluster sits beside session on the hub; upgrade on the hub; the daemon sits on top of everything. Tests may include any
+# beside that stack on config and core; cluster sits beside session on the hub, and its entries (the pure
+# decoders of what Redis holds) on nothing but themselves; upgrade on the hub; the daemon sits on top of everything. Tests may include any
 # component (each test sees the headers of the libraries it links, which the compiler enforces). The
 # command-line client (cli) is a program of its own beside the daemon: it may include only itself,
 # protocol and core — nothing of the server edge, sessions or hub.
@@ -50,13 +52,14 @@ set(allowed_hub hub pty auth protocol git config screen core)
 set(allowed_session session ${allowed_hub})
 set(allowed_server server ${allowed_session})
 set(allowed_systemd systemd config core)
-set(allowed_cluster cluster ${allowed_hub})
+set(allowed_entries entries)
+set(allowed_cluster cluster entries ${allowed_hub})
 set(allowed_upgrade upgrade ${allowed_hub})
 set(allowed_daemon daemon server systemd cluster upgrade ${allowed_session})
-set(allowed_tests tests daemon server systemd cluster upgrade cli ${allowed_session})
+set(allowed_tests tests daemon server systemd cluster entries upgrade cli ${allowed_session})
 set(allowed_bench bench core)
 set(allowed_cli cli protocol core)
-set(allowed_fuzz fuzz server cluster upgrade ${allowed_session})
+set(allowed_fuzz fuzz server cluster entries upgrade ${allowed_session})
 
 if(NOT ROOT)
   message(FATAL_ERROR "usage: cmake -DROOT=<repository root> -P layering.cmake")
@@ -88,6 +91,8 @@ function(component_of path out)
     set(result server)
   elseif(path MATCHES "^src/systemd/")
     set(result systemd)
+  elseif(path MATCHES "^src/cluster/(entries\\.(hpp|cpp)|redis_value\\.hpp)$")
+    set(result entries)
   elseif(path MATCHES "^src/cluster/")
     set(result cluster)
   elseif(path MATCHES "^src/upgrade/")

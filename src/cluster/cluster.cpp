@@ -3,14 +3,15 @@
 
 
 #include <algorithm>
-#include <charconv>
 #include <csignal>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "core/log.hpp"
 #include "core/random.hpp"
 #include "core/time_format.hpp"
+#include "src/cluster/entries.hpp"
 #include "src/protocol/frame.hpp"
 
 namespace ptyhub::cluster {
@@ -102,31 +103,18 @@ std::string random_boot() {
   return text;
 }
 
-uint64_t to_u64(std::string_view text, uint64_t fallback = 0) {
-  uint64_t value = fallback;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  return ec == std::errc() && end == text.data() + text.size() ? value : fallback;
-}
-
-// [field, value, field, value...] -> map.
-std::map<std::string, std::string> pairs(const RedisValue& list) {
-  std::map<std::string, std::string> out;
-  for (size_t i = 0; i + 1 < list.elements.size(); i += 2) out[list.elements[i].text] = list.elements[i + 1].text;
-  return out;
-}
-
-std::string get(const std::map<std::string, std::string>& fields, const std::string& key) {
-  auto it = fields.find(key);
-  return it == fields.end() ? std::string() : it->second;
-}
-
 const char* access_text(auth::Access access) {
   return access == auth::Access::write ? "write" : access == auth::Access::read ? "read" : "none";
 }
 
-auth::Access access_of(std::string_view text) {
-  return text == "write" ? auth::Access::write : text == "read" ? auth::Access::read : auth::Access::none;
+auth::Access access_of(ShareAccess access) {
+  return access == ShareAccess::write ? auth::Access::write
+         : access == ShareAccess::read ? auth::Access::read
+                                       : auth::Access::none;
 }
+
+// How often a malformed entry of one kind is logged at most (each is counted).
+constexpr uint64_t kMalformedLogMs = 60000;
 
 std::string shares_json(const std::map<std::string, auth::Access, std::less<>>& shares) {
   json out = json::object();
@@ -561,9 +549,9 @@ void Cluster::drain_mirror(const std::string& id) {
   draining_ = true;
   auto it = mirrors_.find(id);
   while (it != mirrors_.end() && !it->second.held && !it->second.backlog.empty()) {
-    const std::map<std::string, std::string> fields = std::move(it->second.backlog.front());
+    const TerminalEntry entry = std::move(it->second.backlog.front());
     it->second.backlog.pop_front();
-    on_stream_entry(id, fields);  // may hold the mirror again, or remove it
+    on_stream_entry(id, entry);  // may hold the mirror again, or remove it
     it = mirrors_.find(id);
     // While writers here may hold it back, the owner is told how far this node has read, every so often.
     if (it != mirrors_.end() && it->second.reported) {
@@ -585,42 +573,67 @@ void Cluster::wake_reader() {
   }
 }
 
-void Cluster::on_input_entry(const std::map<std::string, std::string>& fields) {
-  if (get(fields, "b") != boot_) return;  // for an earlier incarnation of this node
-  const std::string kind = get(fields, "k");
-  if (kind == "c") return on_create_request(fields);
-  if (kind == "C") return on_create_reply(fields);
-  const std::string id = get(fields, "t");
+void Cluster::on_input_entry(const Fields& fields) {
+  const Decoded<NodeRequest> request = decode_node_request(fields);
+  if (!request) {
+    // A create request for this incarnation is answered even when its options are malformed.
+    const Decoded<CreateReplyAddress> address = decode_create_reply_address(fields);
+    if (address && address->meant_for == boot_) {
+      reply_create(address->node, address->boot, address->seq,
+                   {"err", "bad_message", "m", "a malformed create request", "f", ""});
+    }
+    return malformed("request", request.error());
+  }
+  if (request->boot != boot_) return;  // for an earlier incarnation of this node
+  const NodeRequestBody& body = request->body;
+  if (const auto* create = std::get_if<CreateRequest>(&body)) return on_create_request(*create);
+  if (const auto* reply = std::get_if<CreateReply>(&body)) return on_create_reply(*reply);
+  if (std::holds_alternative<UnknownRequest>(body)) return;  // of a kind this version does not know
+  const std::string id = std::visit(
+      [](const auto& r) -> std::string {
+        if constexpr (requires { r.terminal; }) return r.terminal;
+        return {};
+      },
+      body);
   hub::Terminal* terminal = hub_.find_any(id);
   if (terminal == nullptr || terminal->mirror() || !terminal->running()) return;
   ++metrics_.cluster_requests_applied_total;
-  if (kind == "i") {
-    terminal->write_input(get(fields, "d"), nullptr);
-  } else if (kind == "r") {
-    const uint64_t cols = to_u64(get(fields, "c")), rows = to_u64(get(fields, "r"));
-    if (cols >= 1 && cols <= 1000 && rows >= 1 && rows <= 1000) {
-      terminal->resize(static_cast<uint16_t>(cols), static_cast<uint16_t>(rows));
-    }
-  } else if (kind == "k") {
-    const uint64_t signal = to_u64(get(fields, "s"));
-    if (signal >= 1 && signal < 65) terminal->kill(static_cast<int>(signal), settings_.kill_grace_ms);
-  } else if (kind == "s") {
-    const std::string user = get(fields, "u");
-    if (!user.empty() && user != terminal->owner()) terminal->share(user, access_of(get(fields, "a")));
-  } else if (kind == "g") {
-    const std::string operation = get(fields, "o");
-    if (!operation.empty() && terminal->spec().operation == operation) hub_.cancel_operation(operation);
-  } else if (kind == "a") {
-    const std::string node = get(fields, "n");
+  if (const auto* input = std::get_if<InputRequest>(&body)) {
+    terminal->write_input(input->bytes, nullptr);
+  } else if (const auto* resize = std::get_if<ResizeRequest>(&body)) {
+    terminal->resize(resize->cols, resize->rows);
+  } else if (const auto* kill = std::get_if<KillRequest>(&body)) {
+    terminal->kill(kill->signal, settings_.kill_grace_ms);
+  } else if (const auto* share = std::get_if<ShareRequest>(&body)) {
+    if (share->user != terminal->owner()) terminal->share(share->user, access_of(share->access));
+  } else if (const auto* cancel = std::get_if<CancelRequest>(&body)) {
+    if (terminal->spec().operation == cancel->operation) hub_.cancel_operation(cancel->operation);
+  } else if (const auto* progress = std::get_if<ProgressRequest>(&body)) {
     const uint64_t window = settings_.retention_bytes > 0 ? settings_.retention_bytes / 2 : 0;
-    if (!node.empty()) {
-      terminal->set_remote_progress(
-          node, fields.count("o") != 0 ? std::optional<uint64_t>(to_u64(get(fields, "o"))) : std::nullopt, window);
-    }
-  } else if (kind == "h") {
-    const std::string node = get(fields, "n");
-    if (!node.empty()) terminal->set_remote_hold(node, get(fields, "h") == "1", get(fields, "u") == "1");
+    terminal->set_remote_progress(progress->node, progress->offset, window);
+  } else if (const auto* hold = std::get_if<HoldRequest>(&body)) {
+    terminal->set_remote_hold(hold->node, hold->held, hold->urgent);
   }
+}
+
+void Cluster::malformed(const std::string& what, const EntryError& error, const std::string& terminal) {
+  ++metrics_.cluster_entries_malformed_total;
+  // The first of each kind at once, then at most one line a minute: garbage in Redis must not flood the log.
+  MalformedLog& logged = malformed_logs_[what];
+  const uint64_t now = uv_now(loop_);
+  if (logged.logged_ms != 0 && now - logged.logged_ms < kMalformedLogMs) {
+    ++logged.unlogged;
+    return;
+  }
+  const std::string reason = error.describe();
+  const std::string unlogged = std::to_string(logged.unlogged);
+  // unlogged: the entries of this kind skipped since the last line without being logged, when there were any.
+  std::vector<log::Field> fields = {{"error", reason}};
+  if (!terminal.empty()) fields.push_back({"terminal", terminal});
+  if (logged.unlogged > 0) fields.push_back({"unlogged", unlogged, true});
+  log::write(log::Level::warn, "cluster: skipped a malformed " + what + " read from Redis", fields);
+  logged.logged_ms = now == 0 ? 1 : now;
+  logged.unlogged = 0;
 }
 
 // ---- shell.create {node} ----------------------------------------------------------------------------
@@ -666,33 +679,26 @@ void Cluster::finish_create(uint64_t seq, hub::RemoteCreateResult result) {
   done(std::move(result));
 }
 
-void Cluster::reply_create(const std::string& node, const std::string& boot, const std::string& seq,
+void Cluster::reply_create(const std::string& node, const std::string& boot, uint64_t seq,
                            std::vector<std::string> fields) {
-  std::vector<std::string> args = {"XADD", input_key(node), "MAXLEN", "~", kInputMaxLen, "*", "k", "C", "b", boot, "q", seq};
+  std::vector<std::string> args = {"XADD", input_key(node), "MAXLEN", "~", kInputMaxLen, "*", "k", "C", "b", boot,
+                                   "q", std::to_string(seq)};
   for (std::string& field : fields) args.push_back(std::move(field));
   commands_.command(args, nullptr);
 }
 
-void Cluster::on_create_request(const std::map<std::string, std::string>& fields) {
-  const std::string from = get(fields, "from"), from_boot = get(fields, "fb"), seq = get(fields, "q");
-  const std::string user = get(fields, "u");
-  if (from.empty() || from_boot.empty() || seq.empty()) return;
-  const json body = json::parse(get(fields, "o"), nullptr, false);
+void Cluster::on_create_request(const CreateRequest& request) {
+  const std::string& from = request.from;
+  const std::string& from_boot = request.from_boot;
+  const uint64_t seq = request.seq;
+  const std::string& user = request.user;
   hub::CreateOptions options;
-  bool valid = !user.empty() && body.is_object();
-  try {
-    if (valid) {
-      options.command = body.value("command", std::vector<std::string>{});
-      options.cwd = body.value("cwd", std::string());
-      options.env = body.value("env", std::map<std::string, std::string>{});
-      options.cols = static_cast<uint16_t>(std::clamp<int64_t>(body.value("cols", int64_t{80}), 1, 1000));
-      options.rows = static_cast<uint16_t>(std::clamp<int64_t>(body.value("rows", int64_t{24}), 1, 1000));
-      options.name = body.value("name", std::string());
-    }
-  } catch (const json::exception&) {
-    valid = false;
-  }
-  if (!valid) return reply_create(from, from_boot, seq, {"err", "bad_message", "m", "a malformed create request", "f", ""});
+  options.command = request.command;
+  options.cwd = request.cwd;
+  options.env = request.env;
+  options.cols = request.cols;
+  options.rows = request.rows;
+  options.name = request.name;
   auth::Principal owner;
   owner.user = user;
   hub::CreateResult created = hub_.create(owner, options, nullptr, hub::Encoding::utf8);
@@ -714,13 +720,11 @@ void Cluster::on_create_request(const std::map<std::string, std::string>& fields
   reply_create(from, from_boot, seq, {"tid", created.terminal->id()});
 }
 
-void Cluster::on_create_reply(const std::map<std::string, std::string>& fields) {
-  const uint64_t seq = to_u64(get(fields, "q"));
+void Cluster::on_create_reply(const CreateReply& reply) {
+  const uint64_t seq = reply.seq;
   if (pending_creates_.count(seq) == 0) return;
-  const std::string id = get(fields, "tid");
-  if (id.empty()) {
-    return finish_create(seq, {nullptr, get(fields, "err"), get(fields, "m"), get(fields, "f")});
-  }
+  const std::string id = reply.terminal;
+  if (id.empty()) return finish_create(seq, {nullptr, reply.code, reply.message, reply.field});
   reader_.command({"HGETALL", term_key(id)}, [this, seq, id](const RedisValue* hash) {
     if (hash != nullptr && !hash->elements.empty()) apply_directory_entry(id, *hash);
     hub::Terminal* terminal = hub_.find_any(id);
@@ -748,7 +752,9 @@ void Cluster::load_directory() {
   // The newest event first: whatever happens after it is read from the events stream.
   reader_.command({"XREVRANGE", events_key(), "+", "-", "COUNT", "1"}, [this](const RedisValue* newest) {
     if (newest == nullptr) return;
-    events_cursor_ = newest->elements.empty() ? "0-0" : (*newest)[0][0].text;
+    const Decoded<std::vector<StreamEntry>> entries = decode_range_reply(*newest);
+    if (!entries) malformed("read reply", entries.error());
+    events_cursor_ = entries && !entries->empty() && entries->front().id ? to_string(*entries->front().id) : "0-0";
     reader_.command({"SMEMBERS", terms_key()}, [this](const RedisValue* members) {
       if (members == nullptr) return;
       for (const RedisValue& member : members->elements) load_terminal(member.text);
@@ -773,48 +779,40 @@ void Cluster::load_terminal(const std::string& id) {
 }
 
 void Cluster::apply_directory_entry(const std::string& id, const RedisValue& hash) {
-  const std::map<std::string, std::string> fields = pairs(hash);
-  const std::string node = get(fields, "node");
+  Decoded<Fields> fields = decode_fields(hash);
+  if (!fields) return malformed("directory entry", fields.error(), id);
+  const Decoded<DirectoryEntry> entry = decode_directory_entry(*fields);
+  if (!entry) return malformed("directory entry", entry.error(), id);
   // Ours; an earlier incarnation's terminals are mirrored like any other node's (they end node_lost).
-  if (node.empty() || published_.count(id) != 0 || (node == settings_.node_id && get(fields, "boot") == boot_)) return;
+  if (published_.count(id) != 0 || (entry->node == settings_.node_id && entry->boot == boot_)) return;
   std::map<std::string, auth::Access, std::less<>> shares;
-  const json parsed = json::parse(get(fields, "shares"), nullptr, false);
-  if (parsed.is_object()) {
-    for (const auto& [user, mode] : parsed.items()) {
-      if (mode.is_string()) shares[user] = access_of(mode.get<std::string>());
-    }
-  }
+  for (const auto& [user, access] : entry->shares) shares[user] = access_of(access);
   hub::Terminal* terminal = hub_.find_any(id);
   if (terminal != nullptr) {
     if (!terminal->mirror()) return;
     terminal->set_shares(shares);
-    terminal->set_name(get(fields, "name"));
+    terminal->set_name(entry->name);
     return;
   }
   hub::TerminalSpec spec;
   spec.id = id;
-  spec.node = node;
-  spec.owner = get(fields, "owner");
-  spec.kind = get(fields, "kind");
-  spec.name = get(fields, "name");
-  const json command = json::parse(get(fields, "command"), nullptr, false);
-  if (command.is_array()) {
-    for (const json& arg : command) {
-      if (arg.is_string()) spec.command.push_back(arg.get<std::string>());
-    }
-  }
-  spec.cwd = get(fields, "cwd");
-  spec.operation = get(fields, "op");
-  spec.cols = static_cast<uint16_t>(std::clamp<uint64_t>(to_u64(get(fields, "cols"), 80), 1, 1000));
-  spec.rows = static_cast<uint16_t>(std::clamp<uint64_t>(to_u64(get(fields, "rows"), 24), 1, 1000));
+  spec.node = entry->node;
+  spec.owner = entry->owner;
+  spec.kind = entry->kind;
+  spec.name = entry->name;
+  spec.command = entry->command;
+  spec.cwd = entry->cwd;
+  spec.operation = entry->operation;
+  spec.cols = entry->cols;
+  spec.rows = entry->rows;
   if (spec.owner.empty()) return;
-  hub::Terminal* mirror = hub_.add_mirror(spec, static_cast<int64_t>(to_u64(get(fields, "createdAt"))), this);
+  hub::Terminal* mirror = hub_.add_mirror(spec, entry->created_at_ms, this);
   if (mirror == nullptr) return;
   mirror->set_shares(shares);
   {
     Mirror added;
-    added.owner_node = node;
-    added.owner_boot = get(fields, "boot");
+    added.owner_node = entry->node;
+    added.owner_boot = entry->boot;
     mirrors_[id] = std::move(added);
   }
   ++metrics_.cluster_mirrors;
@@ -849,27 +847,50 @@ void Cluster::read_next() {
 }
 
 void Cluster::on_read(const RedisValue& reply) {
+  Decoded<std::vector<StreamBatch>> streams = decode_read_reply(reply);
+  if (!streams) return malformed("read reply", streams.error());
   std::set<std::string> touched;  // mirrors with new entries
   const std::string events = events_key();
   const std::string inputs = input_key(settings_.node_id);
   const std::string prefix = std::string(kPrefix) + "term:{";
-  for (const RedisValue& stream : reply.elements) {
-    const std::string& key = stream[0].text;
-    for (const RedisValue& entry : stream[1].elements) {
-      const std::string& entry_id = entry[0].text;
-      std::map<std::string, std::string> fields = pairs(entry[1]);
+  for (StreamBatch& stream : *streams) {
+    const std::string& key = stream.key;
+    for (StreamEntry& entry : stream.entries) {
+      // A malformed entry is skipped; the cursor moves past it when its id is readable.
       if (key == events) {
-        events_cursor_ = entry_id;
-        on_event(fields);
+        if (entry.id) events_cursor_ = to_string(*entry.id);
+        if (!entry.ok()) {
+          malformed("event", *entry.error);
+          continue;
+        }
+        const Decoded<DirectoryEvent> event = decode_directory_event(entry.fields);
+        if (!event) {
+          malformed("event", event.error());
+          continue;
+        }
+        on_event(*event);
       } else if (key == inputs) {
-        input_cursor_ = entry_id;
-        on_input_entry(fields);
+        if (entry.id) input_cursor_ = to_string(*entry.id);
+        if (!entry.ok()) {
+          malformed("request", *entry.error);
+          continue;
+        }
+        on_input_entry(entry.fields);
       } else if (key.starts_with(prefix) && key.ends_with("}:out")) {
         const std::string id = key.substr(prefix.size(), key.size() - prefix.size() - 5);
         auto mirror = mirrors_.find(id);
         if (mirror == mirrors_.end()) continue;
-        mirror->second.cursor = entry_id;
-        mirror->second.backlog.push_back(std::move(fields));
+        if (entry.id) mirror->second.cursor = to_string(*entry.id);
+        if (!entry.ok()) {
+          malformed("terminal entry", *entry.error, id);
+          continue;
+        }
+        Decoded<TerminalEntry> decoded = decode_terminal_entry(*entry.id, std::move(entry.fields));
+        if (!decoded) {
+          malformed("terminal entry", decoded.error(), id);
+          continue;
+        }
+        mirror->second.backlog.push_back(std::move(*decoded));
         touched.insert(id);
       }
     }
@@ -877,11 +898,10 @@ void Cluster::on_read(const RedisValue& reply) {
   for (const std::string& id : touched) drain_mirror(id);
 }
 
-void Cluster::on_event(const std::map<std::string, std::string>& fields) {
-  const std::string event = get(fields, "e");
-  const std::string id = get(fields, "t");
-  if (id.empty() || published_.count(id) != 0) return;
-  if (event == "removed") {
+void Cluster::on_event(const DirectoryEvent& event) {
+  const std::string& id = event.terminal;
+  if (published_.count(id) != 0) return;
+  if (event.event == "removed") {
     if (mirrors_.erase(id) != 0) {
       --metrics_.cluster_mirrors;
       hub_.remove_mirror(id);
@@ -891,38 +911,25 @@ void Cluster::on_event(const std::map<std::string, std::string>& fields) {
   load_terminal(id);  // created or changed: read its entry again
 }
 
-void Cluster::on_stream_entry(const std::string& id, const std::map<std::string, std::string>& fields) {
+void Cluster::on_stream_entry(const std::string& id, const TerminalEntry& entry) {
   hub::Terminal* terminal = hub_.find_any(id);
   if (terminal == nullptr || !terminal->mirror()) return;
-  auto data = fields.find("d");
-  if (data != fields.end()) {
-    terminal->append_mirrored(to_u64(get(fields, "s")), data->second);
-    metrics_.cluster_bytes_read_total += data->second.size();
-    return;
-  }
-  const std::string type = get(fields, "t");
-  if (type == "r") {
-    const uint64_t cols = to_u64(get(fields, "c")), rows = to_u64(get(fields, "r"));
-    if (cols >= 1 && cols <= 1000 && rows >= 1 && rows <= 1000) {
-      terminal->mirror_resized(static_cast<uint16_t>(cols), static_cast<uint16_t>(rows));
-    }
-  } else if (type == "x") {
+  if (const auto* output = std::get_if<OutputEntry>(&entry)) {
+    terminal->append_mirrored(output->start, output->data);
+    metrics_.cluster_bytes_read_total += output->data.size();
+  } else if (const auto* resize = std::get_if<ResizeEntry>(&entry)) {
+    terminal->mirror_resized(resize->cols, resize->rows);
+  } else if (const auto* ended = std::get_if<ExitEntry>(&entry)) {
     hub::MirrorExit exit;
-    if (fields.count("code") != 0) exit.exit_code = static_cast<int>(to_u64(get(fields, "code")));
-    exit.signal = get(fields, "sig");
-    exit.duration_ms = to_u64(get(fields, "dur"));
-    exit.reason = get(fields, "why");
+    exit.exit_code = ended->code;
+    exit.signal = ended->signal;
+    exit.duration_ms = ended->duration_ms;
+    exit.reason = ended->reason;
     std::vector<protocol::SharedFrame> trailers;
-    const json listed = json::parse(get(fields, "tr"), nullptr, false);
-    if (listed.is_array()) {
-      for (const json& payload : listed) {
-        if (payload.is_string()) trailers.push_back(protocol::make_frame(payload.get<std::string>()));
-      }
-    }
+    for (const std::string& payload : ended->trailers) trailers.push_back(protocol::make_frame(payload));
     terminal->mirror_exited(exit, std::move(trailers));
-  } else if (type == "e") {
-    const std::string payload = get(fields, "f");
-    if (json::accept(payload)) terminal->publish_event(protocol::make_frame(payload));
+  } else if (const auto* event = std::get_if<EventEntry>(&entry)) {
+    terminal->publish_event(protocol::make_frame(event->payload));
   }
 }
 

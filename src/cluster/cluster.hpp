@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/uv_handle.hpp"
+#include "src/cluster/entries.hpp"
 #include "src/cluster/redis.hpp"
 #include "src/hub/hub.hpp"
 #include "src/hub/metrics.hpp"
@@ -109,7 +110,7 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
     // read further); the owner is told to hold its PTY.
     bool held = false;
     bool urgent = false;
-    std::deque<std::map<std::string, std::string>> backlog;
+    std::deque<TerminalEntry> backlog;
     std::optional<uint64_t> reported;  // the last progress told to the owner (while there are holders here)
   };
 
@@ -148,17 +149,19 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   void apply_directory_entry(const std::string& id, const RedisValue& hash);
   void read_next();
   void on_read(const RedisValue& reply);
-  void on_event(const std::map<std::string, std::string>& fields);
-  void on_input_entry(const std::map<std::string, std::string>& fields);
-  void on_stream_entry(const std::string& id, const std::map<std::string, std::string>& fields);
+  void on_event(const DirectoryEvent& event);
+  void on_input_entry(const Fields& fields);
+  void on_stream_entry(const std::string& id, const TerminalEntry& entry);
   // Applies a mirror's backlog while it is not held; when it is empty and not held, its stream is read again.
   void drain_mirror(const std::string& id);
   void wake_reader();  // ends the reader's blocking XREAD at once (CLIENT UNBLOCK)
   void send_request(const std::string& terminal_id, std::vector<std::string> fields);
-  void on_create_request(const std::map<std::string, std::string>& fields);  // as the node asked to create
-  void on_create_reply(const std::map<std::string, std::string>& fields);    // as the node that asked
-  void reply_create(const std::string& node, const std::string& boot, const std::string& seq,
-                    std::vector<std::string> fields);
+  void on_create_request(const CreateRequest& request);  // as the node asked to create
+  void on_create_reply(const CreateReply& reply);        // as the node that asked
+  void reply_create(const std::string& node, const std::string& boot, uint64_t seq, std::vector<std::string> fields);
+  // An entry read from Redis that does not decode (src/cluster/entries.hpp), skipped: counted, and logged
+  // at once for the first of each kind (`what`), then at most once a minute with the number not logged.
+  void malformed(const std::string& what, const EntryError& error, const std::string& terminal = {});
   void finish_create(uint64_t seq, hub::RemoteCreateResult result);
 
   // Liveness.
@@ -188,6 +191,11 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   std::set<std::string> flush_queue_;
   std::set<std::string> waiting_for_room_;  // terminals with entries held back by kMaxAppendBytesInFlight
   std::unordered_map<std::string, Mirror> mirrors_;
+  struct MalformedLog {
+    uint64_t logged_ms = 0;  // the last line (loop time)
+    uint64_t unlogged = 0;   // skipped since then without a line
+  };
+  std::map<std::string, MalformedLog> malformed_logs_;
   struct PendingCreate {
     std::function<void(hub::RemoteCreateResult)> done;
     uint64_t deadline_ms = 0;

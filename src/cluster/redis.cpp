@@ -42,8 +42,6 @@ RedisValue copy_reply(const redisReply* reply) {
   return value;
 }
 
-const RedisValue kNil;
-
 // hiredis's own libuv adapter (0.14) drops a poll error (a refused connect gives POLLERR, which libuv
 // reports as a status, not as an event), so a connection to a closed port would wait for ever. This
 // adapter hands an error to hiredis as readiness, and hiredis then finds the socket's error itself.
@@ -105,8 +103,6 @@ bool attach(redisAsyncContext* context, uv_loop_t* loop) {
 }
 
 }  // namespace
-
-const RedisValue& RedisValue::operator[](size_t n) const { return n < elements.size() ? elements[n] : kNil; }
 
 bool parse_redis_url(std::string_view url, RedisAddress* out, std::string* error) {
   constexpr std::string_view kScheme = "redis://";

@@ -6,7 +6,7 @@
 // older than its timeout the link is dropped, every pending command fails (its callback gets nullptr)
 // and the connection is made again with a growing delay (100 ms doubling to 1 s); so a slow or lost Redis
 // never blocks the loop and never leaves a caller waiting for ever. Replies reach callers as RedisValue,
-// a copy that owns its data (no hiredis type leaves this file's .cpp).
+// a copy that owns its data (src/cluster/redis_value.hpp; no hiredis type leaves this file's .cpp).
 // Loop thread only.
 #pragma once
 
@@ -21,24 +21,11 @@
 
 #include "core/fifo.hpp"
 #include "core/uv_handle.hpp"
+#include "src/cluster/redis_value.hpp"
 
 struct redisAsyncContext;
 
 namespace ptyhub::cluster {
-
-// A Redis reply.
-struct RedisValue {
-  enum class Type { nil, error, status, integer, string, array };
-  Type type = Type::nil;
-  std::string text;  // string, status or error
-  long long integer = 0;
-  std::vector<RedisValue> elements;
-
-  bool is_error() const { return type == Type::error; }
-  bool is_nil() const { return type == Type::nil; }
-  // The n-th element, or a nil value when there is none.
-  const RedisValue& operator[](size_t n) const;
-};
 
 // Where Redis is: redis://[:password@]host[:port][/db] (port 6379, db 0 by default).
 struct RedisAddress {

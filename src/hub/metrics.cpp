@@ -88,6 +88,9 @@ std::string render_prometheus(const Metrics& m) {
   add(out, "ptyhub_cluster_nodes_reaped_total", "counter", "Lost nodes whose terminals this node ended.",
       m.cluster_nodes_reaped_total);
   add(out, "ptyhub_cluster_fenced_total", "counter", "Times this node fenced itself.", m.cluster_fenced_total);
+  add(out, "ptyhub_cluster_entries_malformed_total", "counter",
+      "Entries read from Redis that did not decode (wrong fields, numbers, JSON): skipped.",
+      m.cluster_entries_malformed_total);
   return out;
 }
 

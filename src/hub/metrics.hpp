@@ -52,6 +52,7 @@ struct Metrics {
   uint64_t cluster_requests_applied_total = 0;  // requests of other nodes applied here
   uint64_t cluster_nodes_reaped_total = 0;
   uint64_t cluster_fenced_total = 0;
+  uint64_t cluster_entries_malformed_total = 0;  // entries read from Redis that did not decode: skipped
 };
 
 std::string render_prometheus(const Metrics& metrics);

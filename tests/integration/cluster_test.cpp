@@ -588,5 +588,68 @@ TEST_CASE("cluster: the owner keeps a terminal within reach of a stopped node wh
   CHECK(alice_a->output(id).text == output.text);
 }
 
+// The value of a bulk-string reply ("$N\r\n<value>\r\n"); empty for anything else.
+std::string bulk(const std::string& reply) {
+  const size_t start = reply.find("\r\n");
+  if (!reply.starts_with("$") || start == std::string::npos) return {};
+  const size_t end = reply.find("\r\n", start + 2);
+  return end == std::string::npos ? std::string() : reply.substr(start + 2, end - start - 2);
+}
+
+size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++count;
+  return count;
+}
+
+TEST_CASE("cluster: garbage written into Redis is skipped and logged once per kind - the nodes go on") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);
+  SharedShell shell = shell_seen_on_b(cluster, "before");
+  const std::string& id = shell.id;
+  const std::string boot = bulk(cluster.redis.command("GET ptyhub:node:{a}:lease"));
+  REQUIRE(boot.size() == 16);
+  // Requests for A's terminal that A cannot read: a number that is none, a signal out of range, input
+  // without its bytes, a create request with options that are not JSON (answered bad_message).
+  const std::string to_a = "XADD ptyhub:node:{a}:in * t " + id + " b " + boot;
+  for (int i = 0; i < 20; ++i) CHECK(cluster.redis.command(to_a + " k r c abc r 10").starts_with("$"));
+  CHECK(cluster.redis.command(to_a + " k k s 999").starts_with("$"));
+  CHECK(cluster.redis.command(to_a + " k i").starts_with("$"));
+  CHECK(cluster.redis.command("XADD ptyhub:node:{a}:in * k c b " + boot + " from b fb x q 1 u alice o [")
+            .starts_with("$"));
+  // Entries of the terminal's stream B cannot read, after the last byte A wrote: output that does not end
+  // where its id says, a resize to nothing, an exit whose trailers are not JSON (it must not end the
+  // mirror), an event that is not JSON.
+  const std::string top = bulk(cluster.redis.command("HGET ptyhub:term:{" + id + "} top"));
+  REQUIRE(!top.empty());
+  const std::string stream = "XADD ptyhub:term:{" + id + "}:out " + top;
+  CHECK(cluster.redis.command(stream + "-900 s 0 d garbage").starts_with("$"));
+  CHECK(cluster.redis.command(stream + "-901 t r c 0 r 0").starts_with("$"));
+  CHECK(cluster.redis.command(stream + "-902 t x tr notjson").starts_with("$"));
+  CHECK(cluster.redis.command(stream + "-903 t e f notjson").starts_with("$"));
+  // A directory entry nobody can read, announced; an event without its kind.
+  CHECK(cluster.redis.command("HSET ptyhub:term:{bogus} node a boot 0 owner alice cols many").starts_with(":"));
+  CHECK(cluster.redis.command("XADD ptyhub:events * e created t bogus n a").starts_with("$"));
+  CHECK(cluster.redis.command("XADD ptyhub:events * t bogus").starts_with("$"));
+
+  // Both nodes go on: input typed through B reaches the shell on A, and its output reaches B.
+  REQUIRE(shell.b->request("shell.input", {{"terminalId", id}, {"data", "echo after-$((6*7))\n"}}));
+  CHECK(shell.b->wait_output(id, "after-42"));
+  CHECK(shell.a->wait_output(id, "after-42"));
+  CHECK(listed(*shell.b, "bogus").is_null());
+  CHECK(eventually([&] { return metric(cluster[0], "ptyhub_cluster_entries_malformed_total") >= 25; }, 5s));
+  CHECK(eventually([&] { return metric(cluster[1], "ptyhub_cluster_entries_malformed_total") >= 6; }, 5s));
+  // One line for each kind, however many entries of it.
+  const std::string log_a = cluster[0].log(), log_b = cluster[1].log();
+  CHECK(occurrences(log_a, "skipped a malformed request read from Redis") == 1);
+  CHECK(occurrences(log_b, "skipped a malformed terminal entry read from Redis") == 1);
+  CHECK(occurrences(log_b, "skipped a malformed directory entry read from Redis") == 1);
+  CHECK(occurrences(log_b, "skipped a malformed event read from Redis") == 1);
+  CHECK(cluster[0].running());
+  CHECK(cluster[1].running());
+  CHECK(cluster[0].sanitizer_findings().empty());
+  CHECK(cluster[1].sanitizer_findings().empty());
+}
+
 }  // namespace
 }  // namespace ptyhub::test
