@@ -115,6 +115,7 @@ auth::Access access_of(ShareAccess access) {
 
 // How often a malformed entry of one kind is logged at most (each is counted).
 constexpr uint64_t kMalformedLogMs = 60000;
+constexpr uint64_t kReadRetryMs = 500;  // after an XREAD that failed with an error or garbage
 
 std::string shares_json(const std::map<std::string, auth::Access, std::less<>>& shares) {
   json out = json::object();
@@ -143,6 +144,7 @@ Cluster::Cluster(uv_loop_t* loop, ClusterSettings settings, hub::Hub& hub, hub::
   lease_timer_.adopt_init(uv_timer_init(loop_, lease_timer_.get()), this);
   rejoin_timer_.adopt_init(uv_timer_init(loop_, rejoin_timer_.get()), this);
   sweep_timer_.adopt_init(uv_timer_init(loop_, sweep_timer_.get()), this);
+  read_retry_timer_.adopt_init(uv_timer_init(loop_, read_retry_timer_.get()), this);
 }
 
 Cluster::~Cluster() {
@@ -189,6 +191,7 @@ void Cluster::stop() {
   if (lease_timer_.initialised()) uv_timer_stop(lease_timer_.get());
   if (rejoin_timer_.initialised()) uv_timer_stop(rejoin_timer_.get());
   if (sweep_timer_.initialised()) uv_timer_stop(sweep_timer_.get());
+  if (read_retry_timer_.initialised()) uv_timer_stop(read_retry_timer_.get());
   commands_.stop(true);
   reader_.stop(false);  // its XREAD blocks for up to a second: no need to wait for it
 }
@@ -618,20 +621,23 @@ void Cluster::on_input_entry(const Fields& fields) {
 
 void Cluster::malformed(const std::string& what, const EntryError& error, const std::string& terminal) {
   ++metrics_.cluster_entries_malformed_total;
+  std::vector<log::Field> fields = {{"error", error.describe()}};
+  if (!terminal.empty()) fields.push_back({"terminal", terminal});
+  warn_limited(what, "cluster: skipped a malformed " + what + " read from Redis", std::move(fields));
+}
+
+void Cluster::warn_limited(const std::string& kind, const std::string& message, std::vector<log::Field> fields) {
   // The first of each kind at once, then at most one line a minute: garbage in Redis must not flood the log.
-  MalformedLog& logged = malformed_logs_[what];
+  MalformedLog& logged = malformed_logs_[kind];
   const uint64_t now = uv_now(loop_);
   if (logged.logged_ms != 0 && now - logged.logged_ms < kMalformedLogMs) {
     ++logged.unlogged;
     return;
   }
-  const std::string reason = error.describe();
+  // unlogged: how many of this kind were left out since the last line, when there were any.
   const std::string unlogged = std::to_string(logged.unlogged);
-  // unlogged: the entries of this kind skipped since the last line without being logged, when there were any.
-  std::vector<log::Field> fields = {{"error", reason}};
-  if (!terminal.empty()) fields.push_back({"terminal", terminal});
   if (logged.unlogged > 0) fields.push_back({"unlogged", unlogged, true});
-  log::write(log::Level::warn, "cluster: skipped a malformed " + what + " read from Redis", fields);
+  log::write(log::Level::warn, message, fields);
   logged.logged_ms = now == 0 ? 1 : now;
   logged.unlogged = 0;
 }
@@ -840,15 +846,22 @@ void Cluster::read_next() {
   reader_.command(args, [this](const RedisValue* reply) {
     reading_ = false;
     if (reply == nullptr) return;  // the link dropped: on_reader_state starts again
-    if (!reply->is_error()) on_read(*reply);
-    else log::warn("cluster: XREAD failed: " + log::quoted(reply->text));
-    read_next();
+    if (reply->is_error()) warn_limited("XREAD error", "cluster: XREAD failed", {{"error", reply->text}});
+    if (!reply->is_error() && on_read(*reply)) return read_next();
+    // An error (a watched key that is not a stream, a Redis refusing reads) or a reply that is not one:
+    // asking again at once would spin the loop on the same answer. A moment later, then.
+    if (!read_retry_timer_.initialised()) return;
+    uv_timer_start(
+        read_retry_timer_.get(), [](uv_timer_t* t) { static_cast<Cluster*>(t->data)->read_next(); }, kReadRetryMs, 0);
   }, kReadBlockMs + RedisConnection::kDefaultTimeoutMs);
 }
 
-void Cluster::on_read(const RedisValue& reply) {
+bool Cluster::on_read(const RedisValue& reply) {
   Decoded<std::vector<StreamBatch>> streams = decode_read_reply(reply);
-  if (!streams) return malformed("read reply", streams.error());
+  if (!streams) {
+    malformed("read reply", streams.error());
+    return false;
+  }
   std::set<std::string> touched;  // mirrors with new entries
   const std::string events = events_key();
   const std::string inputs = input_key(settings_.node_id);
@@ -896,6 +909,7 @@ void Cluster::on_read(const RedisValue& reply) {
     }
   }
   for (const std::string& id : touched) drain_mirror(id);
+  return true;
 }
 
 void Cluster::on_event(const DirectoryEvent& event) {

@@ -29,6 +29,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/log.hpp"
 #include "core/uv_handle.hpp"
 #include "src/cluster/entries.hpp"
 #include "src/cluster/redis.hpp"
@@ -148,7 +149,10 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   void load_terminal(const std::string& id);
   void apply_directory_entry(const std::string& id, const RedisValue& hash);
   void read_next();
-  void on_read(const RedisValue& reply);
+  // false when the reply could not be read at all (the next read then waits a moment).
+  bool on_read(const RedisValue& reply);
+  // A warning of `kind`: the first at once, then at most one a minute, with the number left out.
+  void warn_limited(const std::string& kind, const std::string& message, std::vector<log::Field> fields);
   void on_event(const DirectoryEvent& event);
   void on_input_entry(const Fields& fields);
   void on_stream_entry(const std::string& id, const TerminalEntry& entry);
@@ -208,6 +212,7 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   UvHandle<uv_timer_t> lease_timer_;
   UvHandle<uv_timer_t> rejoin_timer_;
   UvHandle<uv_timer_t> sweep_timer_;
+  UvHandle<uv_timer_t> read_retry_timer_;  // after an XREAD answered with an error or garbage
 };
 
 }  // namespace ptyhub::cluster

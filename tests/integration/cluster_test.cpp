@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/daemon_process.hpp"
@@ -645,6 +646,42 @@ TEST_CASE("cluster: garbage written into Redis is skipped and logged once per ki
   CHECK(occurrences(log_b, "skipped a malformed terminal entry read from Redis") == 1);
   CHECK(occurrences(log_b, "skipped a malformed directory entry read from Redis") == 1);
   CHECK(occurrences(log_b, "skipped a malformed event read from Redis") == 1);
+  CHECK(cluster[0].running());
+  CHECK(cluster[1].running());
+  CHECK(cluster[0].sanitizer_findings().empty());
+  CHECK(cluster[1].sanitizer_findings().empty());
+}
+
+// XREAD calls Redis has answered so far (INFO commandstats).
+uint64_t xread_calls(RedisServer& redis) {
+  const std::string info = redis.command("INFO commandstats");
+  const std::string key = "cmdstat_xread:calls=";
+  const size_t at = info.find(key);
+  return at == std::string::npos ? 0 : std::strtoull(info.c_str() + at + key.size(), nullptr, 10);
+}
+
+TEST_CASE("cluster: a watched stream replaced by another type makes XREAD fail - the nodes wait and retry, one log line, no spin") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(2);
+  SharedShell shell = shell_seen_on_b(cluster, "before");
+  const std::string& id = shell.id;
+  // Every node reads the events stream in its one XREAD: as a string it makes every read fail (WRONGTYPE).
+  CHECK(cluster.redis.command("SET ptyhub:events garbage").starts_with("+OK"));
+  REQUIRE(cluster[0].wait_for_log("XREAD failed", 10s));
+  REQUIRE(cluster[1].wait_for_log("XREAD failed", 10s));
+  // An observation window, not a wait for something: a node that asked again at once would make
+  // thousands of calls in it; one that waits between tries, a few.
+  const uint64_t before = xread_calls(cluster.redis);
+  std::this_thread::sleep_for(1500ms);
+  const uint64_t calls = xread_calls(cluster.redis) - before;
+  INFO("XREAD calls of both nodes in 1.5 s: " << calls);
+  CHECK(calls <= 20);
+  CHECK(occurrences(cluster[0].log(), "XREAD failed") == 1);
+  CHECK(occurrences(cluster[1].log(), "XREAD failed") == 1);
+  // Once the key is gone the nodes read again: input typed through B reaches the shell on A.
+  CHECK(cluster.redis.command("DEL ptyhub:events").starts_with(":1"));
+  REQUIRE(shell.b->request("shell.input", {{"terminalId", id}, {"data", "echo again-$((6*7))\n"}}));
+  CHECK(shell.b->wait_output(id, "again-42"));
   CHECK(cluster[0].running());
   CHECK(cluster[1].running());
   CHECK(cluster[0].sanitizer_findings().empty());
