@@ -181,6 +181,8 @@ Fields encode(const NodeRequest& request) {
   } else if (const auto* cancel = std::get_if<CancelRequest>(&body)) {
     terminal("g", cancel->terminal);
     fields["o"] = cancel->operation;
+  } else if (const auto* dismiss = std::get_if<DismissRequest>(&body)) {
+    terminal("d", dismiss->terminal);
   } else if (const auto* progress = std::get_if<ProgressRequest>(&body)) {
     terminal("a", progress->terminal);
     fields["n"] = progress->node;

@@ -543,6 +543,10 @@ void Cluster::progress(const std::string& terminal_id, std::optional<uint64_t> o
   }
 }
 
+void Cluster::dismiss(const std::string& terminal_id) {
+  send_request(terminal_id, {"k", "d"});
+}
+
 void Cluster::cancel_operation(const std::string& terminal_id, const std::string& operation_id) {
   send_request(terminal_id, {"k", "g", "o", operation_id});
 }
@@ -599,7 +603,12 @@ void Cluster::on_input_entry(const Fields& fields) {
       },
       body);
   hub::Terminal* terminal = hub_.find_any(id);
-  if (terminal == nullptr || terminal->mirror() || !terminal->running()) return;
+  if (terminal == nullptr || terminal->mirror()) return;
+  if (std::holds_alternative<DismissRequest>(body)) {  // of an exited terminal; its removal reaches every node
+    if (hub_.dismiss(id)) ++metrics_.cluster_requests_applied_total;
+    return;
+  }
+  if (!terminal->running()) return;
   ++metrics_.cluster_requests_applied_total;
   if (const auto* input = std::get_if<InputRequest>(&body)) {
     terminal->write_input(input->bytes, nullptr);

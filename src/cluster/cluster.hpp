@@ -73,6 +73,7 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   void share(const std::string& terminal_id, const std::string& user, auth::Access access) override;
   void hold(const std::string& terminal_id, bool held, bool urgent) override;
   void cancel_operation(const std::string& terminal_id, const std::string& operation_id) override;
+  void dismiss(const std::string& terminal_id) override;
   void progress(const std::string& terminal_id, std::optional<uint64_t> offset) override;
   // hub::RemoteCreator: shell.create {node} for another node, through that node's input stream; the
   // answer comes back through this node's input stream (or `unavailable` after 10 s).

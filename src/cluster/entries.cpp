@@ -436,7 +436,7 @@ Decoded<NodeRequestBody> decode_create_reply(FieldReader& reader) {
 
 // The requests about one of this node's terminals (`t`).
 Decoded<NodeRequestBody> decode_terminal_request(const std::string& kind, FieldReader& reader) {
-  if (kind.size() != 1 || std::string_view("irksgah").find(kind[0]) == std::string_view::npos) {
+  if (kind.size() != 1 || std::string_view("irksgdah").find(kind[0]) == std::string_view::npos) {
     return NodeRequestBody(UnknownRequest{kind});
   }
   std::string terminal = reader.text("t");
@@ -458,6 +458,8 @@ Decoded<NodeRequestBody> decode_terminal_request(const std::string& kind, FieldR
     body = ShareRequest{std::move(terminal), std::move(user), parsed.value_or(ShareAccess::none)};
   } else if (kind == "g") {
     body = CancelRequest{std::move(terminal), reader.text("o")};
+  } else if (kind == "d") {
+    body = DismissRequest{std::move(terminal)};
   } else if (kind == "a") {
     std::string node = reader.text("n");
     const std::optional<uint64_t> offset = reader.optional_number("o", 0, std::numeric_limits<uint64_t>::max());

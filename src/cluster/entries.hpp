@@ -206,6 +206,11 @@ struct CancelRequest {
   std::string operation;  // never empty
   bool operator==(const CancelRequest&) const = default;
 };
+// k=d: shell.dismiss of the terminal (exited) on another node: it is removed everywhere.
+struct DismissRequest {
+  std::string terminal;
+  bool operator==(const DismissRequest&) const = default;
+};
 // k=a: how far `node` has read (flow control); no offset: it has no holders any more.
 struct ProgressRequest {
   std::string terminal;
@@ -251,7 +256,8 @@ struct UnknownRequest {
   bool operator==(const UnknownRequest&) const = default;
 };
 using NodeRequestBody = std::variant<InputRequest, ResizeRequest, KillRequest, ShareRequest, CancelRequest,
-                                     ProgressRequest, HoldRequest, CreateRequest, CreateReply, UnknownRequest>;
+                                     DismissRequest, ProgressRequest, HoldRequest, CreateRequest, CreateReply,
+                                     UnknownRequest>;
 struct NodeRequest {
   std::string boot;  // the incarnation it is meant for (never empty)
   NodeRequestBody body;

@@ -298,6 +298,8 @@ void Hub::remove(const std::string& id) {
 bool Hub::dismiss(const std::string& id) {
   auto it = terminals_.find(id);
   if (it == terminals_.end() || it->second->running()) return false;
+  // A mirror goes here at once, and everywhere else once its owner has removed it (docs/cluster.md).
+  it->second->dismiss_remote();
   remove(std::string(id));
   return true;
 }

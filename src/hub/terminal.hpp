@@ -75,6 +75,8 @@ class RemoteOwner {
   virtual void progress(const std::string& terminal_id, std::optional<uint64_t> offset) = 0;
   // git.operation.cancel for the git operation the terminal runs.
   virtual void cancel_operation(const std::string& terminal_id, const std::string& operation_id) = 0;
+  // shell.dismiss of the (exited) terminal: the owner removes it, and with it every node's mirror.
+  virtual void dismiss(const std::string& terminal_id) = 0;
 };
 
 // What a change observer is told about (cluster mode publishes each).
@@ -153,6 +155,10 @@ class Terminal {
 
   // --- mirrors (cluster mode) ---
   bool mirror() const { return remote_ != nullptr; }
+  // A mirror: asks its owner to remove the terminal everywhere (shell.dismiss).
+  void dismiss_remote() {
+    if (remote_ != nullptr) remote_->dismiss(spec_.id);
+  }
   const std::string& node() const { return spec_.node; }
   // Raw output bytes at `offset` as the owner read them; earlier bytes are dropped, a jump is a gap.
   void append_mirrored(uint64_t offset, std::string_view bytes);

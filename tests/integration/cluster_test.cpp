@@ -390,6 +390,29 @@ TEST_CASE("cluster: bad requests through B for A's terminals get the same errors
   CHECK(listed(*alice_a, id).value("state", "") == "running");
 }
 
+TEST_CASE("cluster: shell.dismiss through B of a terminal A ran removes it on every node") {
+  if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
+  Cluster cluster(3);
+  auto alice_a = cluster.client(0, "alice");
+  const std::string id = alice_a->create_terminal({{"command", {"/bin/sh", "-c", "echo bye"}}}).value("id", "");
+  REQUIRE(!id.empty());
+  auto alice_b = cluster.client(1, "alice");
+  auto alice_c = cluster.client(2, "alice");
+  const auto exited_on = [&](TestClient& client) {
+    const Json terminal = listed(client, id);
+    return terminal.is_object() && terminal.value("state", "") == "exited";
+  };
+  REQUIRE(eventually([&] { return exited_on(*alice_a) && exited_on(*alice_b) && exited_on(*alice_c); }, 10s));
+  const auto reply = alice_b->request("shell.dismiss", {{"terminalId", id}});
+  REQUIRE(reply);
+  CHECK(reply->value("type", "") == "shell.dismissed");
+  CHECK(listed(*alice_b, id).is_null());  // at once on the node that was asked
+  // The node that ran it removes it, and with it every other node's mirror.
+  CHECK(eventually([&] { return listed(*alice_a, id).is_null(); }, 5s));
+  CHECK(eventually([&] { return listed(*alice_c, id).is_null(); }, 5s));
+  for (int node = 0; node < 3; ++node) CHECK(cluster[node].sanitizer_findings().empty());
+}
+
 TEST_CASE("cluster: a git operation run on A is seen on B - its output, shell.exit and git.operation.completed") {
   if (!RedisServer::available()) FAIL("needs redis-server (scripts/install-deps.sh installs it)");
   TempDir tmp;

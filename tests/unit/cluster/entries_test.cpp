@@ -325,6 +325,7 @@ TEST_CASE("entries: each kind of request of a node's input stream decodes with i
   CHECK(body_of<ShareRequest>(request({{"k", "s"}, {"u", "bob"}, {"a", "none"}})) ==
         ShareRequest{"t1", "bob", ShareAccess::none});
   CHECK(body_of<CancelRequest>(request({{"k", "g"}, {"o", "op-1"}})) == CancelRequest{"t1", "op-1"});
+  CHECK(body_of<DismissRequest>(request({{"k", "d"}})) == DismissRequest{"t1"});
   CHECK(body_of<ProgressRequest>(request({{"k", "a"}, {"o", "4096"}, {"n", "b"}})) == ProgressRequest{"t1", "b", 4096});
   CHECK(body_of<ProgressRequest>(request({{"k", "a"}, {"n", "b"}})) == ProgressRequest{"t1", "b", std::nullopt});
   CHECK(body_of<HoldRequest>(request({{"k", "h"}, {"h", "1"}, {"u", "0"}, {"n", "b"}})) == HoldRequest{"t1", "b", true, false});
