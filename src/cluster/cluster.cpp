@@ -630,7 +630,8 @@ void Cluster::on_input_entry(const Fields& fields) {
 
 void Cluster::malformed(const std::string& what, const EntryError& error, const std::string& terminal) {
   ++metrics_.cluster_entries_malformed_total;
-  std::vector<log::Field> fields = {{"error", error.describe()}};
+  const std::string reason = error.describe();  // log::Field views its value: it must outlive the line
+  std::vector<log::Field> fields = {{"error", reason}};
   if (!terminal.empty()) fields.push_back({"terminal", terminal});
   warn_limited(what, "cluster: skipped a malformed " + what + " read from Redis", std::move(fields));
 }
