@@ -80,8 +80,14 @@ bool inside(const std::string& path, const std::string& root, bool or_root) {
 
 // A URL that passed: no ext/fd helper, no host ssh would read as an option.
 void check_url(const std::string& arg) {
+  // A scheme as the rules read one (and git's url.c): a letter, then letters, digits, '+', '-' or '.'.
+  // Anything else before a ':' is the host of an scp-like address ("+ile://--x/…": host "+ile").
   size_t scheme = 0;
-  while (scheme < arg.size() && (std::isalnum(uint8_t(arg[scheme])) || std::string_view("+-.").find(arg[scheme]) != std::string_view::npos)) ++scheme;
+  while (scheme < arg.size() &&
+         (std::isalpha(uint8_t(arg[scheme])) ||
+          (scheme > 0 && (std::isdigit(uint8_t(arg[scheme])) || std::string_view("+-.").find(arg[scheme]) != std::string_view::npos)))) {
+    ++scheme;
+  }
   std::string helper = arg.substr(0, scheme);
   std::transform(helper.begin(), helper.end(), helper.begin(), [](unsigned char c) { return std::tolower(c); });
   if (arg.compare(scheme, 2, "::") == 0) FUZZ_CHECK(helper != "ext" && helper != "fd");

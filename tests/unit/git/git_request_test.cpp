@@ -549,6 +549,11 @@ TEST_CASE("URLs: protocols, ext:: and fd::, options, local paths confined to the
     INFO(good);
     CHECK(build(clone_request(good, "new"), box.policy()).ok);
   }
+  // Found by fuzz/git_fuzz (a mistake of its check, not of the rules): a scheme starts with a letter, so the
+  // rules read "+ile://--short/x" as the scp-like address of host "+ile" — no option. git 2.39 itself refuses
+  // it ("protocol '+ile' is not supported") and starts nothing.
+  const Outcome plus = build(clone_request("+ile://--short/ROOT/repo", "new"), box.policy());
+  CHECK(plus.ok);
   // fetch, pull and push take the same URL rules.
   json fetch = request("fetch", "repo");
   fetch["url"] = "ext::sh -c touch% /tmp/x";
