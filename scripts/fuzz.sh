@@ -72,7 +72,10 @@ run_one() {
   rm -f "$artifacts"/*
   [ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
   local status=0
-  "$bin" "${dict[@]}" -max_len="$max_len" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  # -timeout=25: an input that runs for 25 s is a finding; a shorter stall can be the machine's (a virtual
+  # machine paused for 12 s stopped two targets at once in one long run), and slow units alone are not kept
+  # as findings.
+  "$bin" "${dict[@]}" -max_len="$max_len" -max_total_time="$seconds" -timeout=25 -report_slow_units=60 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "fuzz/corpus/$name" >"$log" 2>&1 || status=$?
   local runs rate
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
