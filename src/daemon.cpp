@@ -655,7 +655,7 @@ void Daemon::own_borrowed_rings() {
   if (!borrowed_rings_.empty()) return;
   uv_timer_stop(own_rings_timer_.get());
   log::info("upgrade: the restored rings are the terminals' own, " +
-             std::to_string((uv_hrtime() - own_rings_started_ns_) / 1000000) + " ms after the restore");
+            std::to_string((uv_hrtime() - own_rings_started_ns_) / 1000000) + " ms after the restore");
 }
 
 void Daemon::schedule_teardown() {

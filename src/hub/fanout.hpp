@@ -93,8 +93,7 @@ class Fanout {
   void adopt(uint64_t end, SharedBytes&& bytes);
   // The retained bytes (end() - start()), oldest first, in two pieces, without a copy.
   std::pair<std::string_view, std::string_view> retained_pieces() const { return ring_.pieces(); }
-  // Whether the retained bytes are still borrowed (adopt()); own_retained() copies them into the ring's own.
-  bool retained_borrowed() const { return ring_.borrowed(); }
+  // Retained bytes still borrowed (adopt()) are copied into the ring's own memory; nothing when owned.
   void own_retained() { ring_.own(); }
   // The stream ended: every subscriber gets `exit`, then `trailer` when set, after its last byte.
   void finish(protocol::SharedFrame exit, std::vector<protocol::SharedFrame> trailers = {});

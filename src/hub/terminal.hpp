@@ -134,12 +134,8 @@ class Terminal {
   // The retained output (ring_length bytes of a snapshot), oldest first, in two pieces, without a copy.
   std::pair<std::string_view, std::string_view> ring_pieces() const { return fanout_.retained_pieces(); }
   // A restored ring may still be borrowed from the mapped handoff state; own_ring() copies it into memory
-  // of its own (the daemon does so in the background after the handoff) and says whether it had to.
-  bool own_ring() {
-    const bool borrowed = fanout_.retained_borrowed();
-    fanout_.own_retained();
-    return borrowed;
-  }
+  // of its own (the daemon does so in the background after the handoff).
+  void own_ring() { fanout_.own_retained(); }
   // Gives up the running process without ending it (the handoff); false when there is none.
   bool release_process(pty::PtyProcess::Released* out);
   // A running terminal whose process was reaped while its output still drains: the process's status.
