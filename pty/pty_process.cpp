@@ -460,9 +460,7 @@ bool PtyProcess::is_end_error(int error) const {
 bool PtyProcess::report_fault(PtyFault::Kind kind, int error) {
   bool& reported = kind == PtyFault::Kind::read ? read_fault_reported_ : write_fault_reported_;
   if (reported) return true;
-  reported = true;
-  log::warn(std::string("pty: ") + (kind == PtyFault::Kind::read ? "reading" : "writing") + " the master of child " +
-            std::to_string(pid_) + ": " + std::strerror(error));
+  reported = true;  // the owner of the callbacks logs it, with what it knows of the process
   auto alive = alive_;
   auto callbacks = callbacks_;
   if (callbacks->on_fault) callbacks->on_fault(PtyFault{kind, error});

@@ -76,10 +76,10 @@ pty::PtyProcess::Callbacks Terminal::process_callbacks() {
   callbacks.on_fault = [this](pty::PtyFault fault) {
     if (fault.kind == pty::PtyFault::Kind::read) {
       on_fault("read_failed", std::string("reading the terminal's output failed: ") + std::strerror(fault.error_number) +
-                                  "; the terminal ends");
+                                  "; the terminal ends", true);
     } else {
       on_fault("input_failed", std::string("writing input to the terminal failed: ") + std::strerror(fault.error_number) +
-                                   "; its input is discarded from now on");
+                                   "; its input is discarded from now on", false);
     }
   };
   return callbacks;
@@ -442,7 +442,7 @@ void Terminal::resize(uint16_t cols, uint16_t rows) {
   if (!process_ || spec_.pipes) return;
   if (const int rc = process_->resize(cols, rows); rc < 0) {
     on_fault("resize_failed", "resizing the terminal to " + std::to_string(cols) + "x" + std::to_string(rows) +
-                                  " failed: " + std::strerror(-rc) + "; it keeps its size");
+                                  " failed: " + std::strerror(-rc) + "; it keeps its size", false);
     return;
   }
   spec_.cols = cols;
@@ -514,13 +514,13 @@ void Terminal::end(std::string reason, uint64_t grace_ms) {
   kill(SIGHUP, grace_ms);
 }
 
-void Terminal::on_fault(const char* code, const std::string& message) {
+void Terminal::on_fault(const char* code, const std::string& message, bool ends) {
   log::warn("terminal " + spec_.id + ": " + message);
   ++metrics_.terminal_faults_total;
   fanout_.broadcast(protocol::event_frame("shell.error", channel(),
                                           {{"terminalId", spec_.id}, {"code", code}, {"message", message}}));
   // Its output can no longer be read: the terminal ends, as on shell.kill (SIGHUP, SIGKILL after the grace).
-  if (std::string_view(code) == "read_failed") end("read_failed", limits_.kill_grace_ms);
+  if (ends) end(code, limits_.kill_grace_ms);
 }
 
 void Terminal::publish_event(const protocol::SharedFrame& frame) {

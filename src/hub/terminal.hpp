@@ -295,8 +295,8 @@ class Terminal {
   protocol::SharedFrame exit_frame(uint64_t duration_ms) const;
   void on_input_drained();
   // A fault of the running process's I/O or of a resize: shell.error to every subscriber (docs/protocol.md
-  // §5 "Faults"); a failed read also ends the terminal (reason read_failed).
-  void on_fault(const char* code, const std::string& message);
+  // §5 "Faults"); `ends`: the terminal ends too, with `code` as its reason (a failed read).
+  void on_fault(const char* code, const std::string& message, bool ends);
   // Applies the core's decision to the PTY: read or not, and a re-check while a subscriber holds it.
   void update_reading();
   void update_detached_timer();
