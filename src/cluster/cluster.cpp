@@ -145,6 +145,7 @@ Cluster::Cluster(uv_loop_t* loop, ClusterSettings settings, hub::Hub& hub, hub::
   rejoin_timer_.adopt_init(uv_timer_init(loop_, rejoin_timer_.get()), this);
   sweep_timer_.adopt_init(uv_timer_init(loop_, sweep_timer_.get()), this);
   read_retry_timer_.adopt_init(uv_timer_init(loop_, read_retry_timer_.get()), this);
+  wake_retry_timer_.adopt_init(uv_timer_init(loop_, wake_retry_timer_.get()), this);
 }
 
 Cluster::~Cluster() {
@@ -192,6 +193,7 @@ void Cluster::stop() {
   if (rejoin_timer_.initialised()) uv_timer_stop(rejoin_timer_.get());
   if (sweep_timer_.initialised()) uv_timer_stop(sweep_timer_.get());
   if (read_retry_timer_.initialised()) uv_timer_stop(read_retry_timer_.get());
+  if (wake_retry_timer_.initialised()) uv_timer_stop(wake_retry_timer_.get());
   commands_.stop(true);
   reader_.stop(false);  // its XREAD blocks for up to a second: no need to wait for it
 }
@@ -575,9 +577,23 @@ void Cluster::drain_mirror(const std::string& id) {
 
 void Cluster::wake_reader() {
   // The reader may be blocked in an XREAD that leaves this stream out; it is asked again with it.
-  if (reading_ && reader_client_id_ > 0) {
-    commands_.command({"CLIENT", "UNBLOCK", std::to_string(reader_client_id_)}, nullptr);
-  }
+  if (!reading_ || reader_client_id_ <= 0 || woken_seq_ == read_seq_) return;
+  woken_seq_ = read_seq_;
+  commands_.command({"CLIENT", "UNBLOCK", std::to_string(reader_client_id_)}, [this, seq = read_seq_](const RedisValue* reply) {
+    // 0: that XREAD was not blocked in Redis. Either its answer is on its way (then read_seq_ moves on), or
+    // it has not reached Redis yet: waiting for the end of its BLOCK would stall this mirror for a second.
+    if (reply == nullptr || reply->type != RedisValue::Type::integer || reply->integer != 0) return;
+    if (!reading_ || read_seq_ != seq || !wake_retry_timer_.initialised()) return;
+    uv_timer_start(
+        wake_retry_timer_.get(),
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Cluster*>(t->data);
+          if (self->woken_seq_ != self->read_seq_) return;  // that XREAD ended; the next one reads it all
+          self->woken_seq_ = 0;
+          self->wake_reader();
+        },
+        1, 0);
+  });
 }
 
 void Cluster::on_input_entry(const Fields& fields) {
@@ -830,6 +846,7 @@ void Cluster::apply_directory_entry(const std::string& id, const RedisValue& has
     added.owner_node = entry->node;
     added.owner_boot = entry->boot;
     mirrors_[id] = std::move(added);
+    wake_reader();  // its stream is read from now on, not after the XREAD in flight
   }
   ++metrics_.cluster_mirrors;
 }
@@ -853,6 +870,7 @@ void Cluster::read_next() {
   }
   args.insert(args.end(), cursors.begin(), cursors.end());
   reading_ = true;
+  ++read_seq_;
   reader_.command(args, [this](const RedisValue* reply) {
     reading_ = false;
     if (reply == nullptr) return;  // the link dropped: on_reader_state starts again

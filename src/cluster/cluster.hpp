@@ -159,7 +159,10 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   void on_stream_entry(const std::string& id, const TerminalEntry& entry);
   // Applies a mirror's backlog while it is not held; when it is empty and not held, its stream is read again.
   void drain_mirror(const std::string& id);
-  void wake_reader();  // ends the reader's blocking XREAD at once (CLIENT UNBLOCK)
+  // Ends the reader's blocking XREAD at once (CLIENT UNBLOCK), so that it is asked again with the streams
+  // that may be read now. An UNBLOCK can reach Redis before the XREAD it is meant for (they travel on two
+  // links): it is then said again a moment later, until that XREAD has ended.
+  void wake_reader();
   void send_request(const std::string& terminal_id, std::vector<std::string> fields);
   void on_create_request(const CreateRequest& request);  // as the node asked to create
   void on_create_reply(const CreateReply& reply);        // as the node that asked
@@ -186,6 +189,8 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   bool joining_ = false;
   bool taken_logged_ = false;
   bool reading_ = false;
+  uint64_t read_seq_ = 0;    // XREADs asked so far; the one in flight when reading_
+  uint64_t woken_seq_ = 0;   // the XREAD an UNBLOCK was last sent for
   bool loaded_ = false;  // the directory was read since the reader connected
   std::string events_cursor_ = "0-0";
   std::string input_cursor_ = "0-0";
@@ -214,6 +219,7 @@ class Cluster final : public hub::RemoteOwner, public hub::RemoteCreator {
   UvHandle<uv_timer_t> rejoin_timer_;
   UvHandle<uv_timer_t> sweep_timer_;
   UvHandle<uv_timer_t> read_retry_timer_;  // after an XREAD answered with an error or garbage
+  UvHandle<uv_timer_t> wake_retry_timer_;  // an UNBLOCK that came before its XREAD, said again
 };
 
 }  // namespace ptyhub::cluster
