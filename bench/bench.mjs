@@ -785,7 +785,8 @@ async function scenarioCluster(ctx) {
     const id = (await c.request('shell.create', { command: ['/bin/cat'] })).data.terminal.id;
     const ms = await echoSamples(c, id, ECHO_SAMPLES);
     await c.close();
-    return { p50: percentile(ms, 0.5), p99: percentile(ms, 0.99) };
+    const native = helper('ws-echo', String(d.port), d.token, String(ECHO_SAMPLES));
+    return { p50: percentile(ms, 0.5), p99: percentile(ms, 0.99), nativeP50: native.p50_ms, nativeP99: native.p99_ms };
   });
   await withCluster(ctx, async ({ redis, a, b, c }) => {
     limit = helper('throughput', ctx.file);
@@ -803,10 +804,16 @@ async function scenarioCluster(ctx) {
     const local = await echoSamples(onA, id, ECHO_SAMPLES);
     await onB.waitOffset(onA.stream.next, 5000);
     const remote = await echoSamples(onB, id, ECHO_SAMPLES);
-    out.owner.echo = { p50: percentile(local, 0.5), p99: percentile(local, 0.99) };
-    out.remote.echo = { p50: percentile(remote, 0.5), p99: percentile(remote, 0.99) };
     await onA.close();
     await onB.close();
+    // The same from pty_local's C++ client (no client runtime in the figure): a cat on a typed on a, and a
+    // cat on a created and typed through b.
+    const nativeOwner = helper('ws-echo', String(a.port), a.token, String(ECHO_SAMPLES));
+    const nativeRemote = helper('ws-echo', String(b.port), b.token, String(ECHO_SAMPLES), 'a');
+    out.owner.echo = { p50: percentile(local, 0.5), p99: percentile(local, 0.99),
+      nativeP50: nativeOwner.p50_ms, nativeP99: nativeOwner.p99_ms };
+    out.remote.echo = { p50: percentile(remote, 0.5), p99: percentile(remote, 0.99),
+      nativeP50: nativeRemote.p50_ms, nativeP99: nativeRemote.p99_ms };
   });
   return out;
 }
@@ -1306,10 +1313,17 @@ function tableRows(results, info) {
     row('cluster echo RTT p50 / p99: single node · owner node · another node (Node client)',
       `${f3(e('single', 'p50'))} / ${f3(e('single', 'p99'))} · ${f3(e('owner', 'p50'))} / ${f3(e('owner', 'p99'))} · ${f3(e('remote', 'p50'))} / ${f3(e('remote', 'p99'))} ms`, '', undefined,
       `runs (another node): ${runs((r) => `${f3(r.remote.echo.p50)} / ${f3(r.remote.echo.p99)}`, String)}`);
-    const added = e('remote', 'p50') - e('single', 'p50');
-    row('cluster echo typed on another node: added p50 over a single node', `${f3(added)} ms`, '≤ 0.3 ms', added <= 0.3);
-    const p99Ratio = e('remote', 'p99') / e('single', 'p99');
-    row('cluster echo typed on another node: p99 against a single node', `${f2(p99Ratio)}×`, '≤ 2×', p99Ratio <= 2);
+    row('cluster echo RTT p50 / p99: single node · owner node · another node (C++ client)',
+      `${f3(e('single', 'nativeP50'))} / ${f3(e('single', 'nativeP99'))} · ${f3(e('owner', 'nativeP50'))} / ${f3(e('owner', 'nativeP99'))} · ${f3(e('remote', 'nativeP50'))} / ${f3(e('remote', 'nativeP99'))} ms`, '', undefined,
+      `runs (single node): ${runs((r) => `${f3(r.single.echo.nativeP50)} / ${f3(r.single.echo.nativeP99)}`, String)}; runs (another node): ${runs((r) => `${f3(r.remote.echo.nativeP50)} / ${f3(r.remote.echo.nativeP99)}`, String)}`);
+    // The targets are read from the C++ client, as for one node (scenario echo): the Node client's own p99
+    // (about 1 ms on this kind of machine) would hide what the daemons add.
+    const added = e('remote', 'nativeP50') - e('single', 'nativeP50');
+    row('cluster echo typed on another node: added p50 over a single node (C++ client)', `${f3(added)} ms`, '≤ 0.3 ms', added <= 0.3,
+      `Node client: ${f3(e('remote', 'p50') - e('single', 'p50'))} ms`);
+    const p99Ratio = e('remote', 'nativeP99') / e('single', 'nativeP99');
+    row('cluster echo typed on another node: p99 against a single node (C++ client)', `${f2(p99Ratio)}×`, '≤ 2×', p99Ratio <= 2,
+      `Node client: ${f2(e('remote', 'p99') / e('single', 'p99'))}×; runs: ${runs((r) => r.remote.echo.nativeP99 / r.single.echo.nativeP99)}×`);
   }
   if (results.slow) {
     const cost = m('slow', (r) => r.cost);

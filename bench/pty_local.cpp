@@ -6,10 +6,13 @@
 //                                      the terminal's echo of it is read back
 //   pty_local echo-many T SECONDS      T PTYs running `cat`, each typing one key per second (random
 //                                      phase) for SECONDS; every echo is timed
-//   pty_local ws-echo PORT TOKEN N     the `echo` loop through ptyhubd on 127.0.0.1:PORT: a minimal
+//   pty_local ws-echo PORT TOKEN N [NODE]
+//                                      the `echo` loop through ptyhubd on 127.0.0.1:PORT: a minimal
 //                                      blocking WebSocket client (no library, no event loop) creates a
 //                                      `cat` terminal and times N keystrokes until their shell.output,
-//                                      so the echo's added time is the daemon's, not a client runtime's
+//                                      so the echo's added time is the daemon's, not a client runtime's.
+//                                      With NODE (cluster mode) the terminal runs on that node: every
+//                                      keystroke and its echo cross Redis
 //
 // Each mode prints one JSON object on stdout. PTYs are set up like ptyhubd sets them up (forkpty here, with
 // the kernel's default termios, 80x24), so output processing (\n -> \r\n) and echo are the same.
@@ -341,11 +344,12 @@ uint64_t number_field(const std::string& message, const char* key) {
   return at == std::string::npos ? 0 : std::strtoull(message.c_str() + at + pattern.size(), nullptr, 10);
 }
 
-int ws_echo(int port, const std::string& token, int keys) {
+int ws_echo(int port, const std::string& token, int keys, const std::string& node) {
   WsClient client(port, token);
   while (client.receive().find("\"auth.ok\"") == std::string::npos) {
   }
-  client.send_text(R"({"type":"shell.create","id":1,"data":{"command":["/bin/cat"]}})");
+  const std::string on_node = node.empty() ? "" : ",\"node\":\"" + node + "\"";
+  client.send_text(R"({"type":"shell.create","id":1,"data":{"command":["/bin/cat"])" + on_node + "}}");
   std::string id;
   while (id.empty()) {
     const std::string message = client.receive();
@@ -391,7 +395,10 @@ int main(int argc, char** argv) {
   if (mode == "throughput" && argc == 3) return throughput(argv[2]);
   if (mode == "echo" && argc == 3) return echo(std::atoi(argv[2]));
   if (mode == "echo-many" && argc == 4) return echo_many(std::atoi(argv[2]), std::atof(argv[3]));
-  if (mode == "ws-echo" && argc == 5) return ws_echo(std::atoi(argv[2]), argv[3], std::atoi(argv[4]));
-  std::fprintf(stderr, "usage: pty_local throughput FILE | echo N | echo-many TERMINALS SECONDS | ws-echo PORT TOKEN N\n");
+  if (mode == "ws-echo" && (argc == 5 || argc == 6)) {
+    return ws_echo(std::atoi(argv[2]), argv[3], std::atoi(argv[4]), argc == 6 ? argv[5] : "");
+  }
+  std::fprintf(stderr,
+               "usage: pty_local throughput FILE | echo N | echo-many TERMINALS SECONDS | ws-echo PORT TOKEN N [NODE]\n");
   return 2;
 }

@@ -88,7 +88,6 @@ int run_session(const Options& options, ClientSettings settings) {
   const size_t max_operands = command == "attach" || command == "watch" ? 1 : 0;
   if (options.operands.size() > max_operands) return usage_error("too many operands", command);
   if (command == "watch" && options.operands.empty()) return usage_error("watch needs a TERMINAL", command);
-  if ((command == "attach" || command == "watch") && !options.after_dashes.empty()) return usage_error("unexpected '--'", command);
   if (command == "run" && options.after_dashes.empty()) return usage_error("run needs a command after --", command);
   if (command == "attach") spec.mode = SessionMode::attach;
   else if (command == "watch") spec.mode = SessionMode::watch;
@@ -144,14 +143,19 @@ int run_git_command(const Options& options, ClientSettings settings) {
 }
 
 // Checks the operands of `command` and runs it.
-int dispatch(const Options& options) {
+int dispatch(Options options) {
   const std::string& command = options.command;
+  // After "--" come operands, except for the commands that take a command there: `kill -- ID` for an id
+  // that starts with '-' (docs/cli.md).
+  if (command != "new" && command != "run" && command != "git") {
+    options.operands.insert(options.operands.end(), options.after_dashes.begin(), options.after_dashes.end());
+    options.after_dashes.clear();
+  }
   ClientSettings settings;
   std::string why;
   if (!client_settings(options, &settings, &why)) return usage_error(why, command);
   if (command == "attach" || command == "new" || command == "run" || command == "watch") return run_session(options, std::move(settings));
   if (command == "git") return run_git_command(options, std::move(settings));
-  if (!options.after_dashes.empty()) return usage_error("unexpected '--'", command);
   EventLoop loop;
   if (command == "ls") {
     if (!options.operands.empty()) return usage_error("ls takes no operands", command);

@@ -127,6 +127,7 @@ std::string help_text(std::string_view command) {
       "  --resume-delay S     wait S seconds before the first new attempt, doubling up to 2 (default 0.1;\n"
       "                       after close 1012, a live upgrade, there is no wait)\n"
       "  -h, --help           this help\n"
+      "  --                   ends the options: what follows are operands (new, run: the command)\n"
       "\nExit status: 64 usage, 65 cannot connect, 66 unauthenticated, 67 forbidden, 68 not found,\n"
       "69 refused by the daemon, 70 connection lost; attach/new/run/git --follow end with the terminal's\n"
       "own status (128+N when signal N ended it). See docs/cli.md.\n";

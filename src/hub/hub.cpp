@@ -30,9 +30,14 @@ bool daemon_only_variable(std::string_view name) {
 }  // namespace
 
 std::string new_terminal_id() {
-  unsigned char bytes[16];
-  random_bytes(bytes, sizeof bytes);
-  return auth::base64url_encode(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
+  // Never with a leading '-' (one id in 64 would have one): it would read as an option to a command line
+  // such as `ptyhub kill ID` (docs/protocol.md §5).
+  for (;;) {
+    unsigned char bytes[16];
+    random_bytes(bytes, sizeof bytes);
+    std::string id = auth::base64url_encode(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
+    if (id.front() != '-') return id;
+  }
 }
 
 Hub::Hub(uv_loop_t* loop, HubLimits limits, Metrics& metrics)

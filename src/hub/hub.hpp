@@ -199,7 +199,7 @@ class Hub {
 // The environment variable every terminal's processes carry: the terminal's id.
 inline constexpr std::string_view kTerminalIdVariable = "PTYHUB_TERMINAL_ID";
 
-// A fresh terminal id: 128 random bits, base64url (22 characters).
+// A fresh terminal id: 128 random bits, base64url (22 characters), never starting with '-'.
 std::string new_terminal_id();
 
 }  // namespace ptyhub::hub

@@ -279,6 +279,10 @@ TEST_CASE("cli: a bad URL and an unreachable daemon and an expired token and a f
 
   CliResult unknown = run_cli({"kill", "NoSuchTerminal00000000"}, good);
   CHECK(unknown.status == 68);
+  // An id with a leading '-' (none from this daemon, docs/protocol.md §5) is an operand after "--".
+  CliResult dashed = run_cli({"kill", "--", "-NoSuchTerminal0000000"}, good);
+  CHECK(dashed.status == 68);
+  CHECK(dashed.err.find("-NoSuchTerminal0000000") != std::string::npos);
 
   // Interactive, under tmux: an unknown terminal ends at once with its message, the terminal restored.
   Tmux tmux(outer_shell(url, daemon.token("alice")), 100, 30);
