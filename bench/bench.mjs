@@ -563,6 +563,14 @@ async function scenarioThroughput(ctx) {
       bytesPerChunk: r.deliveredBytes / r.chunks[0],
     };
   }
+  // The floor of forwarding a PTY to a client at all: the same reads, each chunk sent as it is over loopback
+  // TCP to a process that discards it (no protocol), against the bare reader measured right before it.
+  const reader = helper('throughput', ctx.file);
+  const forward = helper('throughput-forward', ctx.file);
+  out.forward = {
+    ofLimit: (forward.bytes / forward.seconds) / (reader.bytes / reader.seconds),
+    cpuRatio: (forward.reader_cpu_s / forward.bytes) / (reader.reader_cpu_s / reader.bytes),
+  };
   return out;
 }
 
@@ -814,6 +822,10 @@ async function scenarioCluster(ctx) {
       nativeP50: nativeOwner.p50_ms, nativeP99: nativeOwner.p99_ms };
     out.remote.echo = { p50: percentile(remote, 0.5), p99: percentile(remote, 0.99),
       nativeP50: nativeRemote.p50_ms, nativeP99: nativeRemote.p99_ms };
+    // The floor of that path: the two Redis stream hops a keystroke and its echo take, between two minimal
+    // blocking clients (no daemon, no PTY, no WebSocket).
+    const hops = helper('redis-hops', String(redis.port), String(ECHO_SAMPLES));
+    out.redisHops = { p50: hops.p50_ms, p99: hops.p99_ms };
   });
   return out;
 }
@@ -1171,6 +1183,15 @@ function tableRows(results, info) {
       'the kernel cost of reading a PTY, which the daemon pays too');
     row('daemon CPU per GB, 1 subscriber utf8', `${f2(ucpu)} CPU-s/GB`, '≤ 4', ucpu <= 4);
     row('daemon CPU per GB, 1 subscriber base64', `${f2(bcpu)} CPU-s/GB`, '≤ 4', bcpu <= 4);
+    const ux = m('throughput', (r) => r.utf8.cpuPerGB / r.utf8.localReaderCpuPerGB);
+    const bx = m('throughput', (r) => r.base64.cpuPerGB / r.base64.localReaderCpuPerGB);
+    row('daemon CPU per GB against the local reader\'s (measured before each stream), utf8 / base64', `${f2(ux)}× / ${f2(bx)}×`, '≤ 1.1×', ux <= 1.1 && bx <= 1.1,
+      `runs: ${results.throughput.map((r) => `${f2(r.utf8.cpuPerGB / r.utf8.localReaderCpuPerGB)} / ${f2(r.base64.cpuPerGB / r.base64.localReaderCpuPerGB)}`).join('; ')}`);
+    if (results.throughput.every((r) => r.forward)) {
+      row('floor: a bare forwarder (the same reads, each chunk sent over loopback TCP, no protocol): rate and CPU per GB against the local reader',
+        `${pct(m('throughput', (r) => r.forward.ofLimit))} of its rate, ${f2(m('throughput', (r) => r.forward.cpuRatio))}× its CPU per GB`, '', undefined,
+        `runs: ${results.throughput.map((r) => `${pct(r.forward.ofLimit)}, ${f2(r.forward.cpuRatio)}×`).join('; ')}`);
+    }
   }
   if (results.echo) {
     const p50 = m('echo', (r) => r.p50); const p99 = m('echo', (r) => r.p99);
@@ -1321,6 +1342,9 @@ function tableRows(results, info) {
     const added = e('remote', 'nativeP50') - e('single', 'nativeP50');
     row('cluster echo typed on another node: added p50 over a single node (C++ client)', `${f3(added)} ms`, '≤ 0.3 ms', added <= 0.3,
       `Node client: ${f3(e('remote', 'p50') - e('single', 'p50'))} ms`);
+    row('cluster: two Redis stream hops alone, p50 / p99 (the floor of an echo typed on another node)',
+      `${f3(m('cluster', (r) => r.redisHops.p50))} / ${f3(m('cluster', (r) => r.redisHops.p99))} ms`, '', undefined,
+      `runs: ${runs((r) => `${f3(r.redisHops.p50)} / ${f3(r.redisHops.p99)}`, String)}`);
     const p99Ratio = e('remote', 'nativeP99') / e('single', 'nativeP99');
     row('cluster echo typed on another node: p99 against a single node (C++ client)', `${f2(p99Ratio)}×`, '≤ 2×', p99Ratio <= 2,
       `Node client: ${f2(e('remote', 'p99') / e('single', 'p99'))}×; runs: ${runs((r) => r.remote.echo.nativeP99 / r.single.echo.nativeP99)}×`);

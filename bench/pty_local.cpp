@@ -2,6 +2,8 @@
 // from a PTY master by this process, with no daemon and no network in between.
 //
 //   pty_local throughput FILE          `cat FILE` on a new PTY, read to EOF; prints bytes and seconds
+//   pty_local throughput-forward FILE  the same, each chunk read then sent over loopback TCP to a process
+//                                      that discards it: what forwarding alone costs, without a protocol
 //   pty_local echo N                   `cat` on a PTY; N keystrokes, one at a time, each timed until
 //                                      the terminal's echo of it is read back
 //   pty_local echo-many T SECONDS      T PTYs running `cat`, each typing one key per second (random
@@ -13,6 +15,9 @@
 //                                      so the echo's added time is the daemon's, not a client runtime's.
 //                                      With NODE (cluster mode) the terminal runs on that node: every
 //                                      keystroke and its echo cross Redis
+//   pty_local redis-hops PORT N        the floor of that path: N messages, each timed through two Redis
+//                                      stream hops (XADD, a second process blocked in XREAD, its XADD
+//                                      back, this one's XREAD) on the Redis at 127.0.0.1:PORT
 //
 // Each mode prints one JSON object on stdout. PTYs are set up like ptyhubd sets them up (forkpty here, with
 // the kernel's default termios, 80x24), so output processing (\n -> \r\n) and echo are the same.
@@ -30,6 +35,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <hiredis/hiredis.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -128,6 +135,70 @@ int throughput(const char* file) {
   close(master);
   std::printf("{\"mode\":\"throughput\",\"bytes\":%llu,\"seconds\":%.6f,\"reader_cpu_s\":%.4f,\"cat_cpu_s\":%.4f}\n",
               static_cast<unsigned long long>(bytes), seconds, cpu_seconds(self), cpu_seconds(child));
+  return 0;
+}
+
+// The same reads, each chunk then sent as it is over a loopback TCP connection to a process that discards
+// it: the floor of any server that forwards a PTY's output to a client over TCP (no framing, no encoding).
+int throughput_forward(const char* file) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      listen(listener, 1) != 0 || getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    die("listen");
+  }
+  const pid_t sink = fork();
+  if (sink == 0) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) _exit(1);
+    static char discard[256 * 1024];
+    while (read(fd, discard, sizeof discard) > 0) {
+    }
+    _exit(0);
+  }
+  const int client = accept(listener, nullptr, nullptr);
+  if (client < 0) die("accept");
+  const int one = 1;
+  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  close(listener);
+  int master = -1;
+  const double start = now_seconds();
+  const pid_t pid = spawn({"/bin/cat", file}, &master);
+  static char buffer[256 * 1024];
+  uint64_t bytes = 0;
+  while (true) {
+    const ssize_t n = read(master, buffer, sizeof buffer);
+    if (n > 0) {
+      bytes += static_cast<uint64_t>(n);
+      for (ssize_t sent = 0; sent < n;) {
+        const ssize_t w = send(client, buffer + sent, static_cast<size_t>(n - sent), MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) die("send");
+        sent += w;
+      }
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+  shutdown(client, SHUT_WR);
+  rusage sink_usage{};
+  wait4(sink, nullptr, 0, &sink_usage);
+  const double seconds = now_seconds() - start;
+  int status = 0;
+  rusage child{};
+  wait4(pid, &status, 0, &child);
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  close(master);
+  close(client);
+  std::printf("{\"mode\":\"throughput-forward\",\"bytes\":%llu,\"seconds\":%.6f,\"reader_cpu_s\":%.4f,"
+              "\"cat_cpu_s\":%.4f,\"sink_cpu_s\":%.4f}\n",
+              static_cast<unsigned long long>(bytes), seconds, cpu_seconds(self), cpu_seconds(child),
+              cpu_seconds(sink_usage));
   return 0;
 }
 
@@ -390,15 +461,79 @@ int ws_echo(int port, const std::string& token, int keys, const std::string& nod
   return 0;
 }
 
+// ---- redis-hops: two stream hops through Redis and back, as a keystroke typed on another node takes ----
+
+// The id of the last entry of an XREAD reply on one stream ("" when none), and whether it carried `stop`.
+std::string last_entry_id(const redisReply* reply, bool* stop) {
+  if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) return {};
+  const redisReply* stream = reply->element[0];
+  if (stream->type != REDIS_REPLY_ARRAY || stream->elements < 2) return {};
+  const redisReply* entries = stream->element[1];
+  if (entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return {};
+  const redisReply* entry = entries->element[entries->elements - 1];
+  const redisReply* fields = entry->element[1];
+  if (stop != nullptr && fields->elements >= 1 && std::string(fields->element[0]->str) == "stop") *stop = true;
+  return entry->element[0]->str;
+}
+
+// Blocks until `key` has an entry after `*cursor`; moves the cursor.
+bool read_after(redisContext* c, const char* key, std::string* cursor, bool* stop) {
+  for (;;) {
+    auto* reply = static_cast<redisReply*>(redisCommand(c, "XREAD BLOCK 0 STREAMS %s %s", key, cursor->c_str()));
+    if (reply == nullptr) return false;
+    const std::string id = last_entry_id(reply, stop);
+    freeReplyObject(reply);
+    if (!id.empty()) {
+      *cursor = id;
+      return true;
+    }
+  }
+}
+
+int redis_hops(int port, int samples) {
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (c == nullptr || c->err) return 1;
+  freeReplyObject(redisCommand(c, "DEL bench:hop:there bench:hop:back"));
+  const pid_t pid = fork();
+  if (pid == 0) {  // the other side: every entry read on `there` is answered on `back`
+    redisContext* other = redisConnect("127.0.0.1", port);
+    if (other == nullptr || other->err) _exit(1);
+    std::string cursor = "0-0";
+    bool stop = false;
+    while (!stop && read_after(other, "bench:hop:there", &cursor, &stop)) {
+      freeReplyObject(redisCommand(other, "XADD bench:hop:back * k x"));
+    }
+    redisFree(other);
+    _exit(0);
+  }
+  std::vector<double> ms;
+  std::string cursor = "0-0";
+  for (int i = 0; i < samples + 20; ++i) {
+    const double start = now_seconds();
+    freeReplyObject(redisCommand(c, "XADD bench:hop:there * k x"));
+    if (!read_after(c, "bench:hop:back", &cursor, nullptr)) return 1;
+    if (i >= 20) ms.push_back((now_seconds() - start) * 1000);
+  }
+  freeReplyObject(redisCommand(c, "XADD bench:hop:there * stop 1"));
+  waitpid(pid, nullptr, 0);
+  freeReplyObject(redisCommand(c, "DEL bench:hop:there bench:hop:back"));
+  redisFree(c);
+  print_latencies("redis-hops", ms, 1);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "throughput" && argc == 3) return throughput(argv[2]);
+  if (mode == "throughput-forward" && argc == 3) return throughput_forward(argv[2]);
   if (mode == "echo" && argc == 3) return echo(std::atoi(argv[2]));
   if (mode == "echo-many" && argc == 4) return echo_many(std::atoi(argv[2]), std::atof(argv[3]));
   if (mode == "ws-echo" && (argc == 5 || argc == 6)) {
     return ws_echo(std::atoi(argv[2]), argv[3], std::atoi(argv[4]), argc == 6 ? argv[5] : "");
   }
+  if (mode == "redis-hops" && argc == 4) return redis_hops(std::atoi(argv[2]), std::atoi(argv[3]));
   std::fprintf(stderr,
-               "usage: pty_local throughput FILE | echo N | echo-many TERMINALS SECONDS | ws-echo PORT TOKEN N [NODE]\n");
+               "usage: pty_local throughput FILE | echo N | echo-many TERMINALS SECONDS | ws-echo PORT TOKEN N [NODE]"
+               " | redis-hops PORT N | throughput-forward FILE\n");
   return 2;
 }
