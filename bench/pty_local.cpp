@@ -111,30 +111,50 @@ void print_latencies(const char* mode, const std::vector<double>& ms, int termin
               mode, terminals, ms.size(), percentile(ms, 0.50), percentile(ms, 0.99), percentile(ms, 1.0));
 }
 
-int throughput(const char* file) {
+// `cat FILE` on a new PTY, read to EOF; with `forward` >= 0 each chunk is also sent there as it is.
+struct CatRead {
+  uint64_t bytes = 0;
+  double seconds = 0;
+  double reader_cpu_s = 0;  // this process
+  double cat_cpu_s = 0;
+};
+CatRead read_cat(const char* file, int forward) {
   int master = -1;
   const double start = now_seconds();
   const pid_t pid = spawn({"/bin/cat", file}, &master);
   static char buffer[256 * 1024];
-  uint64_t bytes = 0;
+  CatRead result;
   while (true) {
     const ssize_t n = read(master, buffer, sizeof buffer);
     if (n > 0) {
-      bytes += static_cast<uint64_t>(n);
+      result.bytes += static_cast<uint64_t>(n);
+      for (ssize_t sent = 0; forward >= 0 && sent < n;) {
+        const ssize_t w = send(forward, buffer + sent, static_cast<size_t>(n - sent), MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) die("send");
+        sent += w;
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     break;  // EIO once the child closed the slave and everything was read
   }
-  const double seconds = now_seconds() - start;
+  result.seconds = now_seconds() - start;
   int status = 0;
   rusage child{};
   wait4(pid, &status, 0, &child);
   rusage self{};
   getrusage(RUSAGE_SELF, &self);
   close(master);
+  result.reader_cpu_s = cpu_seconds(self);
+  result.cat_cpu_s = cpu_seconds(child);
+  return result;
+}
+
+int throughput(const char* file) {
+  const CatRead r = read_cat(file, -1);
   std::printf("{\"mode\":\"throughput\",\"bytes\":%llu,\"seconds\":%.6f,\"reader_cpu_s\":%.4f,\"cat_cpu_s\":%.4f}\n",
-              static_cast<unsigned long long>(bytes), seconds, cpu_seconds(self), cpu_seconds(child));
+              static_cast<unsigned long long>(r.bytes), r.seconds, r.reader_cpu_s, r.cat_cpu_s);
   return 0;
 }
 
@@ -164,41 +184,14 @@ int throughput_forward(const char* file) {
   const int one = 1;
   setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   close(listener);
-  int master = -1;
-  const double start = now_seconds();
-  const pid_t pid = spawn({"/bin/cat", file}, &master);
-  static char buffer[256 * 1024];
-  uint64_t bytes = 0;
-  while (true) {
-    const ssize_t n = read(master, buffer, sizeof buffer);
-    if (n > 0) {
-      bytes += static_cast<uint64_t>(n);
-      for (ssize_t sent = 0; sent < n;) {
-        const ssize_t w = send(client, buffer + sent, static_cast<size_t>(n - sent), MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) die("send");
-        sent += w;
-      }
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    break;
-  }
+  const CatRead r = read_cat(file, client);
   shutdown(client, SHUT_WR);
   rusage sink_usage{};
   wait4(sink, nullptr, 0, &sink_usage);
-  const double seconds = now_seconds() - start;
-  int status = 0;
-  rusage child{};
-  wait4(pid, &status, 0, &child);
-  rusage self{};
-  getrusage(RUSAGE_SELF, &self);
-  close(master);
   close(client);
   std::printf("{\"mode\":\"throughput-forward\",\"bytes\":%llu,\"seconds\":%.6f,\"reader_cpu_s\":%.4f,"
               "\"cat_cpu_s\":%.4f,\"sink_cpu_s\":%.4f}\n",
-              static_cast<unsigned long long>(bytes), seconds, cpu_seconds(self), cpu_seconds(child),
-              cpu_seconds(sink_usage));
+              static_cast<unsigned long long>(r.bytes), r.seconds, r.reader_cpu_s, r.cat_cpu_s, cpu_seconds(sink_usage));
   return 0;
 }
 
