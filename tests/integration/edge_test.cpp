@@ -116,6 +116,7 @@ TEST_CASE("proxy: X-Forwarded-For from a trusted proxy names the client in audit
   CHECK(second.ws().close_code() == 4429);
   auto neighbour = connect_via(daemon, "bob", "127.0.0.2", {{"x-forwarded-for:", "203.0.113.8"}});
   CHECK(neighbour != nullptr);
+  CHECK(daemon.wait_for_log("audit event=auth.ok user=\"bob\"", 5s));  // the log arrives through a pipe
   CHECK(audit_peer(daemon.log(), "auth.ok", "bob") == "203.0.113.8");
   CHECK_MESSAGE(daemon.sanitizer_findings().empty(), daemon.sanitizer_findings());
 }
