@@ -106,6 +106,8 @@ const ChildListing& own_children(uint64_t max_age_ms) {
   return listing;
 }
 
+uint64_t listing_generation() { return cached_listing().generation; }
+
 void forget_listed_child(pid_t pid) {
   std::vector<pid_t>& pids = cached_listing().pids;
   auto it = std::find(pids.begin(), pids.end(), pid);

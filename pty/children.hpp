@@ -32,6 +32,10 @@ struct ChildListing {
 // The listing, taken again when older than `max_age_ms` (0: always fresh).
 const ChildListing& own_children(uint64_t max_age_ms = kChildListingMaxAgeMs);
 
+// The generation of the listing own_children() would return now if it is young enough, without listing
+// anything: a caller compares it with the one it gets to know whether its listing was taken for it.
+uint64_t listing_generation();
+
 // Appends the whitespace-separated pids of a file such as /proc/<pid>/task/<tid>/children to *out,
 // however long it is; false when it cannot be opened.
 bool read_pid_list(const char* path, std::vector<pid_t>* out);

@@ -178,7 +178,7 @@ bool OrphanReaper::start(std::string* error) {
 
 void OrphanReaper::sweep() {
   if (!started_) return;
-  const uint64_t now = pty::monotonic_ms();
+  const uint64_t generation_before = pty::listing_generation();
   const pty::ChildListing& listing = pty::own_children();
   if (!listing.listed) {  // no children files: every sweep scans /proc
     for (const ChildInfo& child : children_of(getpid())) {
@@ -202,8 +202,9 @@ void OrphanReaper::sweep() {
     }
   }
   reap_known();
-  // The listing may predate a process re-parented or ended since: look again once it has expired.
-  if (listing.taken_ms < now) arm_resweep(listing.taken_ms);
+  // A listing taken before this sweep (shared, younger than kChildListingMaxAgeMs) may predate a process
+  // re-parented or ended since, even within the same millisecond: look again once it has expired.
+  if (listing.listed && listing.generation == generation_before) arm_resweep(listing.taken_ms);
 }
 
 void OrphanReaper::arm_resweep(uint64_t taken_ms) {
