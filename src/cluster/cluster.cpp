@@ -21,7 +21,9 @@ using nlohmann::json;
 
 constexpr std::string_view kPrefix = "ptyhub:";
 constexpr uint64_t kReadBlockMs = 1000;
-constexpr const char* kReadCount = "512";
+// Entries per stream in one XREAD: a bound on one reply (an entry holds at most one loop turn's PTY reads,
+// 256 KiB), so that a node catching up never takes in tens of megabytes at once.
+constexpr const char* kReadCount = "128";
 constexpr const char* kEventsMaxLen = "10000";
 constexpr const char* kInputMaxLen = "10000";
 constexpr uint64_t kSweepMs = 1000;

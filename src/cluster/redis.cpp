@@ -49,11 +49,13 @@ struct PollEvents {
   redisAsyncContext* context = nullptr;
   uv_poll_t handle{};
   int events = 0;
+  uint64_t reads = 0;  // readable events handed to hiredis: bytes arriving (RedisConnection's deadlines)
 };
 
 void on_poll(uv_poll_t* handle, int status, int events) {
   auto* p = static_cast<PollEvents*>(handle->data);
   if (p->context == nullptr) return;
+  if ((events & UV_READABLE) != 0) ++p->reads;
   if (status < 0) {
     // Writable first: while connecting, that is where hiredis checks SO_ERROR and reports the failure.
     redisAsyncContext* context = p->context;
@@ -207,6 +209,8 @@ void RedisConnection::connect() {
   context_ = context;
   connecting_ = true;
   connect_started_ms_ = uv_now(loop_);
+  reads_seen_ = 0;  // the new link's poll counts from 0
+  last_read_ms_ = connect_started_ms_;
   // Queued now, sent once connected, answered first.
   if (!address_.password.empty()) command({"AUTH", address_.password}, [](const RedisValue*) {});
   if (address_.db != 0) command({"SELECT", std::to_string(address_.db)}, [](const RedisValue*) {});
@@ -265,7 +269,7 @@ bool RedisConnection::command(const std::vector<std::string>& args, Callback cal
     argv.push_back(arg.data());
     lengths.push_back(arg.size());
   }
-  pending_.push_back({std::move(callback), uv_now(loop_) + timeout_ms});
+  pending_.push_back({std::move(callback), uv_now(loop_) + timeout_ms, timeout_ms});
   if (redisAsyncCommandArgv(context_, &RedisConnection::on_reply, nullptr, static_cast<int>(argv.size()), argv.data(),
                             lengths.data()) != REDIS_OK) {
     Pending failed = std::move(pending_.back());
@@ -321,7 +325,15 @@ void RedisConnection::check_deadlines() {
     return;
   }
   if (pending_.empty() || context_ == nullptr) return;
-  if (uv_now(loop_) <= pending_.front().deadline_ms) return;
+  const uint64_t now = uv_now(loop_);
+  if (const auto* poll = static_cast<const PollEvents*>(context_->ev.data); poll != nullptr && poll->reads != reads_seen_) {
+    reads_seen_ = poll->reads;
+    last_read_ms_ = now;
+  }
+  const Pending& oldest = pending_.front();
+  if (now <= oldest.deadline_ms) return;
+  // Bytes within its timeout: a long reply is arriving (read 16 KiB a loop turn), not a Redis that is gone.
+  if (now - last_read_ms_ <= oldest.timeout_ms) return;
   reset("no answer in time");
 }
 

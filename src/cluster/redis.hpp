@@ -3,7 +3,8 @@
 // src/cluster/, and it talks through this type.
 //
 // Commands are binary-safe argument vectors. Each has a timeout: when the oldest unanswered command is
-// older than its timeout the link is dropped, every pending command fails (its callback gets nullptr)
+// older than its timeout, and no byte arrived on the link for that long either (a long reply that is still
+// coming in is an answer, however slow the machine), the link is dropped, every pending command fails (its callback gets nullptr)
 // and the connection is made again with a growing delay (100 ms doubling to 1 s); so a slow or lost Redis
 // never blocks the loop and never leaves a caller waiting for ever. Replies reach callers as RedisValue,
 // a copy that owns its data (src/cluster/redis_value.hpp; no hiredis type leaves this file's .cpp).
@@ -70,6 +71,7 @@ class RedisConnection {
   struct Pending {
     Callback callback;
     uint64_t deadline_ms;
+    uint64_t timeout_ms;
   };
   static void on_connect(const redisAsyncContext* context, int status);
   static void on_disconnect(const redisAsyncContext* context, int status);
@@ -99,6 +101,8 @@ class RedisConnection {
   UvHandle<uv_timer_t> deadline_timer_;
   UvHandle<uv_timer_t> reset_timer_;
   bool reset_pending_ = false;
+  uint64_t reads_seen_ = 0;        // the socket's readable events counted at the last deadline check
+  uint64_t last_read_ms_ = 0;      // loop time of the last check that found new ones
 };
 
 }  // namespace ptyhub::cluster

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <uv.h>
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -108,6 +109,41 @@ TEST_CASE("redis: a command without an answer in time fails, and the link comes 
   redis.command({"PING"}, [&](const RedisValue* v) { pong = v ? *v : RedisValue{}; });
   REQUIRE(run_until(&loop.loop, [&] { return pong.has_value(); }));
   CHECK(pong->text == "PONG");
+}
+
+TEST_CASE("redis: a long reply still arriving after the timeout is an answer - only silence fails a command") {
+  RedisServer server;
+  REQUIRE(server.ok());
+  Loop loop;
+  RedisConnection redis(&loop.loop, address_of(server), "test", nullptr);
+  redis.start();
+  REQUIRE(run_until(&loop.loop, [&] { return redis.up(); }));
+  const std::string big(4 * 1024 * 1024, 'x');
+  bool stored = false;
+  redis.command({"SET", "big", big}, [&](const RedisValue* v) { stored = v != nullptr; });
+  REQUIRE(run_until(&loop.loop, [&] { return stored; }));
+  // A busy loop: every turn does 5 ms of other work, and the reply is read 16 KiB a turn, so its 4 MiB take
+  // over a second to come in - far past the command's 300 ms, with bytes arriving all along.
+  uv_check_t busy;
+  uv_check_init(&loop.loop, &busy);
+  uv_check_start(&busy, [](uv_check_t*) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  });
+  std::optional<RedisValue> got;
+  bool failed = false;
+  const uint64_t asked = uv_now(&loop.loop);
+  redis.command({"GET", "big"}, [&](const RedisValue* v) { v ? (void)(got = *v) : (void)(failed = true); }, 300);
+  REQUIRE(run_until(&loop.loop, [&] { return got.has_value() || failed; }, 20000));
+  const uint64_t took = uv_now(&loop.loop) - asked;
+  uv_close(reinterpret_cast<uv_handle_t*>(&busy), nullptr);
+  CHECK_FALSE(failed);
+  REQUIRE(got.has_value());
+  CHECK(got->text == big);
+  CHECK(redis.reconnects() == 0);
+  MESSAGE("the 4 MiB reply took " << took << " ms against a 300 ms timeout");
+  CHECK(took > 300);  // the case this is about: the reply outlasted the timeout
 }
 
 TEST_CASE("redis: a server that goes away fails pending and new commands at once, and is found again") {
