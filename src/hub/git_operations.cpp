@@ -167,6 +167,9 @@ void GitOperations::follow(Operation& op, Terminal& terminal) {
 }
 
 void GitOperations::start_timeout(Operation& op, uint64_t ms) {
+  // The loop's time was read before this turn's work (the spawn among it): counted from then, the timeout
+  // would end the operation before `ms` of its own duration have passed.
+  uv_update_time(op.timeout.get()->loop);
   uv_timer_start(
       op.timeout.get(),
       [](uv_timer_t* handle) {
