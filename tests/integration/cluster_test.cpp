@@ -161,7 +161,7 @@ TEST_CASE("cluster: 10 MB from a terminal on A arrive identical on B, and a late
   REQUIRE(eventually([&] { return !listed(*alice_b, id).is_null(); }, 5s));
   subscribe(*alice_b, id);
   alice_b->notify("shell.input", {{"terminalId", id}, {"data", "go\n"}});
-  CHECK(alice_b->wait_output(id, "done-streaming", 60s));
+  CHECK(alice_b->wait_output(id, "done-streaming", 150s));  // a bound for a slow machine under ASan (2 s here)
   CHECK(alice_a->wait_output(id, "done-streaming", 60s));
   const auto exit_b = alice_b->wait_exit(id, 30s);
   REQUIRE(exit_b);
