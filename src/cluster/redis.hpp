@@ -4,8 +4,8 @@
 //
 // Commands are binary-safe argument vectors. Each has a timeout: when the oldest unanswered command is
 // older than its timeout, and no byte arrived on the link for that long either (a long reply that is still
-// coming in is an answer, however slow the machine), the link is dropped, every pending command fails (its callback gets nullptr)
-// and the connection is made again with a growing delay (100 ms doubling to 1 s); so a slow or lost Redis
+// coming in is an answer, however slow the machine), the link is dropped, every pending command fails (its
+// callback gets nullptr) and the connection is made again with a growing delay (100 ms doubling to 1 s); so a slow or lost Redis
 // never blocks the loop and never leaves a caller waiting for ever. Replies reach callers as RedisValue,
 // a copy that owns its data (src/cluster/redis_value.hpp; no hiredis type leaves this file's .cpp).
 // Loop thread only.
